@@ -1,0 +1,44 @@
+"""Normalisation layers by name, as detection configs spell them."""
+from __future__ import annotations
+
+from typing import Callable, Union
+
+from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
+
+NormSpec = Union[str, Callable[[int], nn.Module]]
+
+_NORMS = {
+    "BN": nn.BatchNorm2d,
+    "SyncBN": nn.SyncBatchNorm,
+    "FrozenBN": FrozenBatchNorm2d,
+    # 32 groups as in Detectron2 and "Group Normalization" (Wu & He, 2018).
+    "GN": lambda channels: nn.GroupNorm(32, channels),
+}
+
+
+def get_norm(norm: NormSpec, channels: int) -> nn.Module:
+    """A normalisation module for ``channels``: "BN", "SyncBN", "FrozenBN", "GN" or a callable."""
+    if callable(norm):
+        return norm(channels)
+    if norm not in _NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose from {sorted(_NORMS)} or pass a callable")
+    return _NORMS[norm](channels)
+
+
+def convert_frozen_batchnorm(module: nn.Module) -> nn.Module:
+    """Replaces every BatchNorm/SyncBatchNorm in ``module`` by a FrozenBatchNorm2d with its statistics."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        frozen = FrozenBatchNorm2d(module.num_features, eps=module.eps)
+        if module.affine:
+            frozen.weight.data.copy_(module.weight.detach())
+            frozen.bias.data.copy_(module.bias.detach())
+        if module.running_mean is not None:
+            frozen.running_mean.data.copy_(module.running_mean)
+            frozen.running_var.data.copy_(module.running_var)
+        return frozen
+    for name, child in module.named_children():
+        new_child = convert_frozen_batchnorm(child)
+        if new_child is not child:
+            setattr(module, name, new_child)
+    return module

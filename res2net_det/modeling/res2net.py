@@ -1,0 +1,411 @@
+"""Res2Net and Res2NeXt backbones (Gao et al., TPAMI 2021), in plain PyTorch.
+
+One ``Res2Net`` class covers every published variant: depth 50/101/152, any base
+width x scale, grouped 3x3 convs (Res2NeXt), and the v1b ("d") variant with a deep
+stem and average-pool shortcuts. Module names follow the official
+Res2Net-PretrainedModels checkpoints, which timm uses too, so both load without a
+key map.
+
+Faithfulness notes (see the official code):
+* the stride sits on every split 3x3 conv, not on the first 1x1;
+* the first block of every stage ("stage" block, layer1 included) has no
+  hierarchical additions and passes its last split through
+  ``AvgPool2d(3, stride, padding=1)``, which is not an identity even at stride 1.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .norm import NormSpec, convert_frozen_batchnorm, get_norm
+
+__all__ = ["Bottle2neck", "Res2Net", "STAGE_NAMES", "VARIANTS", "build_res2net", "resolve_name"]
+
+STAGE_NAMES = ("res2", "res3", "res4", "res5")
+STAGE_STRIDES = {"stem": 4, "res2": 4, "res3": 8, "res4": 16, "res5": 32}
+
+
+class Bottle2neck(nn.Module):
+    """The Res2Net bottleneck: 1x1 -> hierarchical split 3x3 convs -> 1x1.
+
+    Args:
+        inplanes: input channels.
+        planes: bottleneck planes; the block outputs ``planes * 4`` channels.
+        stride: stride of the split 3x3 convs (and of the shortcut).
+        downsample: shortcut module, or None for identity.
+        base_width: width of one split per 64 planes (26 for "26w").
+        scale: number of splits (4 for "4s"); 1 gives a plain ResNet bottleneck.
+        cardinality: groups of each split 3x3 conv (Res2NeXt); 1 for Res2Net.
+        dilation: dilation of the split 3x3 convs.
+        is_stage_block: True for the first block of a stage (no hierarchical
+            additions, average pool on the last split).
+        norm: normalisation spec, see :func:`res2net_det.modeling.norm.get_norm`.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: Optional[nn.Module] = None,
+        base_width: int = 26,
+        scale: int = 4,
+        cardinality: int = 1,
+        dilation: int = 1,
+        is_stage_block: bool = False,
+        norm: NormSpec = "BN",
+    ) -> None:
+        super().__init__()
+        if scale < 1:
+            raise ValueError(f"scale must be >= 1, got {scale}")
+        width = int(math.floor(planes * (base_width / 64.0))) * cardinality
+        self.width = width
+        self.scale = scale
+        self.is_stage_block = is_stage_block
+        # scale 1 keeps one 3x3 conv (plain ResNet bottleneck).
+        num_convs = max(1, scale - 1)
+
+        self.conv1 = nn.Conv2d(inplanes, width * scale, kernel_size=1, bias=False)
+        self.bn1 = get_norm(norm, width * scale)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(
+                width, width, kernel_size=3, stride=stride, padding=dilation,
+                dilation=dilation, groups=cardinality, bias=False,
+            )
+            for _ in range(num_convs)
+        )
+        self.bns = nn.ModuleList(get_norm(norm, width) for _ in range(num_convs))
+        self.pool = (
+            nn.AvgPool2d(kernel_size=3, stride=stride, padding=1)
+            if is_stage_block and scale > 1
+            else None
+        )
+        self.conv3 = nn.Conv2d(width * scale, planes * self.expansion, kernel_size=1, bias=False)
+        self.bn3 = get_norm(norm, planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+
+        out = self.relu(self.bn1(self.conv1(x)))
+        splits = torch.split(out, self.width, dim=1)
+        outs: List[torch.Tensor] = []
+        sp = splits[0]
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            sp = splits[i] if (i == 0 or self.is_stage_block) else sp + splits[i]
+            sp = self.relu(bn(conv(sp)))
+            outs.append(sp)
+        if self.scale > 1:
+            last = splits[-1]
+            outs.append(self.pool(last) if self.pool is not None else last)
+        out = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + shortcut)
+
+
+def _stem(deep_stem: bool, stem_width: int, norm: NormSpec) -> Tuple[nn.Module, nn.Module]:
+    """Returns ``(conv1, bn1)`` with the official key layout."""
+    if not deep_stem:
+        return nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False), get_norm(norm, 64)
+    conv1 = nn.Sequential(
+        nn.Conv2d(3, stem_width, 3, 2, 1, bias=False),
+        get_norm(norm, stem_width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(stem_width, stem_width, 3, 1, 1, bias=False),
+        get_norm(norm, stem_width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(stem_width, 64, 3, 1, 1, bias=False),
+    )
+    return conv1, get_norm(norm, 64)
+
+
+def _shortcut(inplanes: int, outplanes: int, stride: int, avg_down: bool, norm: NormSpec) -> nn.Module:
+    if not avg_down:
+        # keys downsample.0 (conv), downsample.1 (norm)
+        return nn.Sequential(
+            nn.Conv2d(inplanes, outplanes, kernel_size=1, stride=stride, bias=False),
+            get_norm(norm, outplanes),
+        )
+    # v1b: average pool then stride-1 conv; keys downsample.1 (conv), downsample.2 (norm)
+    pool: nn.Module = (
+        nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
+        if stride > 1
+        else nn.Identity()
+    )
+    return nn.Sequential(
+        pool,
+        nn.Conv2d(inplanes, outplanes, kernel_size=1, stride=1, bias=False),
+        get_norm(norm, outplanes),
+    )
+
+
+class Res2Net(nn.Module):
+    """Res2Net classifier and multi-scale feature extractor.
+
+    Args:
+        layers: blocks per stage, e.g. ``(3, 4, 6, 3)`` for depth 50.
+        base_width: split width per 64 planes (the "w" of "26w_4s").
+        scale: number of splits (the "s").
+        cardinality: groups in the split 3x3 convs (8 for Res2NeXt-50).
+        deep_stem: three 3x3 convs instead of one 7x7 (v1b / "d").
+        stem_width: channels of the deep stem's first two convs.
+        avg_down: average-pool shortcuts (v1b / "d").
+        num_classes: classifier outputs; 0 builds a backbone without ``fc``.
+        norm: "BN", "FrozenBN", "SyncBN", "GN" or a callable ``channels -> module``.
+        out_features: stages returned by :meth:`forward_features`.
+        freeze_at: Detectron2's convention: 0 trains everything, 1 freezes the
+            stem, 2 the stem and res2, ... 5 the whole backbone. Frozen parts get
+            ``requires_grad=False`` and frozen batch norm.
+        dilate_last_stage: res5 with stride 1 and dilation 2 (output stride 16).
+        zero_init_last: zero-init the last norm of every block (training from scratch).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[int],
+        base_width: int = 26,
+        scale: int = 4,
+        cardinality: int = 1,
+        deep_stem: bool = False,
+        stem_width: int = 32,
+        avg_down: bool = False,
+        num_classes: int = 1000,
+        norm: NormSpec = "BN",
+        out_features: Sequence[str] = STAGE_NAMES,
+        freeze_at: int = 0,
+        dilate_last_stage: bool = False,
+        zero_init_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(layers) != 4:
+            raise ValueError(f"layers must list 4 stages, got {tuple(layers)}")
+        unknown = [f for f in out_features if f not in STAGE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown out_features {unknown}; choose from {STAGE_NAMES}")
+        if not 0 <= freeze_at <= 5:
+            raise ValueError(f"freeze_at must be in 0..5, got {freeze_at}")
+        self.num_classes = num_classes
+        self.out_features = tuple(out_features)
+        self.dilate_last_stage = dilate_last_stage
+
+        self.conv1, self.bn1 = _stem(deep_stem, stem_width, norm)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+        self.inplanes = 64
+        block_kwargs = dict(base_width=base_width, scale=scale, cardinality=cardinality, norm=norm)
+        self.layer1 = self._make_layer(64, layers[0], 1, 1, avg_down, block_kwargs)
+        self.layer2 = self._make_layer(128, layers[1], 2, 1, avg_down, block_kwargs)
+        self.layer3 = self._make_layer(256, layers[2], 2, 1, avg_down, block_kwargs)
+        last_stride, last_dilation = (1, 2) if dilate_last_stage else (2, 1)
+        self.layer4 = self._make_layer(512, layers[3], last_stride, last_dilation, avg_down, block_kwargs)
+        self.num_features = 512 * Bottle2neck.expansion
+
+        if num_classes > 0:
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(self.num_features, num_classes)
+
+        self._init_weights(zero_init_last)
+        self.freeze(freeze_at)
+
+    def _make_layer(
+        self, planes: int, blocks: int, stride: int, dilation: int, avg_down: bool, block_kwargs: dict
+    ) -> nn.Sequential:
+        outplanes = planes * Bottle2neck.expansion
+        downsample = None
+        if stride != 1 or self.inplanes != outplanes:
+            downsample = _shortcut(self.inplanes, outplanes, stride, avg_down, block_kwargs["norm"])
+        layers = [
+            Bottle2neck(self.inplanes, planes, stride, downsample, dilation=dilation,
+                        is_stage_block=True, **block_kwargs)
+        ]
+        self.inplanes = outplanes
+        layers += [
+            Bottle2neck(self.inplanes, planes, dilation=dilation, **block_kwargs)
+            for _ in range(1, blocks)
+        ]
+        return nn.Sequential(*layers)
+
+    def _init_weights(self, zero_init_last: bool) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_last:
+            for m in self.modules():
+                if isinstance(m, Bottle2neck) and getattr(m.bn3, "weight", None) is not None:
+                    nn.init.zeros_(m.bn3.weight)
+
+    # ------------------------------------------------------------------ freezing
+    def stages(self) -> List[Tuple[str, nn.Module]]:
+        """``[(name, module)]`` for the stem and the four stages, in order."""
+        stem = nn.ModuleList([self.conv1, self.bn1])
+        return [("stem", stem), ("res2", self.layer1), ("res3", self.layer2),
+                ("res4", self.layer3), ("res5", self.layer4)]
+
+    def freeze(self, freeze_at: int = 0) -> "Res2Net":
+        """Freezes the stem (``freeze_at >= 1``) and the first ``freeze_at - 1`` stages."""
+        self.freeze_at = freeze_at
+        for idx, (name, module) in enumerate(self.stages(), start=1):
+            if idx > freeze_at:
+                break
+            for p in module.parameters():
+                p.requires_grad_(False)
+            if name == "stem":
+                self.conv1 = convert_frozen_batchnorm(self.conv1)
+                self.bn1 = convert_frozen_batchnorm(self.bn1)
+            else:
+                setattr(self, f"layer{idx - 1}", convert_frozen_batchnorm(module))
+        return self
+
+    # ------------------------------------------------------------------ forward
+    @staticmethod
+    def _check_input(x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"Res2Net expects a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(
+                f"Res2Net expects a 4-D N x 3 x H x W RGB tensor, got shape {tuple(x.shape)}"
+                + (" (add a batch dimension with x[None])" if x.dim() == 3 else "")
+                + (" (repeat a grayscale channel to 3 channels)" if x.dim() == 4 and x.shape[1] == 1 else "")
+            )
+
+    def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Returns ``{name: feature}`` for ``self.out_features`` (strides 4/8/16/32)."""
+        self._check_input(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        outputs: Dict[str, torch.Tensor] = {}
+        last = self.out_features[-1] if self.out_features else "res5"
+        for name, layer in zip(STAGE_NAMES, (self.layer1, self.layer2, self.layer3, self.layer4)):
+            x = layer(x)
+            if name in self.out_features:
+                outputs[name] = x
+            if name == last:
+                break  # later stages are not needed
+        return outputs
+
+    def forward_head(self, res5: torch.Tensor) -> torch.Tensor:
+        if self.num_classes == 0:
+            raise RuntimeError("this Res2Net was built with num_classes=0 and has no classifier")
+        return self.fc(torch.flatten(self.avgpool(res5), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits for a classifier, or the feature dict for a backbone (``num_classes=0``)."""
+        if self.num_classes == 0:
+            return self.forward_features(x)
+        self._check_input(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.forward_head(x)
+
+    def output_shape(self) -> Dict[str, Tuple[int, int]]:
+        """``{name: (channels, stride)}`` for the returned features."""
+        stride_res5 = 16 if self.dilate_last_stage else 32
+        shapes = {"res2": (256, 4), "res3": (512, 8), "res4": (1024, 16), "res5": (2048, stride_res5)}
+        return {k: shapes[k] for k in self.out_features}
+
+
+# ---------------------------------------------------------------------- variants
+# name -> constructor arguments. Official file names from Res2Net-PretrainedModels.
+_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+_V1B = dict(deep_stem=True, stem_width=32, avg_down=True)
+
+VARIANTS: Dict[str, dict] = {
+    "res2net50_26w_4s": dict(depth=50, base_width=26, scale=4),
+    "res2net50_48w_2s": dict(depth=50, base_width=48, scale=2),
+    "res2net50_14w_8s": dict(depth=50, base_width=14, scale=8),
+    "res2net50_26w_6s": dict(depth=50, base_width=26, scale=6),
+    "res2net50_26w_8s": dict(depth=50, base_width=26, scale=8),
+    "res2net101_26w_4s": dict(depth=101, base_width=26, scale=4),
+    "res2next50": dict(depth=50, base_width=4, scale=4, cardinality=8),
+    "res2net50_v1b_26w_4s": dict(depth=50, base_width=26, scale=4, **_V1B),
+    "res2net101_v1b_26w_4s": dict(depth=101, base_width=26, scale=4, **_V1B),
+    "res2net152_v1b_26w_4s": dict(depth=152, base_width=26, scale=4, **_V1B),
+    # scale 1, width 64: exactly torchvision's ResNet-50 (stride on the 3x3), the baseline.
+    "resnet50": dict(depth=50, base_width=64, scale=1),
+}
+
+# timm's names for the same architectures.
+ALIASES: Dict[str, str] = {
+    "res2net50d": "res2net50_v1b_26w_4s",
+    "res2net101d": "res2net101_v1b_26w_4s",
+    "res2next50_4s": "res2next50",
+}
+
+OFFICIAL_CHECKPOINTS: Dict[str, str] = {
+    "res2net50_26w_4s": "res2net50_26w_4s-06e79181.pth",
+    "res2net50_48w_2s": "res2net50_48w_2s-afed724a.pth",
+    "res2net50_14w_8s": "res2net50_14w_8s-6527dddc.pth",
+    "res2net50_26w_6s": "res2net50_26w_6s-19041792.pth",
+    "res2net50_26w_8s": "res2net50_26w_8s-2c7c9f12.pth",
+    "res2net101_26w_4s": "res2net101_26w_4s-02a759a1.pth",
+    "res2net50_v1b_26w_4s": "res2net50_v1b_26w_4s-3cf99910.pth",
+    "res2net101_v1b_26w_4s": "res2net101_v1b_26w_4s-0812c246.pth",
+    "res2next50": "res2next50_4s-6ef7e7bf.pth",
+}
+
+
+def resolve_name(name: str) -> str:
+    """The canonical variant name for ``name`` or an alias; raises a helpful KeyError."""
+    canonical = ALIASES.get(name, name)
+    if canonical not in VARIANTS:
+        raise KeyError(
+            f"unknown model {name!r}; available: {sorted(VARIANTS)} (aliases: {sorted(ALIASES)})"
+        )
+    return canonical
+
+
+def variant_args(name: str) -> dict:
+    """Constructor arguments of :class:`Res2Net` for a variant name."""
+    args = dict(VARIANTS[resolve_name(name)])
+    args["layers"] = _DEPTHS[args.pop("depth")]
+    return args
+
+
+def build_res2net(
+    depth: int = 50,
+    base_width: int = 26,
+    scale: int = 4,
+    cardinality: int = 1,
+    deep_stem: bool = False,
+    avg_down: bool = False,
+    **kwargs,
+) -> Res2Net:
+    """Builds any Res2Net from its hyper-parameters (what detection configs spell out)."""
+    if depth not in _DEPTHS:
+        raise ValueError(f"depth must be one of {sorted(_DEPTHS)}, got {depth}")
+    return Res2Net(_DEPTHS[depth], base_width=base_width, scale=scale, cardinality=cardinality,
+                   deep_stem=deep_stem, avg_down=avg_down, **kwargs)
+
+
+def _constructor(name: str) -> Callable[..., Res2Net]:
+    def build(**kwargs) -> Res2Net:
+        return Res2Net(**{**variant_args(name), **kwargs})
+
+    build.__name__ = name
+    build.__doc__ = f"{name}: {VARIANTS[name]}. Keyword arguments override :class:`Res2Net`'s."
+    return build
+
+
+res2net50_26w_4s = _constructor("res2net50_26w_4s")
+res2net50_48w_2s = _constructor("res2net50_48w_2s")
+res2net50_14w_8s = _constructor("res2net50_14w_8s")
+res2net50_26w_6s = _constructor("res2net50_26w_6s")
+res2net50_26w_8s = _constructor("res2net50_26w_8s")
+res2net101_26w_4s = _constructor("res2net101_26w_4s")
+res2next50 = _constructor("res2next50")
+res2net50_v1b_26w_4s = _constructor("res2net50_v1b_26w_4s")
+res2net101_v1b_26w_4s = _constructor("res2net101_v1b_26w_4s")
+res2net152_v1b_26w_4s = _constructor("res2net152_v1b_26w_4s")
+res2net50d = res2net50_v1b_26w_4s
+res2net101d = res2net101_v1b_26w_4s

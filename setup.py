@@ -1,0 +1,27 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="res2net-det",
+    version="0.1.0",
+    description="The Res2Net backbone for object detection, salient object detection and CAM",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["res2net_det", "res2net_det.*"]),
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "numpy",
+        "opencv-python-headless",
+        "pycocotools",
+        "fvcore",
+        "yacs",
+        "tqdm",
+        "tensorboard",
+        "matplotlib",
+    ],
+    extras_require={
+        # timm is the reference implementation the tests compare against.
+        "test": ["pytest", "timm"],
+    },
+)
