@@ -1,0 +1,59 @@
+"""``MODEL.RES2NET.*``: the Res2Net keys of the one config language (Detectron2's YAML schema).
+
+Works on Detectron2's ``CfgNode`` and on our own defaults alike; it imports no engine.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from fvcore.common.config import CfgNode as CN
+
+from ..modeling.res2net import Res2Net, build_res2net
+
+__all__ = ["add_res2net_config", "res2net_kwargs_from_cfg", "build_res2net_from_cfg"]
+
+
+def add_res2net_config(cfg: CN) -> CN:
+    """Adds the Res2Net keys (and ``ENGINE``) to ``cfg`` in place and returns it."""
+    _C = cfg
+    _C.MODEL.RES2NET = CN()
+    _C.MODEL.RES2NET.DEPTH = 50  # 50, 101 or 152
+    _C.MODEL.RES2NET.WIDTH_PER_GROUP = 26  # base width: the "26w" of "26w_4s"
+    _C.MODEL.RES2NET.SCALE = 4  # number of splits: the "4s"; 1 with width 64 is ResNet
+    _C.MODEL.RES2NET.NUM_GROUPS = 1  # cardinality of the split 3x3 convs; 8 for Res2NeXt-50
+    _C.MODEL.RES2NET.DEEP_STEM = False  # v1b / "d": three 3x3 convs
+    _C.MODEL.RES2NET.STEM_WIDTH = 32
+    _C.MODEL.RES2NET.AVG_DOWN = False  # v1b / "d": average-pool shortcuts
+    _C.MODEL.RES2NET.NORM = "FrozenBN"  # "FrozenBN", "BN", "SyncBN", "GN"
+    _C.MODEL.RES2NET.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    _C.MODEL.RES2NET.RES5_DILATION = 1  # 2: res5 at stride 16 (saliency, segmentation)
+    # Which engine runs tools/train_net.py: "auto" (Detectron2 when importable),
+    # "detectron2" or "torchvision".
+    _C.ENGINE = "auto"
+    return cfg
+
+
+def res2net_kwargs_from_cfg(cfg: CN) -> Dict[str, Any]:
+    """Keyword arguments of :func:`res2net_det.modeling.res2net.build_res2net` from a config."""
+    r = cfg.MODEL.RES2NET
+    if r.RES5_DILATION not in (1, 2):
+        raise ValueError(f"MODEL.RES2NET.RES5_DILATION must be 1 or 2, got {r.RES5_DILATION}")
+    return dict(
+        depth=r.DEPTH,
+        base_width=r.WIDTH_PER_GROUP,
+        scale=r.SCALE,
+        cardinality=r.NUM_GROUPS,
+        deep_stem=r.DEEP_STEM,
+        stem_width=r.STEM_WIDTH,
+        avg_down=r.AVG_DOWN,
+        norm=r.NORM,
+        out_features=tuple(r.OUT_FEATURES),
+        freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
+        dilate_last_stage=r.RES5_DILATION == 2,
+        num_classes=0,
+    )
+
+
+def build_res2net_from_cfg(cfg: CN) -> Res2Net:
+    """The feature backbone (no classifier) a config describes."""
+    return build_res2net(**res2net_kwargs_from_cfg(cfg))
