@@ -1,0 +1,136 @@
+"""Res2Net backbones registered in Detectron2's ``BACKBONE_REGISTRY``.
+
+``MODEL.BACKBONE.NAME`` values:
+
+* ``build_res2net_backbone``: the plain Res2Net (``res2`` .. ``res5``), e.g. for C4 heads;
+* ``build_res2net_fpn_backbone``: Res2Net + Detectron2's FPN + ``LastLevelMaxPool`` (P2-P6);
+* ``build_retinanet_res2net_fpn_backbone``: Res2Net + FPN + ``LastLevelP6P7`` (P3-P7, RetinaNet).
+
+The Detectron2 :class:`Backbone` *is* our :class:`Res2Net` (subclass), not a wrapper around
+it, so the FPN model's parameters are ``backbone.bottom_up.<official Res2Net key>``: official
+and timm checkpoints convert by adding a prefix only (``tools/convert_weights.py``), and the
+torchvision engine's backbone uses the same names.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from detectron2.layers import ShapeSpec, get_norm
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone
+from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool, LastLevelP6P7
+from torch import nn
+
+from ...config.res2net import res2net_kwargs_from_cfg
+from ...modeling.res2net import _DEPTHS, Res2Net
+
+__all__ = [
+    "Res2NetBackbone",
+    "build_res2net_backbone",
+    "build_res2net_fpn_backbone",
+    "build_retinanet_res2net_fpn_backbone",
+]
+
+
+class Res2NetBackbone(Res2Net, Backbone):
+    """Our :class:`Res2Net` (no classifier) with Detectron2's :class:`Backbone` interface.
+
+    Args:
+        layers: blocks per stage, e.g. ``(3, 4, 6, 3)`` for depth 50.
+        size_divisibility: what :attr:`size_divisibility` reports. 0 (as Detectron2's ResNet):
+            a plain Res2Net takes any input size; an FPN on top asks for its own (32).
+        **kwargs: any other :class:`Res2Net` argument (``base_width``, ``scale``, ``norm``,
+            ``out_features``, ``freeze_at``, ...); ``num_classes`` is always 0.
+    """
+
+    def __init__(self, layers, size_divisibility: int = 0, **kwargs) -> None:
+        kwargs["num_classes"] = 0
+        super().__init__(layers, **kwargs)
+        self._size_divisibility = size_divisibility
+
+    def forward(self, x):
+        """``{"res2": ..., "res5": ...}`` for ``out_features``, as Detectron2's ResNet returns."""
+        return self.forward_features(x)
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        return {
+            name: ShapeSpec(channels=channels, stride=stride)
+            for name, (channels, stride) in Res2Net.output_shape(self).items()
+        }
+
+    @property
+    def size_divisibility(self) -> int:
+        return self._size_divisibility
+
+
+def detectron2_norm(name: str) -> Callable[[int], nn.Module]:
+    """``channels -> norm module`` with Detectron2's meaning of ``name`` (so "SyncBN",
+    "naiveSyncBN" or "FrozenBN" behave exactly as in Detectron2's own ResNet)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"MODEL.RES2NET.NORM must name a norm (FrozenBN, BN, SyncBN, GN, ...), got {name!r}; "
+            "Res2Net has no norm-free variant"
+        )
+    try:
+        get_norm(name, 8)
+    except KeyError:
+        raise ValueError(
+            f"MODEL.RES2NET.NORM={name!r} is not a norm Detectron2 knows; "
+            "use FrozenBN, BN, SyncBN, naiveSyncBN or GN"
+        ) from None
+    return lambda channels: get_norm(name, channels)
+
+
+def _check_input(input_shape: ShapeSpec) -> None:
+    if input_shape.channels != 3:
+        raise ValueError(
+            f"Res2Net takes 3-channel RGB input, but MODEL.PIXEL_MEAN has {input_shape.channels} "
+            "values; set MODEL.PIXEL_MEAN / PIXEL_STD to 3 values each"
+        )
+
+
+@BACKBONE_REGISTRY.register()
+def build_res2net_backbone(cfg, input_shape: ShapeSpec) -> Res2NetBackbone:
+    """The plain Res2Net described by ``MODEL.RES2NET.*`` and ``MODEL.BACKBONE.FREEZE_AT``."""
+    _check_input(input_shape)
+    kwargs = res2net_kwargs_from_cfg(cfg)
+    kwargs.pop("num_classes")
+    depth = kwargs.pop("depth")
+    kwargs["norm"] = detectron2_norm(kwargs["norm"])
+    return Res2NetBackbone(_DEPTHS[depth], **kwargs)
+
+
+def _fpn(cfg, input_shape: ShapeSpec, top_block: Callable[[Res2NetBackbone], nn.Module]) -> FPN:
+    bottom_up = build_res2net_backbone(cfg, input_shape)
+    in_features = list(cfg.MODEL.FPN.IN_FEATURES)
+    missing = [f for f in in_features if f not in bottom_up.out_features]
+    if missing:
+        raise ValueError(
+            f"MODEL.FPN.IN_FEATURES {in_features} asks for {missing}, which "
+            f"MODEL.RES2NET.OUT_FEATURES {list(bottom_up.out_features)} does not return"
+        )
+    return FPN(
+        bottom_up=bottom_up,
+        in_features=in_features,
+        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+        norm=cfg.MODEL.FPN.NORM,
+        top_block=top_block(bottom_up),
+        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
+    )
+
+
+@BACKBONE_REGISTRY.register()
+def build_res2net_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
+    """Res2Net + FPN with a max-pooled P6 (Faster / Mask R-CNN): P2-P6, strides 4-64."""
+    return _fpn(cfg, input_shape, lambda bottom_up: LastLevelMaxPool())
+
+
+@BACKBONE_REGISTRY.register()
+def build_retinanet_res2net_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
+    """Res2Net + FPN with P6/P7 convolved from res5 (RetinaNet): P3-P7, strides 8-128."""
+
+    def p6p7(bottom_up: Res2NetBackbone) -> nn.Module:
+        if "res5" not in bottom_up.out_features:
+            raise ValueError("build_retinanet_res2net_fpn_backbone needs res5 in MODEL.RES2NET.OUT_FEATURES")
+        return LastLevelP6P7(bottom_up.output_shape()["res5"].channels, cfg.MODEL.FPN.OUT_CHANNELS)
+
+    return _fpn(cfg, input_shape, p6p7)

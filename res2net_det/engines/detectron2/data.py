@@ -1,0 +1,39 @@
+"""Data sets registered once in :data:`res2net_det.data.catalog.DatasetCatalog` serve Detectron2 too."""
+from __future__ import annotations
+
+import logging
+from typing import Iterable, List, Optional
+
+from detectron2.data import DatasetCatalog as D2DatasetCatalog
+from detectron2.data import MetadataCatalog as D2MetadataCatalog
+
+from ...data.catalog import DatasetCatalog
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["register_catalog_in_detectron2"]
+
+
+def register_catalog_in_detectron2(names: Optional[Iterable[str]] = None) -> List[str]:
+    """Copies our catalog's registrations into Detectron2's ``DatasetCatalog`` / ``MetadataCatalog``.
+
+    Args:
+        names: data sets to copy; all of ours by default. A name Detectron2 already knows
+            (e.g. its builtin ``coco_2017_train``) is left to Detectron2 and logged.
+
+    Returns:
+        the names newly registered in Detectron2. Loading stays lazy: Detectron2 calls our
+        loader when it first needs the dicts (same list-of-dicts format in both catalogs).
+    """
+    added = []
+    for name in DatasetCatalog.names() if names is None else names:
+        if name not in DatasetCatalog:
+            raise KeyError(f"unknown data set {name!r}; registered: {DatasetCatalog.names()}")
+        if name in D2DatasetCatalog.list():
+            logger.debug("data set %r is already registered in Detectron2; keeping Detectron2's", name)
+            continue
+        D2DatasetCatalog.register(name, lambda name=name: DatasetCatalog.get(name))
+        metadata = {k: v for k, v in DatasetCatalog.metadata(name).items() if k != "name"}
+        D2MetadataCatalog.get(name).set(**metadata)
+        added.append(name)
+    return added

@@ -1,0 +1,109 @@
+"""Training and evaluation with Detectron2's ``DefaultTrainer`` on a Res2Net backbone.
+
+Behaves like Detectron2's own ``tools/train_net.py`` (checkpoints, ``--resume``, ``--eval-only``,
+COCO evaluation, multi-GPU / multi-machine through ``detectron2.engine.launch``); the only
+additions are the ``MODEL.RES2NET.*`` keys and our data set catalog. ``tools/train_net.py`` calls
+:func:`launch_main` when the Detectron2 engine is selected; this module also runs by itself::
+
+    python -m res2net_det.engines.detectron2.train_net --config-file configs/faster_rcnn_r2_50.yaml
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode, get_cfg
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.evaluation import COCOEvaluator, verify_results
+from detectron2.utils import comm
+
+from ...config.res2net import add_res2net_config
+from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
+from .data import register_catalog_in_detectron2
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Trainer", "setup", "main", "launch_main", "build_config"]
+
+
+class Trainer(DefaultTrainer):
+    """Detectron2's ``DefaultTrainer`` with the COCO evaluator (box AP, and mask AP for Mask R-CNN)."""
+
+    @classmethod
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str = None):
+        if output_folder is None:
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return COCOEvaluator(dataset_name, output_dir=output_folder)
+
+
+def build_config(config_file: str = "", opts=()) -> CfgNode:
+    """Detectron2's ``get_cfg()`` + ``MODEL.RES2NET.*`` + a YAML file + ``KEY VALUE`` overrides.
+
+    Unknown keys fail here with Detectron2's error naming the key. On a machine without CUDA,
+    ``MODEL.DEVICE "cuda"`` falls back to the CPU with a warning, so the same config runs anywhere.
+    """
+    cfg = get_cfg()
+    add_res2net_config(cfg)
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        logger.warning("MODEL.DEVICE is %r but CUDA is not available: using the CPU", cfg.MODEL.DEVICE)
+        cfg.MODEL.DEVICE = "cpu"
+    return cfg
+
+
+def setup(args: argparse.Namespace) -> CfgNode:
+    """The frozen config for ``args`` (``config_file``, ``opts``) and Detectron2's ``default_setup``
+    (output dir, logger, config dump, seed)."""
+    cfg = build_config(args.config_file, args.opts)
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg
+
+
+def main(args: argparse.Namespace):
+    """One worker: trains (or evaluates with ``--eval-only``) and returns the evaluation results."""
+    cfg = setup(args)
+    # Data sets registered in our catalog (the embedded synthetic set, user COCO JSONs) become
+    # visible to Detectron2's data loaders and evaluators in every worker process.
+    register_catalog_in_detectron2()
+
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        results = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, results)
+        return results
+
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def launch_main(args: argparse.Namespace):
+    """Runs :func:`main` on ``num_gpus`` processes per machine across ``num_machines`` machines.
+
+    ``args`` is a Detectron2-style namespace: ``config_file``, ``resume``, ``eval_only``,
+    ``num_gpus``, ``num_machines``, ``machine_rank``, ``dist_url``, ``opts``.
+    """
+    return launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
+
+
+if __name__ == "__main__":
+    cli_args = default_argument_parser().parse_args()
+    print("Command Line Args:", cli_args)
+    launch_main(cli_args)

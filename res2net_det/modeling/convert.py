@@ -1,0 +1,229 @@
+"""Backbone checkpoints -> detection checkpoints (``backbone.bottom_up.<official key>``).
+
+Reads an official Res2Net-PretrainedModels ``.pth``, a timm state dict, torchvision's (or
+timm's) ResNet-50, or a Detectron2 ResNet in Detectron2's names, brings the keys to the official
+Res2Net layout (which our :class:`Res2Net` uses) and writes what Detectron2's
+``DetectionCheckpointer`` loads through ``MODEL.WEIGHTS`` with no name-matching heuristics and no
+missing backbone key. The torchvision engine's backbone has the same ``bottom_up`` names.
+
+Pure PyTorch: no engine is imported.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import torch
+
+from .res2net import Res2Net, resolve_name, variant_args
+from .weights import CheckpointError, describe_state_dict, infer_res2net_args, read_state_dict
+
+__all__ = [
+    "BACKBONE_PREFIX",
+    "ConversionReport",
+    "to_official_keys",
+    "official_to_detectron2_resnet",
+    "convert_to_detection_checkpoint",
+    "convert_file",
+]
+
+BACKBONE_PREFIX = "backbone.bottom_up."
+
+# (official Res2Net name, Detectron2 ResNet name) prefixes inside a scale-1 block and the stem.
+# Detectron2's BottleneckBlock keeps each norm inside its conv ("conv1.norm").
+_D2_BLOCK_NAMES: List[Tuple[str, str]] = [
+    ("conv1.weight", "conv1.weight"),
+    ("bn1.", "conv1.norm."),
+    ("convs.0.weight", "conv2.weight"),
+    ("bns.0.", "conv2.norm."),
+    ("conv3.weight", "conv3.weight"),
+    ("bn3.", "conv3.norm."),
+    ("downsample.0.weight", "shortcut.weight"),
+    ("downsample.1.", "shortcut.norm."),
+]
+_D2_STEM_NAMES: List[Tuple[str, str]] = [("conv1.weight", "stem.conv1.weight"), ("bn1.", "stem.conv1.norm.")]
+# official layer1..layer4 are Detectron2's res2..res5
+_OFFICIAL_BLOCK = re.compile(r"^layer(\d)\.(\d+)\.(.+)$")
+_D2_BLOCK = re.compile(r"^res(\d)\.(\d+)\.(.+)$")
+
+
+def _swap_prefix(name: str, pairs: List[Tuple[str, str]], reverse: bool) -> Optional[str]:
+    for official, d2 in pairs:
+        src, dst = (d2, official) if reverse else (official, d2)
+        if name == src or (src.endswith(".") and name.startswith(src)):
+            return dst + name[len(src):]
+    return None
+
+
+def _resnet_key(key: str, to_detectron2: bool) -> Optional[str]:
+    block_re, pairs = (_OFFICIAL_BLOCK, _D2_BLOCK_NAMES) if to_detectron2 else (_D2_BLOCK, _D2_BLOCK_NAMES)
+    m = block_re.match(key)
+    if m:
+        rest = _swap_prefix(m.group(3), pairs, reverse=not to_detectron2)
+        if rest is None:
+            return None
+        stage = int(m.group(1)) + (1 if to_detectron2 else -1)
+        return f"{'res' if to_detectron2 else 'layer'}{stage}.{m.group(2)}.{rest}"
+    return _swap_prefix(key, _D2_STEM_NAMES, reverse=not to_detectron2)
+
+
+def official_to_detectron2_resnet(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Renames a scale-1 (ResNet) state dict from official names to Detectron2's ``ResNet`` names.
+
+    Only the plain ResNet layout has a Detectron2 counterpart (one 3x3 conv per block, 7x7 stem,
+    conv shortcuts); ``fc`` and ``num_batches_tracked`` are dropped.
+    """
+    out = {}
+    for key, value in state.items():
+        if key.startswith("fc.") or key.endswith("num_batches_tracked"):
+            continue
+        new = _resnet_key(key, to_detectron2=True)
+        if new is None:
+            raise CheckpointError(
+                f"key {key!r} has no Detectron2 ResNet counterpart; only scale-1 ResNets "
+                "(one 3x3 conv per block, 7x7 stem) map to Detectron2's ResNet"
+            )
+        out[new] = value
+    return out
+
+
+def to_official_keys(state: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tensor], str]:
+    """Brings a backbone state dict to the official Res2Net key layout.
+
+    Returns ``(state, source)`` where ``source`` names the layout found: ``"official/timm"``,
+    ``"torchvision/timm resnet"`` (``conv2``/``bn2`` become ``convs.0``/``bns.0``),
+    ``"detectron2 resnet"`` (``stem.*``, ``res2``..``res5``) or ``"detection checkpoint"``
+    (``backbone.bottom_up.*``; detection heads are dropped).
+    """
+    if any(k.startswith(BACKBONE_PREFIX) for k in state):
+        return {k[len(BACKBONE_PREFIX):]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}, (
+            "detection checkpoint"
+        )
+    if "stem.conv1.weight" in state:
+        out = {}
+        for key, value in state.items():
+            new = _resnet_key(key, to_detectron2=False)
+            out[key if new is None else new] = value  # unknown keys are reported by the caller
+        return out, "detectron2 resnet"
+    if any(re.match(r"^layer\d\.\d+\.conv2\.weight$", k) for k in state):
+        out = {}
+        for key, value in state.items():
+            m = _OFFICIAL_BLOCK.match(key)
+            if m and re.match(r"^(conv2\.weight|bn2\.)", m.group(3)):
+                rest = m.group(3).replace("conv2.", "convs.0.", 1).replace("bn2.", "bns.0.", 1)
+                key = f"layer{m.group(1)}.{m.group(2)}.{rest}"
+            out[key] = value
+        return out, "torchvision/timm resnet"
+    return dict(state), "official/timm"
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert_to_detection_checkpoint` kept and dropped."""
+
+    source: str
+    architecture: str
+    converted: List[str] = field(default_factory=list)
+    dropped: Dict[str, str] = field(default_factory=dict)  # key -> why
+
+    def summary(self) -> str:
+        lines = [
+            f"read a {self.source} checkpoint ({self.architecture}); "
+            f"{len(self.converted)} backbone tensors -> {BACKBONE_PREFIX}<key>, no backbone key missing"
+        ]
+        reasons: Dict[str, List[str]] = {}
+        for key, why in self.dropped.items():
+            reasons.setdefault(why, []).append(key)
+        for why, keys in reasons.items():
+            shown = ", ".join(keys[:4]) + (f", ... ({len(keys)} in all)" if len(keys) > 4 else "")
+            lines.append(f"not converted: {shown}: {why}")
+        lines.append(
+            "left unloaded in a detector: FPN, RPN and ROI heads (not in an ImageNet backbone; "
+            "they start from Detectron2's initialisation)"
+        )
+        return "\n".join(lines)
+
+
+def convert_to_detection_checkpoint(
+    source, variant: Optional[str] = None
+) -> Tuple[dict, ConversionReport]:
+    """Converts a backbone checkpoint into ``{"model": {"backbone.bottom_up.<key>": tensor}, ...}``.
+
+    Args:
+        source: a checkpoint path (errors from :func:`res2net_det.modeling.weights.read_state_dict`
+            for missing, truncated or foreign files) or a state dict.
+        variant: optional variant name (``"res2net50_26w_4s"``, ``"resnet50"``, ...) the file must
+            be; a file of another architecture raises an error naming both.
+
+    Every key the Res2Net backbone has must be in the file with the right shape, so
+    ``MODEL.WEIGHTS`` then loads with no missing backbone key. The ImageNet classifier (``fc``)
+    and batch norm step counters are dropped and reported; any other extra key is an error.
+    """
+    raw = read_state_dict(source) if isinstance(source, str) else dict(source)
+    state, source_format = to_official_keys(raw)
+    args = infer_res2net_args(state)
+    if variant is not None:
+        expected = variant_args(variant)
+        expected.setdefault("cardinality", 1)
+        expected.setdefault("deep_stem", False)
+        expected.setdefault("avg_down", False)
+        expected.setdefault("stem_width", 32)
+        diff = {k: (args[k], expected[k]) for k in expected if k in args and args[k] != expected[k]}
+        if diff:
+            raise CheckpointError(
+                f"the checkpoint is not a {resolve_name(variant)}: "
+                + ", ".join(f"{k} is {got} in the file but {want} in the variant" for k, (got, want) in diff.items())
+                + f" (the file looks like: {describe_state_dict(state)})"
+            )
+    with torch.device("meta"):  # shapes only, no memory
+        reference = Res2Net(num_classes=0, norm="BN", **args).state_dict()
+
+    report = ConversionReport(source=source_format, architecture=describe_state_dict(state))
+    for key in raw:
+        if key.startswith("fc."):
+            report.dropped[key] = "ImageNet classifier; detection heads replace it"
+    model: Dict[str, torch.Tensor] = {}
+    unknown = []
+    for key, value in state.items():
+        if key.endswith("num_batches_tracked"):
+            report.dropped[key] = "batch norm step counter; frozen batch norm has none and BN does not use it"
+        elif key.startswith("fc.") or (source_format == "detection checkpoint" and key not in reference):
+            continue
+        elif key not in reference:
+            unknown.append(key)
+        elif reference[key].shape != value.shape:
+            raise CheckpointError(
+                f"key {key!r} has shape {tuple(value.shape)} but {tuple(reference[key].shape)} in a "
+                f"Res2Net built from the file's own layout ({describe_state_dict(state)})"
+            )
+        else:
+            model[BACKBONE_PREFIX + key] = value.detach().clone()
+    missing = [k for k in reference if not k.endswith("num_batches_tracked") and BACKBONE_PREFIX + k not in model]
+    if unknown or missing:
+        raise CheckpointError(
+            f"the checkpoint does not fit a Res2Net ({describe_state_dict(state)}): "
+            + (f"unknown keys {unknown[:8]}" if unknown else "")
+            + ("; " if unknown and missing else "")
+            + (f"missing keys {missing[:8]}" if missing else "")
+        )
+    report.converted = sorted(model)
+    checkpoint = {"model": model, "__author__": "res2net-det", "matching_heuristics": False}
+    return checkpoint, report
+
+
+def convert_file(src: str, dst: str, variant: Optional[str] = None) -> ConversionReport:
+    """Converts the checkpoint ``src`` and writes the detection checkpoint ``dst`` atomically
+    (a partly written file never sits at ``dst``, so ``MODEL.WEIGHTS`` can't read a torn one)."""
+    checkpoint, report = convert_to_detection_checkpoint(src, variant=variant)
+    directory = os.path.dirname(os.path.abspath(dst))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(dst)}.tmp{os.getpid()}")
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return report

@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""Converts an ImageNet backbone checkpoint into a detection checkpoint for MODEL.WEIGHTS.
+
+    python tools/convert_weights.py res2net50_26w_4s-06e79181.pth pretrained/res2net50_26w_4s.pth
+    python tools/convert_weights.py resnet50-11ad3fa6.pth pretrained/resnet50.pth --variant resnet50
+
+Accepts official Res2Net-PretrainedModels files, timm state dicts, torchvision/timm ResNet-50 and
+Detectron2-named ResNets. The output holds backbone.bottom_up.<key> tensors, which both engines
+load with no missing backbone key; what is not converted is printed with the reason.
+"""
+import argparse
+import sys
+
+from res2net_det.modeling.convert import convert_file
+from res2net_det.modeling.res2net import VARIANTS
+from res2net_det.modeling.weights import CheckpointError
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", help="official Res2Net .pth, timm or torchvision state dict")
+    parser.add_argument("dst", help="output .pth for MODEL.WEIGHTS")
+    parser.add_argument("--variant", choices=sorted(VARIANTS),
+                        help="fail unless the file is this architecture (checked against the file's shapes)")
+    args = parser.parse_args(argv)
+    try:
+        report = convert_file(args.src, args.dst, variant=args.variant)
+    except (OSError, CheckpointError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    print(f"wrote {args.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
