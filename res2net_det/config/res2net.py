@@ -16,7 +16,9 @@ __all__ = ["add_res2net_config", "res2net_kwargs_from_cfg", "build_res2net_from_
 def add_res2net_config(cfg: CN) -> CN:
     """Adds the Res2Net keys (and ``ENGINE``) to ``cfg`` in place and returns it."""
     _C = cfg
-    _C.MODEL.RES2NET = CN()
+    # A node of the config's own class: Detectron2's CfgNode refuses to merge YAML into a
+    # plain fvcore node ("Type mismatch ... for config key: MODEL.RES2NET").
+    _C.MODEL.RES2NET = type(cfg)()
     _C.MODEL.RES2NET.DEPTH = 50  # 50, 101 or 152
     _C.MODEL.RES2NET.WIDTH_PER_GROUP = 26  # base width: the "26w" of "26w_4s"
     _C.MODEL.RES2NET.SCALE = 4  # number of splits: the "4s"; 1 with width 64 is ResNet

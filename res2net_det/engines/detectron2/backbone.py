@@ -71,13 +71,20 @@ def detectron2_norm(name: str) -> Callable[[int], nn.Module]:
             "Res2Net has no norm-free variant"
         )
     try:
-        get_norm(name, 8)
+        get_norm(name, 64)
     except KeyError:
         raise ValueError(
             f"MODEL.RES2NET.NORM={name!r} is not a norm Detectron2 knows; "
             "use FrozenBN, BN, SyncBN, naiveSyncBN or GN"
         ) from None
-    return lambda channels: get_norm(name, channels)
+
+    def build(channels: int) -> nn.Module:
+        try:
+            return get_norm(name, channels)
+        except ValueError as e:  # GN's 32 groups don't divide a split width such as 26
+            raise ValueError(f"MODEL.RES2NET.NORM={name!r} can't normalise {channels} channels: {e}") from e
+
+    return build
 
 
 def _check_input(input_shape: ShapeSpec) -> None:
