@@ -66,7 +66,8 @@ def setup(args: argparse.Namespace) -> CfgNode:
 
 
 def main(args: argparse.Namespace):
-    """One worker: trains (or evaluates with ``--eval-only``) and returns the evaluation results."""
+    """One worker: trains (or evaluates with ``--eval-only``) and returns the evaluation results
+    ``{dataset: {"bbox": {"AP": ..., "AP50": ...}}}`` (None when nothing was evaluated)."""
     cfg = setup(args)
     # Data sets registered in our catalog (the embedded synthetic set, user COCO JSONs) become
     # visible to Detectron2's data loaders and evaluators in every worker process.
@@ -84,7 +85,10 @@ def main(args: argparse.Namespace):
 
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    trainer.train()
+    # DefaultTrainer.train() returns results only with TEST.EXPECTED_RESULTS; its final
+    # evaluation (EvalHook) is always kept here, so callers get the metrics either way.
+    return getattr(trainer, "_last_eval_results", None)
 
 
 def launch_main(args: argparse.Namespace):

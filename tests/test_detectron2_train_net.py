@@ -1,0 +1,123 @@
+"""The Detectron2 engine's trainer and data set bridge, end to end on a tiny data set
+(skipped without Detectron2)."""
+import argparse
+import os
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip(
+    "detectron2",
+    reason="Detectron2 is not installed; build it from source (README.md, section Detectron2) to run these tests",
+)
+import cv2  # noqa: E402
+from detectron2.data import DatasetCatalog as D2DatasetCatalog  # noqa: E402
+from detectron2.data import MetadataCatalog as D2MetadataCatalog  # noqa: E402
+
+from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
+from res2net_det.engines.detectron2 import register_catalog_in_detectron2  # noqa: E402
+from res2net_det.engines.detectron2.train_net import main  # noqa: E402
+
+CLASSES = ["square", "bar"]
+
+
+def _write_tiny_set(root, count=2):
+    """Images with one bright square and one bar each, as Detectron2 dataset dicts (XYWH boxes)."""
+    rng = np.random.default_rng(0)
+    dicts = []
+    for i in range(count):
+        image = rng.integers(0, 60, (64, 96, 3), dtype=np.uint8)
+        image[8:40, 8:40] = 230
+        image[44:56, 30:90] = (30, 200, 30)
+        path = os.path.join(root, f"{i}.jpg")
+        assert cv2.imwrite(path, image)
+        dicts.append({
+            "file_name": path, "image_id": i, "height": 64, "width": 96,
+            "annotations": [
+                {"bbox": [8, 8, 32, 32], "bbox_mode": 1, "category_id": 0, "iscrowd": 0},
+                {"bbox": [30, 44, 60, 12], "bbox_mode": 1, "category_id": 1, "iscrowd": 0},
+            ],
+        })
+    return dicts
+
+
+@pytest.fixture
+def tiny_set(tmp_path):
+    name = f"res2net_det_test_tiny_{os.getpid()}_{tmp_path.name}"
+    dicts = _write_tiny_set(str(tmp_path))
+    DatasetCatalog.register(name, lambda: dicts, thing_classes=CLASSES)
+    yield name
+    DatasetCatalog.remove(name)
+    if name in D2DatasetCatalog.list():
+        D2DatasetCatalog.remove(name)
+        D2MetadataCatalog.remove(name)
+
+
+def test_catalog_entries_reach_detectron2(tiny_set):
+    assert tiny_set not in D2DatasetCatalog.list()
+    added = register_catalog_in_detectron2()
+    assert tiny_set in added
+    assert D2DatasetCatalog.get(tiny_set) == DatasetCatalog.get(tiny_set)
+    assert D2MetadataCatalog.get(tiny_set).thing_classes == CLASSES
+    # a second call keeps the existing registration instead of failing
+    assert tiny_set not in register_catalog_in_detectron2()
+
+
+def test_detectron2_builtin_names_are_left_to_detectron2():
+    DatasetCatalog.register("coco_2017_val", lambda: [], thing_classes=["x"])
+    try:
+        assert "coco_2017_val" not in register_catalog_in_detectron2(["coco_2017_val"])
+        assert len(D2MetadataCatalog.get("coco_2017_val").thing_classes) == 80
+    finally:
+        DatasetCatalog.remove("coco_2017_val")
+
+
+def test_unknown_name_is_a_clear_error():
+    with pytest.raises(KeyError, match="no_such_set"):
+        register_catalog_in_detectron2(["no_such_set"])
+
+
+def _args(tmp_path, name, *opts, resume=False, eval_only=False):
+    return argparse.Namespace(
+        config_file="configs/faster_rcnn_r2_50.yaml", resume=resume, eval_only=eval_only,
+        num_gpus=0, num_machines=1, machine_rank=0, dist_url="auto",
+        opts=[
+            "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu", "MODEL.ROI_HEADS.NUM_CLASSES", "2",
+            # from scratch: batch norm that learns its statistics (frozen BN of a random init diverges)
+            "MODEL.RES2NET.NORM", "BN", "MODEL.BACKBONE.FREEZE_AT", "0",
+            "DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)",
+            "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "96",
+            "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "96",
+            "MODEL.RPN.POST_NMS_TOPK_TRAIN", "32", "MODEL.RPN.POST_NMS_TOPK_TEST", "32",
+            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16",
+            "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.001", "SOLVER.STEPS", "()",
+            "SOLVER.WARMUP_ITERS", "0", "SOLVER.CHECKPOINT_PERIOD", "2",
+            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(tmp_path / "out"), *opts,
+        ],
+    )
+
+
+@pytest.mark.slow
+def test_train_resume_and_eval_only(tiny_set, tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "out"
+    # one test set: Detectron2 returns its metrics unnested, {"bbox": {"AP": ...}}
+    results = main(_args(tmp_path, tiny_set, "SOLVER.MAX_ITER", "2"))
+    assert set(results["bbox"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
+    assert (out / "model_final.pth").is_file() and (out / "last_checkpoint").is_file()
+    assert (out / "inference" / tiny_set / "coco_instances_results.json").is_file()
+    first = torch.load(out / "model_final.pth", weights_only=False)
+    assert first["iteration"] == 1  # Detectron2 counts from 0
+
+    # --resume continues from the last checkpoint up to the new MAX_ITER
+    main(_args(tmp_path, tiny_set, "SOLVER.MAX_ITER", "4", resume=True))
+    resumed = torch.load(out / "model_final.pth", weights_only=False)
+    assert resumed["iteration"] == 3
+    assert not torch.equal(resumed["model"]["backbone.bottom_up.layer4.0.conv3.weight"],
+                           first["model"]["backbone.bottom_up.layer4.0.conv3.weight"])
+
+    # --eval-only loads MODEL.WEIGHTS and reports the same metric names
+    weights = str(out / "model_final.pth")
+    results = main(_args(tmp_path, tiny_set, "MODEL.WEIGHTS", weights, eval_only=True))
+    assert "AP50" in results["bbox"]
