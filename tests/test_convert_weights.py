@@ -1,0 +1,133 @@
+"""tools/convert_weights.py and res2net_det.modeling.convert (no Detectron2 needed)."""
+import importlib.util
+import os
+
+import pytest
+import torch
+import torchvision
+
+import res2net_det
+from res2net_det.modeling.convert import (
+    BACKBONE_PREFIX,
+    convert_file,
+    convert_to_detection_checkpoint,
+    official_to_detectron2_resnet,
+    to_official_keys,
+)
+from res2net_det.modeling.weights import CheckpointError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _backbone_keys(name):
+    """Keys of the detection backbone (no classifier, no BN step counters) for a variant."""
+    model = res2net_det.create_model(name, num_classes=0, norm="FrozenBN")
+    return {BACKBONE_PREFIX + k for k in model.state_dict()}
+
+
+@pytest.mark.parametrize("name", ["res2net50_26w_4s", "res2net50_v1b_26w_4s", "res2next50"])
+def test_official_checkpoint_becomes_backbone_bottom_up_keys(name, tmp_path):
+    state = res2net_det.create_model(name).state_dict()
+    src, dst = tmp_path / "official.pth", tmp_path / "converted.pth"
+    torch.save(state, src)
+    report = convert_file(str(src), str(dst), variant=name)
+
+    checkpoint = torch.load(dst, weights_only=True)
+    assert checkpoint["__author__"] == "res2net-det" and checkpoint["matching_heuristics"] is False
+    assert set(checkpoint["model"]) == _backbone_keys(name)
+    for key, value in checkpoint["model"].items():
+        assert torch.equal(value, state[key[len(BACKBONE_PREFIX):]])
+    # the classifier and the BN counters are reported, with the reason
+    assert report.dropped["fc.weight"].startswith("ImageNet classifier")
+    assert all("step counter" in report.dropped[k] for k in state if k.endswith("num_batches_tracked"))
+    assert "fc.weight" in report.summary() and "FPN, RPN and ROI heads" in report.summary()
+    assert report.source == "official/timm"
+
+
+def test_torchvision_resnet50_maps_to_our_resnet50():
+    state = torchvision.models.resnet50().state_dict()
+    checkpoint, report = convert_to_detection_checkpoint(state, variant="resnet50")
+    assert report.source == "torchvision/timm resnet"
+    assert set(checkpoint["model"]) == _backbone_keys("resnet50")
+    assert torch.equal(checkpoint["model"][BACKBONE_PREFIX + "layer3.5.convs.0.weight"], state["layer3.5.conv2.weight"])
+    assert torch.equal(checkpoint["model"][BACKBONE_PREFIX + "layer1.0.bns.0.running_var"], state["layer1.0.bn2.running_var"])
+
+
+def test_torchvision_weights_give_torchvision_features():
+    tv = torchvision.models.resnet50().eval()
+    for m in tv.modules():  # non-trivial statistics so a wrong mapping would show
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    checkpoint, _ = convert_to_detection_checkpoint(tv.state_dict(), variant="resnet50")
+    ours = res2net_det.create_model("resnet50", num_classes=0, out_features=("res5",)).eval()
+    ours.load_state_dict({k[len(BACKBONE_PREFIX):]: v for k, v in checkpoint["model"].items()}, strict=False)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.nn.Sequential(*list(tv.children())[:-2])(x)
+        got = ours(x)["res5"]
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_detectron2_names_round_trip():
+    state = res2net_det.create_model("resnet50").state_dict()
+    d2 = official_to_detectron2_resnet(state)
+    assert "res5.2.conv2.norm.running_mean" in d2 and "stem.conv1.norm.weight" in d2
+    assert "res2.0.shortcut.weight" in d2 and not any(k.startswith("fc.") for k in d2)
+    back, source = to_official_keys(d2)
+    assert source == "detectron2 resnet"
+    assert set(back) == {k for k in state if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
+    with pytest.raises(CheckpointError, match="convs.1"):
+        official_to_detectron2_resnet(res2net_det.create_model("res2net50_26w_4s").state_dict())
+
+
+def test_a_converted_checkpoint_converts_to_itself():
+    checkpoint, _ = convert_to_detection_checkpoint(res2net_det.create_model("res2net50_14w_8s").state_dict())
+    with_heads = dict(checkpoint["model"], **{"roi_heads.box_predictor.cls_score.weight": torch.zeros(4, 8)})
+    again, report = convert_to_detection_checkpoint(with_heads)
+    assert report.source == "detection checkpoint"
+    assert set(again["model"]) == set(checkpoint["model"])
+
+
+def test_wrong_variant_names_both_architectures():
+    state = res2net_det.create_model("res2net50_26w_8s").state_dict()
+    with pytest.raises(CheckpointError, match=r"not a res2net50_26w_4s: scale is 8 in the file but 4"):
+        convert_to_detection_checkpoint(state, variant="res2net50_26w_4s")
+
+
+def test_extra_or_missing_keys_fail():
+    state = res2net_det.create_model("res2net50_26w_4s").state_dict()
+    with pytest.raises(CheckpointError, match="unknown keys.*layer1.0.extra.weight"):
+        convert_to_detection_checkpoint(dict(state, **{"layer1.0.extra.weight": torch.zeros(1)}))
+    del state["layer4.2.bn3.running_var"]
+    with pytest.raises(CheckpointError, match="missing keys.*layer4.2.bn3.running_var"):
+        convert_to_detection_checkpoint(state)
+    with pytest.raises(CheckpointError, match="not a Res2Net/ResNet backbone"):
+        convert_to_detection_checkpoint({"head.weight": torch.zeros(3)})
+
+
+def _tool():
+    """tools/convert_weights.py loaded as a module (a subprocess would re-import torch: slow)."""
+    spec = importlib.util.spec_from_file_location("convert_weights_tool", os.path.join(ROOT, "tools", "convert_weights.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tool_reports_and_fails_clearly(tmp_path, capsys):
+    tool = _tool()
+    src, dst = tmp_path / "r2.pth", tmp_path / "out" / "r2_det.pth"
+    torch.save(res2net_det.create_model("res2net50_26w_4s").state_dict(), src)
+    assert tool.main([str(src), str(dst), "--variant", "res2net50_26w_4s"]) == 0
+    out = capsys.readouterr().out
+    assert "425 backbone tensors" in out and "fc.weight, fc.bias" in out
+    assert dst.is_file() and not [p for p in os.listdir(dst.parent) if ".tmp" in p]
+
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(src.read_bytes()[:4096])
+    assert tool.main([str(truncated), str(tmp_path / "x.pth")]) == 1
+    err = capsys.readouterr().err
+    assert "truncated" in err and str(truncated) in err
+    assert not (tmp_path / "x.pth").exists()
+    assert tool.main([str(src), str(tmp_path / "y.pth"), "--variant", "resnet50"]) == 1
+    assert "not a resnet50" in capsys.readouterr().err
