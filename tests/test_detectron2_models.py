@@ -35,12 +35,7 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+torch.set_num_threads(1)  # the project's tests run on one thread (shared 2-core machines)
 
 
 def test_every_paper_row_has_a_config():

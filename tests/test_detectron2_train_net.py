@@ -17,7 +17,7 @@ from detectron2.data import MetadataCatalog as D2MetadataCatalog  # noqa: E402
 
 from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
 from res2net_det.engines.detectron2 import register_catalog_in_detectron2  # noqa: E402
-from res2net_det.engines.detectron2.train_net import main  # noqa: E402
+from res2net_det.engines.detectron2.train_net import launch_main, main  # noqa: E402
 
 CLASSES = ["square", "bar"]
 
@@ -110,8 +110,9 @@ def test_train_resume_and_eval_only(tiny_set, tmp_path):
     first = torch.load(out / "model_final.pth", weights_only=False)
     assert first["iteration"] == 1  # Detectron2 counts from 0
 
-    # --resume continues from the last checkpoint up to the new MAX_ITER
-    main(_args(tmp_path, tiny_set, "SOLVER.MAX_ITER", "4", resume=True))
+    # --resume continues from the last checkpoint up to the new MAX_ITER; through launch_main,
+    # which runs main in this process when there is no GPU (what tools/train_net.py calls)
+    launch_main(_args(tmp_path, tiny_set, "SOLVER.MAX_ITER", "4", resume=True))
     resumed = torch.load(out / "model_final.pth", weights_only=False)
     assert resumed["iteration"] == 3
     assert not torch.equal(resumed["model"]["backbone.bottom_up.layer4.0.conv3.weight"],

@@ -95,7 +95,9 @@ def launch_main(args: argparse.Namespace):
     """Runs :func:`main` on ``num_gpus`` processes per machine across ``num_machines`` machines.
 
     ``args`` is a Detectron2-style namespace: ``config_file``, ``resume``, ``eval_only``,
-    ``num_gpus``, ``num_machines``, ``machine_rank``, ``dist_url``, ``opts``.
+    ``num_gpus``, ``num_machines``, ``machine_rank``, ``dist_url``, ``opts``. With one process in
+    all (``num_gpus`` 0 or 1 on one machine) :func:`main` runs in this process. Returns nothing, as
+    ``detectron2.engine.launch``; metrics are in the log and ``OUTPUT_DIR/metrics.json``.
     """
     return launch(
         main,
