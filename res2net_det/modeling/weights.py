@@ -13,11 +13,9 @@ from typing import Dict, List, Mapping, Optional
 import torch
 from torch import nn
 
-from .res2net import _DEPTHS
-
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckpointError", "LoadReport", "read_state_dict", "load_weights", "describe_state_dict", "infer_res2net_args"]
+__all__ = ["CheckpointError", "LoadReport", "read_state_dict", "load_weights", "describe_state_dict"]
 
 _CLASSIFIER_PREFIXES = ("fc.",)
 
@@ -84,44 +82,21 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
 def describe_state_dict(state: Mapping[str, torch.Tensor]) -> str:
     """A short guess of which Res2Net variant a state dict belongs to, for error messages."""
     try:
-        args = infer_res2net_args(state)
-    except CheckpointError as e:
-        return f"not a Res2Net checkpoint ({e})"
-    depth = {v: k for k, v in _DEPTHS.items()}[args["layers"]]
-    stem = "deep stem" if args["deep_stem"] else "7x7 stem"
-    groups = f", cardinality {args['cardinality']}" if args["cardinality"] > 1 else ""
-    return f"depth {depth}, {args['base_width']}w x {args['scale']}s{groups}, {stem}"
-
-
-def infer_res2net_args(state: Mapping[str, torch.Tensor]) -> dict:
-    """:class:`Res2Net` constructor arguments (``layers``, widths, stem, shortcut) that fit an
-    official-layout state dict; raises :class:`CheckpointError` when it is no Res2Net/ResNet."""
-    try:
-        blocks = tuple(
+        blocks = [
             len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)
-        )
+        ]
+        scale = len({k.split(".")[3] for k in state if k.startswith("layer1.0.convs.")}) + 1
         conv1 = state["layer1.0.conv1.weight"]
+        split_width = conv1.shape[0] // scale
         conv3x3 = state["layer1.0.convs.0.weight"]
-    except KeyError as e:
-        raise CheckpointError(
-            f"not a Res2Net/ResNet backbone: key {e.args[0]!r} is missing "
-            f"(first keys: {sorted(state)[:5]})"
-        ) from None
-    if blocks not in _DEPTHS.values():
-        raise CheckpointError(
-            f"blocks per stage {blocks} match no supported depth ({sorted(_DEPTHS)})"
-        )
-    width = conv3x3.shape[0]  # split width (x cardinality) of layer1, whose planes are 64
-    deep_stem = "conv1.0.weight" in state
-    return dict(
-        layers=blocks,
-        base_width=width // (width // conv3x3.shape[1]),
-        scale=conv1.shape[0] // width,
-        cardinality=width // conv3x3.shape[1],
-        deep_stem=deep_stem,
-        stem_width=state["conv1.0.weight"].shape[0] if deep_stem else 32,
-        avg_down="layer2.0.downsample.2.weight" in state,
-    )
+        cardinality = split_width // conv3x3.shape[1]
+        depth = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101, (3, 8, 36, 3): 152}.get(tuple(blocks), blocks)
+        base_width = split_width // cardinality
+        stem = "deep stem" if "conv1.0.weight" in state else "7x7 stem"
+        groups = f", cardinality {cardinality}" if cardinality > 1 else ""
+        return f"depth {depth}, {base_width}w x {scale}s{groups}, {stem}"
+    except (KeyError, IndexError, ZeroDivisionError):
+        return "not a Res2Net checkpoint (no layer1.0.conv1 / convs keys)"
 
 
 def load_weights(model: nn.Module, path: str, strict: bool = False) -> LoadReport:

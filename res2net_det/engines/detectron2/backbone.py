@@ -21,6 +21,8 @@ from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool, LastLevelP6P
 from torch import nn
 
 from ...config.res2net import res2net_kwargs_from_cfg
+from ...modeling.norm import NormSpec
+from ...modeling.norm import get_norm as core_get_norm
 from ...modeling.res2net import _DEPTHS, Res2Net
 
 __all__ = [
@@ -62,29 +64,31 @@ class Res2NetBackbone(Res2Net, Backbone):
         return self._size_divisibility
 
 
-def detectron2_norm(name: str) -> Callable[[int], nn.Module]:
-    """``channels -> norm module`` with Detectron2's meaning of ``name`` (so "SyncBN",
-    "naiveSyncBN" or "FrozenBN" behave exactly as in Detectron2's own ResNet)."""
+def res2net_norm(name: str) -> NormSpec:
+    """The norm for ``MODEL.RES2NET.NORM``.
+
+    Names the core knows (``FrozenBN``, ``BN``, ``SyncBN``, ``GN``) go to the core, so a config
+    builds the same Res2Net in both engines; Detectron2's other names (``naiveSyncBN``,
+    ``naiveSyncBN_N``, ``nnSyncBN``, ``LN``) come from Detectron2's ``get_norm``.
+    """
     if not isinstance(name, str) or not name:
         raise ValueError(
             f"MODEL.RES2NET.NORM must name a norm (FrozenBN, BN, SyncBN, GN, ...), got {name!r}; "
             "Res2Net has no norm-free variant"
         )
     try:
+        core_get_norm(name, 64)
+        return name
+    except ValueError:
+        pass
+    try:
         get_norm(name, 64)
     except KeyError:
         raise ValueError(
-            f"MODEL.RES2NET.NORM={name!r} is not a norm Detectron2 knows; "
-            "use FrozenBN, BN, SyncBN, naiveSyncBN or GN"
+            f"MODEL.RES2NET.NORM={name!r} is not a norm of res2net_det or Detectron2; "
+            "use FrozenBN, BN, SyncBN, GN, naiveSyncBN or LN"
         ) from None
-
-    def build(channels: int) -> nn.Module:
-        try:
-            return get_norm(name, channels)
-        except ValueError as e:  # GN's 32 groups don't divide a split width such as 26
-            raise ValueError(f"MODEL.RES2NET.NORM={name!r} can't normalise {channels} channels: {e}") from e
-
-    return build
+    return lambda channels: get_norm(name, channels)
 
 
 def _check_input(input_shape: ShapeSpec) -> None:
@@ -102,7 +106,7 @@ def build_res2net_backbone(cfg, input_shape: ShapeSpec) -> Res2NetBackbone:
     kwargs = res2net_kwargs_from_cfg(cfg)
     kwargs.pop("num_classes")
     depth = kwargs.pop("depth")
-    kwargs["norm"] = detectron2_norm(kwargs["norm"])
+    kwargs["norm"] = res2net_norm(kwargs["norm"])
     return Res2NetBackbone(_DEPTHS[depth], **kwargs)
 
 
