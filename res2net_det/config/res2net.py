@@ -8,9 +8,10 @@ from typing import Any, Dict
 
 from fvcore.common.config import CfgNode as CN
 
+from ..modeling.deform import make_stages_deformable
 from ..modeling.res2net import Res2Net, build_res2net
 
-__all__ = ["add_res2net_config", "res2net_kwargs_from_cfg", "build_res2net_from_cfg"]
+__all__ = ["add_res2net_config", "res2net_kwargs_from_cfg", "build_res2net_from_cfg", "apply_deform_from_cfg"]
 
 
 def add_res2net_config(cfg: CN) -> CN:
@@ -29,6 +30,10 @@ def add_res2net_config(cfg: CN) -> CN:
     _C.MODEL.RES2NET.NORM = "FrozenBN"  # "FrozenBN", "BN", "SyncBN", "GN"
     _C.MODEL.RES2NET.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
     _C.MODEL.RES2NET.RES5_DILATION = 1  # 2: res5 at stride 16 (saliency, segmentation)
+    # Deformable split 3x3 convs per stage res2..res5, as Detectron2's MODEL.RESNETS.DEFORM_*.
+    _C.MODEL.RES2NET.DEFORM_ON_PER_STAGE = [False, False, False, False]
+    _C.MODEL.RES2NET.DEFORM_MODULATED = False  # DCNv2: a learned mask per sampling point
+    _C.MODEL.RES2NET.DEFORM_NUM_GROUPS = 1  # channel groups with their own offsets
     # Which engine runs tools/train_net.py: "auto" (Detectron2 when importable),
     # "detectron2" or "torchvision".
     _C.ENGINE = "auto"
@@ -56,6 +61,14 @@ def res2net_kwargs_from_cfg(cfg: CN) -> Dict[str, Any]:
     )
 
 
+def apply_deform_from_cfg(model: Res2Net, cfg: CN) -> Res2Net:
+    """Makes the stages flagged in ``MODEL.RES2NET.DEFORM_ON_PER_STAGE`` deformable (in place)."""
+    r = cfg.MODEL.RES2NET
+    if any(r.DEFORM_ON_PER_STAGE):
+        make_stages_deformable(model, r.DEFORM_ON_PER_STAGE, r.DEFORM_MODULATED, r.DEFORM_NUM_GROUPS)
+    return model
+
+
 def build_res2net_from_cfg(cfg: CN) -> Res2Net:
     """The feature backbone (no classifier) a config describes."""
-    return build_res2net(**res2net_kwargs_from_cfg(cfg))
+    return apply_deform_from_cfg(build_res2net(**res2net_kwargs_from_cfg(cfg)), cfg)

@@ -173,7 +173,8 @@ class ConversionReport:
             lines.append(f"not converted: {shown}: {why}")
         lines.append(
             "left unloaded in a detector: FPN, RPN and ROI heads (not in an ImageNet backbone; "
-            "they start from Detectron2's initialisation)"
+            "they start from Detectron2's initialisation) and, with MODEL.RES2NET.DEFORM_ON_PER_STAGE, "
+            "the offset convs *.conv_offset.* (zero-initialised: the network starts as the plain one)"
         )
         return "\n".join(lines)
 
