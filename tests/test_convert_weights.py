@@ -12,7 +12,6 @@ from res2net_det.modeling.convert import (
     convert_file,
     convert_to_detection_checkpoint,
     official_to_detectron2_resnet,
-    to_official_keys,
 )
 from res2net_det.modeling.weights import CheckpointError
 
@@ -69,16 +68,18 @@ def test_torchvision_weights_give_torchvision_features():
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_detectron2_names_round_trip():
+def test_detectron2_resnet_names():
     state = res2net_det.create_model("resnet50").state_dict()
     d2 = official_to_detectron2_resnet(state)
     assert "res5.2.conv2.norm.running_mean" in d2 and "stem.conv1.norm.weight" in d2
-    assert "res2.0.shortcut.weight" in d2 and not any(k.startswith("fc.") for k in d2)
-    back, source = to_official_keys(d2)
-    assert source == "detectron2 resnet"
-    assert set(back) == {k for k in state if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
+    assert "res2.0.shortcut.weight" in d2 and "res3.3.conv3.weight" in d2 and not any(k.startswith("fc.") for k in d2)
+    assert torch.equal(d2["res4.1.conv2.norm.bias"], state["layer3.1.bns.0.bias"])
+    assert len(d2) == len([k for k in state if not k.startswith("fc.") and not k.endswith("num_batches_tracked")])
     with pytest.raises(CheckpointError, match="convs.1"):
         official_to_detectron2_resnet(res2net_det.create_model("res2net50_26w_4s").state_dict())
+    # Detectron2-named (possibly MSRA, stride-in-1x1) weights are refused, not silently renamed
+    with pytest.raises(CheckpointError, match="STRIDE_IN_1X1|stride in the 1x1"):
+        convert_to_detection_checkpoint(d2)
 
 
 def test_a_converted_checkpoint_converts_to_itself():

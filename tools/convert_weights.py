@@ -4,8 +4,7 @@
     python tools/convert_weights.py res2net50_26w_4s-06e79181.pth pretrained/res2net50_26w_4s.pth
     python tools/convert_weights.py resnet50-11ad3fa6.pth pretrained/resnet50.pth --variant resnet50
 
-Accepts official Res2Net-PretrainedModels files, timm state dicts, torchvision/timm ResNet-50 and
-Detectron2-named ResNets. The output holds backbone.bottom_up.<key> tensors, which both engines
+Accepts official Res2Net-PretrainedModels files, timm state dicts and torchvision/timm ResNet-50. The output holds backbone.bottom_up.<key> tensors, which both engines
 load with no missing backbone key; what is not converted is printed with the reason.
 """
 import argparse

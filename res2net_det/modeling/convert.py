@@ -1,7 +1,7 @@
 """Backbone checkpoints -> detection checkpoints (``backbone.bottom_up.<official key>``).
 
 Reads an official Res2Net-PretrainedModels ``.pth``, a timm state dict, torchvision's (or
-timm's) ResNet-50, or a Detectron2 ResNet in Detectron2's names, brings the keys to the official
+timm's) ResNet-50 or one of our detection checkpoints, brings the keys to the official
 Res2Net layout (which our :class:`Res2Net` uses) and writes what Detectron2's
 ``DetectionCheckpointer`` loads through ``MODEL.WEIGHTS`` with no name-matching heuristics and no
 missing backbone key. The torchvision engine's backbone has the same ``bottom_up`` names.
@@ -32,7 +32,8 @@ __all__ = [
 
 BACKBONE_PREFIX = "backbone.bottom_up."
 
-# (official Res2Net name, Detectron2 ResNet name) prefixes inside a scale-1 block and the stem.
+# (official Res2Net name, Detectron2 ResNet name) prefixes inside a scale-1 block and the stem,
+# to compare with Detectron2's own ResNet (tests, benchmarks).
 # Detectron2's BottleneckBlock keeps each norm inside its conv ("conv1.norm").
 _D2_BLOCK_NAMES: List[Tuple[str, str]] = [
     ("conv1.weight", "conv1.weight"),
@@ -45,29 +46,23 @@ _D2_BLOCK_NAMES: List[Tuple[str, str]] = [
     ("downsample.1.", "shortcut.norm."),
 ]
 _D2_STEM_NAMES: List[Tuple[str, str]] = [("conv1.weight", "stem.conv1.weight"), ("bn1.", "stem.conv1.norm.")]
-# official layer1..layer4 are Detectron2's res2..res5
 _OFFICIAL_BLOCK = re.compile(r"^layer(\d)\.(\d+)\.(.+)$")
-_D2_BLOCK = re.compile(r"^res(\d)\.(\d+)\.(.+)$")
 
 
-def _swap_prefix(name: str, pairs: List[Tuple[str, str]], reverse: bool) -> Optional[str]:
+def _swap_prefix(name: str, pairs: List[Tuple[str, str]]) -> Optional[str]:
     for official, d2 in pairs:
-        src, dst = (d2, official) if reverse else (official, d2)
-        if name == src or (src.endswith(".") and name.startswith(src)):
-            return dst + name[len(src):]
+        if name == official or (official.endswith(".") and name.startswith(official)):
+            return d2 + name[len(official):]
     return None
 
 
-def _resnet_key(key: str, to_detectron2: bool) -> Optional[str]:
-    block_re, pairs = (_OFFICIAL_BLOCK, _D2_BLOCK_NAMES) if to_detectron2 else (_D2_BLOCK, _D2_BLOCK_NAMES)
-    m = block_re.match(key)
-    if m:
-        rest = _swap_prefix(m.group(3), pairs, reverse=not to_detectron2)
-        if rest is None:
-            return None
-        stage = int(m.group(1)) + (1 if to_detectron2 else -1)
-        return f"{'res' if to_detectron2 else 'layer'}{stage}.{m.group(2)}.{rest}"
-    return _swap_prefix(key, _D2_STEM_NAMES, reverse=not to_detectron2)
+def _detectron2_name(key: str) -> Optional[str]:
+    m = _OFFICIAL_BLOCK.match(key)
+    if m is None:
+        return _swap_prefix(key, _D2_STEM_NAMES)
+    renamed = _swap_prefix(m.group(3), _D2_BLOCK_NAMES)
+    # official layer1..layer4 are Detectron2's res2..res5
+    return None if renamed is None else f"res{int(m.group(1)) + 1}.{m.group(2)}.{renamed}"
 
 
 def official_to_detectron2_resnet(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -80,7 +75,7 @@ def official_to_detectron2_resnet(state: Mapping[str, torch.Tensor]) -> Dict[str
     for key, value in state.items():
         if key.startswith("fc.") or key.endswith("num_batches_tracked"):
             continue
-        new = _resnet_key(key, to_detectron2=True)
+        new = _detectron2_name(key)
         if new is None:
             raise CheckpointError(
                 f"key {key!r} has no Detectron2 ResNet counterpart; only scale-1 ResNets "
@@ -94,20 +89,21 @@ def to_official_keys(state: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch
     """Brings a backbone state dict to the official Res2Net key layout.
 
     Returns ``(state, source)`` where ``source`` names the layout found: ``"official/timm"``,
-    ``"torchvision/timm resnet"`` (``conv2``/``bn2`` become ``convs.0``/``bns.0``),
-    ``"detectron2 resnet"`` (``stem.*``, ``res2``..``res5``) or ``"detection checkpoint"``
-    (``backbone.bottom_up.*``; detection heads are dropped).
+    ``"torchvision/timm resnet"`` (``conv2``/``bn2`` become ``convs.0``/``bns.0``) or
+    ``"detection checkpoint"`` (``backbone.bottom_up.*``; detection heads are dropped).
     """
     if any(k.startswith(BACKBONE_PREFIX) for k in state):
         return {k[len(BACKBONE_PREFIX):]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}, (
             "detection checkpoint"
         )
     if "stem.conv1.weight" in state:
-        out = {}
-        for key, value in state.items():
-            new = _resnet_key(key, to_detectron2=False)
-            out[key if new is None else new] = value  # unknown keys are reported by the caller
-        return out, "detectron2 resnet"
+        # Same shapes as ours but not always the same network: Detectron2's MSRA weights put the
+        # stride in the 1x1 conv (STRIDE_IN_1X1) and take BGR input, which a rename can't tell.
+        raise CheckpointError(
+            "Detectron2-named ResNet weights (stem.*, res2..res5) are not converted: Detectron2's "
+            "MSRA ResNets stride in the 1x1 conv and take BGR input, unlike ours; convert "
+            "torchvision's resnet50 file instead"
+        )
     if any(re.match(r"^layer\d\.\d+\.conv2\.weight$", k) for k in state):
         out = {}
         for key, value in state.items():
