@@ -64,6 +64,28 @@ def test_catalog_entries_reach_detectron2(tiny_set):
     assert tiny_set not in register_catalog_in_detectron2()
 
 
+def test_metadata_learnt_on_loading_reaches_detectron2():
+    """A COCO loader fills the category id map only when it reads the JSON; COCOEvaluator needs it."""
+    name = f"res2net_det_test_lazy_meta_{os.getpid()}"
+
+    def load():
+        DatasetCatalog.metadata(name).update(thing_classes=["cat", "dog"], thing_dataset_id_to_contiguous_id={1: 0, 7: 1})
+        return [{"file_name": "x.jpg", "image_id": 1, "height": 4, "width": 4, "annotations": []}]
+
+    DatasetCatalog.register(name, load, thing_classes=["?", "?"], evaluator_type="coco")
+    try:
+        register_catalog_in_detectron2([name])
+        assert D2MetadataCatalog.get(name).evaluator_type == "coco"
+        assert not hasattr(D2MetadataCatalog.get(name), "thing_dataset_id_to_contiguous_id")
+        assert len(D2DatasetCatalog.get(name)) == 1
+        assert D2MetadataCatalog.get(name).thing_dataset_id_to_contiguous_id == {1: 0, 7: 1}
+        assert D2MetadataCatalog.get(name).thing_classes == ["cat", "dog"]
+    finally:
+        DatasetCatalog.remove(name)
+        D2DatasetCatalog.remove(name)
+        D2MetadataCatalog.remove(name)
+
+
 def test_detectron2_builtin_names_are_left_to_detectron2():
     DatasetCatalog.register("coco_2017_val", lambda: [], thing_classes=["x"])
     try:

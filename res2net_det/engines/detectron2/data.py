@@ -14,6 +14,29 @@ logger = logging.getLogger(__name__)
 __all__ = ["register_catalog_in_detectron2"]
 
 
+def _copy_metadata(name: str) -> None:
+    """Our metadata of ``name`` into Detectron2's. Loaders may refine it when they read the files
+    (``thing_dataset_id_to_contiguous_id``, class names from the JSON): the files win."""
+    target = D2MetadataCatalog.get(name)
+    for key, value in DatasetCatalog.metadata(name).items():
+        if key == "name":
+            continue
+        if hasattr(target, key) and getattr(target, key) != value:
+            # Detectron2's Metadata refuses to change a value in place; replace it explicitly.
+            logger.debug("metadata %r of %r changed on loading; using the new value", key, name)
+            delattr(target, key)
+        setattr(target, key, value)
+
+
+def _loader(name: str):
+    def load() -> List[dict]:
+        dicts = DatasetCatalog.get(name)
+        _copy_metadata(name)  # after loading, so what the loader learnt reaches the evaluator
+        return dicts
+
+    return load
+
+
 def register_catalog_in_detectron2(names: Optional[Iterable[str]] = None) -> List[str]:
     """Copies our catalog's registrations into Detectron2's ``DatasetCatalog`` / ``MetadataCatalog``.
 
@@ -23,7 +46,9 @@ def register_catalog_in_detectron2(names: Optional[Iterable[str]] = None) -> Lis
 
     Returns:
         the names newly registered in Detectron2. Loading stays lazy: Detectron2 calls our
-        loader when it first needs the dicts (same list-of-dicts format in both catalogs).
+        loader when it first needs the dicts (same list-of-dicts format in both catalogs) and
+        then receives the metadata the loader filled in (e.g. the COCO category id map that
+        ``COCOEvaluator`` needs).
     """
     added = []
     for name in DatasetCatalog.names() if names is None else names:
@@ -32,8 +57,7 @@ def register_catalog_in_detectron2(names: Optional[Iterable[str]] = None) -> Lis
         if name in D2DatasetCatalog.list():
             logger.debug("data set %r is already registered in Detectron2; keeping Detectron2's", name)
             continue
-        D2DatasetCatalog.register(name, lambda name=name: DatasetCatalog.get(name))
-        metadata = {k: v for k, v in DatasetCatalog.metadata(name).items() if k != "name"}
-        D2MetadataCatalog.get(name).set(**metadata)
+        D2DatasetCatalog.register(name, _loader(name))
+        _copy_metadata(name)
         added.append(name)
     return added
