@@ -12,9 +12,15 @@ _NORMS = {
     "BN": nn.BatchNorm2d,
     "SyncBN": nn.SyncBatchNorm,
     "FrozenBN": FrozenBatchNorm2d,
-    # 32 groups as in Detectron2 and "Group Normalization" (Wu & He, 2018).
-    "GN": lambda channels: nn.GroupNorm(32, channels),
+    "GN": lambda channels: nn.GroupNorm(group_norm_groups(channels), channels),
 }
+
+
+def group_norm_groups(channels: int, preferred: int = 32) -> int:
+    """32 groups as in Detectron2 and "Group Normalization" (Wu & He, 2018) where they divide
+    ``channels``; otherwise the largest divisor below 32. Res2Net's split widths (26, 52, 104, 14
+    ...) are rarely multiples of 32, and GroupNorm needs whole groups."""
+    return max(g for g in range(1, preferred + 1) if channels % g == 0)
 
 
 def get_norm(norm: NormSpec, channels: int) -> nn.Module:
