@@ -1,6 +1,7 @@
 import pytest
 import torch
 from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
 
 
 @pytest.fixture(autouse=True)
@@ -21,8 +22,8 @@ def randomize_norm_(model: nn.Module, seed: int = 0) -> nn.Module:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
+            if isinstance(m, (nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)):
+                n = m.weight.numel()
                 m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
                 m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
                 m.weight.copy_(torch.rand(n, generator=gen) * 0.5 + 0.25)

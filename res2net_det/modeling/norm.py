@@ -1,9 +1,11 @@
 """Normalisation layers by name, as detection configs spell them."""
 from __future__ import annotations
 
+import copy
 from typing import Callable, Union
 
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torchvision.ops import FrozenBatchNorm2d
 
 NormSpec = Union[str, Callable[[int], nn.Module]]
@@ -48,3 +50,26 @@ def convert_frozen_batchnorm(module: nn.Module) -> nn.Module:
         if new_child is not child:
             setattr(module, name, new_child)
     return module
+
+
+def is_foldable(norm: nn.Module) -> bool:
+    """True for norms that are a per-channel affine map at inference (BN, SyncBN, FrozenBN)."""
+    if isinstance(norm, FrozenBatchNorm2d):
+        return True
+    return isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.track_running_stats
+
+
+def fold_norm_into_conv(conv: nn.Conv2d, norm: nn.Module) -> nn.Conv2d:
+    """A new conv (with bias) that computes ``norm(conv(x))`` of an inference-mode ``norm``.
+
+    Uses PyTorch's own ``fuse_conv_bn_weights``; torchvision's FrozenBatchNorm2d has the same
+    fields (running mean/var, eps, weight, bias) and the same formula, so it folds alike.
+    """
+    if not is_foldable(norm):
+        raise TypeError(f"cannot fold {type(norm).__name__} into a conv (only BN, SyncBN and FrozenBN)")
+    fused = copy.deepcopy(conv)
+    fused.weight, fused.bias = fuse_conv_bn_weights(
+        conv.weight, conv.bias, norm.running_mean, norm.running_var, norm.eps,
+        getattr(norm, "weight", None), getattr(norm, "bias", None),
+    )
+    return fused
