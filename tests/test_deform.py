@@ -49,3 +49,22 @@ def test_config_keys_build_deformable_stages():
     assert not isinstance(model.layer2[0].convs[0], DeformableConv2d)
     with pytest.raises(ValueError, match="one flag per stage"):
         make_stages_deformable(model, [True])
+
+
+def test_batch_norm_folds_into_deformable_convs():
+    torch.manual_seed(0)
+    model = res2net_det.create_model("res2net50_26w_4s", num_classes=0).eval()
+    make_stages_deformable(model, [False, False, True, True], modulated=True)
+    for m in model.modules():  # offsets that move, and statistics that are not the identity
+        if isinstance(m, DeformableConv2d):
+            torch.nn.init.normal_(m.conv_offset.weight, std=0.01)
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        got = model.fuse_for_inference()(x)
+    assert isinstance(model.layer4[0].convs[0], DeformableConv2d) and model.layer4[0].convs[0].bias is not None
+    for name in expected:  # float rounding only: bilinear sampling sums in another order
+        diff = (got[name] - expected[name]).abs().max().item()
+        assert diff <= 1e-4 * expected[name].abs().max().item(), (name, diff)

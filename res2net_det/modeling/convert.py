@@ -18,7 +18,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import torch
 
 from .res2net import _DEPTHS, Res2Net, resolve_name, variant_args
-from .weights import CheckpointError, describe_state_dict, read_state_dict
+from .weights import CheckpointError, describe_state_dict, from_torchvision_resnet, read_state_dict
 
 __all__ = [
     "BACKBONE_PREFIX",
@@ -104,15 +104,8 @@ def to_official_keys(state: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch
             "MSRA ResNets stride in the 1x1 conv and take BGR input, unlike ours; convert "
             "torchvision's resnet50 file instead"
         )
-    if any(re.match(r"^layer\d\.\d+\.conv2\.weight$", k) for k in state):
-        out = {}
-        for key, value in state.items():
-            m = _OFFICIAL_BLOCK.match(key)
-            if m and re.match(r"^(conv2\.weight|bn2\.)", m.group(3)):
-                rest = m.group(3).replace("conv2.", "convs.0.", 1).replace("bn2.", "bns.0.", 1)
-                key = f"layer{m.group(1)}.{m.group(2)}.{rest}"
-            out[key] = value
-        return out, "torchvision/timm resnet"
+    if any(re.match(r"^layer\d+\.\d+\.conv2\.weight$", k) for k in state):
+        return from_torchvision_resnet(state), "torchvision/timm resnet"
     return dict(state), "official/timm"
 
 

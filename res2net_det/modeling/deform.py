@@ -33,7 +33,7 @@ class DeformableConv2d(nn.Module):
         if conv.in_channels % offset_groups:
             raise ValueError(f"offset_groups {offset_groups} must divide the {conv.in_channels} input channels")
         self.weight = conv.weight
-        self.bias = conv.bias
+        self.register_parameter("bias", conv.bias)  # None for Res2Net's convs; set by BN folding
         self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
         self.modulated = modulated
         points = offset_groups * conv.kernel_size[0] * conv.kernel_size[1]
