@@ -125,6 +125,7 @@ def _randomize_norms(model: torch.nn.Module, generator: torch.Generator) -> None
 
 def test_scale1_width64_reproduces_detectron2_resnet50_fpn():
     """Our backbone with scale 1 / width 64 is Detectron2's ResNet-50 (stride on the 3x3)."""
+    torch.manual_seed(0)  # Detectron2's FPN initialisation draws from the global generator
     generator = torch.Generator().manual_seed(0)
     resnet = res2net_det.create_model("resnet50", num_classes=0, norm="BN")
     _randomize_norms(resnet, generator)
