@@ -66,6 +66,16 @@ def test_fpn_backbone_levels_and_divisibility():
     }
 
 
+def test_fpn_that_stops_at_res4_pools_its_last_level():
+    cfg = _cfg("MODEL.RES2NET.OUT_FEATURES", "['res3', 'res4']", "MODEL.FPN.IN_FEATURES", "['res3', 'res4']")
+    backbone = BACKBONE_REGISTRY.get("build_res2net_fpn_backbone")(cfg, RGB).eval()
+    assert {k: s.stride for k, s in backbone.output_shape().items()} == {"p3": 8, "p4": 16, "p5": 32}
+    with torch.no_grad():
+        feats = backbone(torch.randn(1, 3, 64, 128))
+    assert _shapes(feats) == {"p3": (1, 256, 8, 16), "p4": (1, 256, 4, 8), "p5": (1, 256, 2, 4)}
+    assert torch.equal(feats["p5"], feats["p4"][:, :, ::2, ::2])  # max pool, kernel 1, stride 2
+
+
 def test_retinanet_p6p7_backbone():
     cfg = _cfg("MODEL.FPN.IN_FEATURES", "['res3', 'res4', 'res5']")
     backbone = BACKBONE_REGISTRY.get("build_retinanet_res2net_fpn_backbone")(cfg, RGB).eval()

@@ -13,6 +13,7 @@ torchvision engine's backbone uses the same names.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Dict
 
 from detectron2.layers import ShapeSpec, get_norm
@@ -131,8 +132,18 @@ def _fpn(cfg, input_shape: ShapeSpec, top_block: Callable[[Res2NetBackbone], nn.
 
 @BACKBONE_REGISTRY.register()
 def build_res2net_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
-    """Res2Net + FPN with a max-pooled P6 (Faster / Mask R-CNN): P2-P6, strides 4-64."""
-    return _fpn(cfg, input_shape, lambda bottom_up: LastLevelMaxPool())
+    """Res2Net + FPN with one more level max-pooled from the last (Faster / Mask R-CNN):
+    P2-P6 (strides 4-64) from res2-res5; from res3-res4 (small models) P3-P5."""
+
+    def max_pool(bottom_up: Res2NetBackbone) -> nn.Module:
+        top = LastLevelMaxPool()
+        # Detectron2 pools "p5"; pool whatever the last FPN level is, so FPNs that stop
+        # earlier (IN_FEATURES ending at res4) still get their extra level.
+        last_stride = bottom_up.output_shape()[cfg.MODEL.FPN.IN_FEATURES[-1]].stride
+        top.in_feature = f"p{int(math.log2(last_stride))}"
+        return top
+
+    return _fpn(cfg, input_shape, max_pool)
 
 
 @BACKBONE_REGISTRY.register()
