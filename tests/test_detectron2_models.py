@@ -77,9 +77,13 @@ def test_config_builds_trains_and_infers(config):
     assert torch.isfinite(total)
     total.backward()
     bottom_up = model.backbone.bottom_up
-    # FREEZE_AT 2: the stem and res2 stay put, res3 on learns.
-    assert all(p.grad is None for p in bottom_up.layer1.parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in bottom_up.layer2.parameters())
+    # MODEL.BACKBONE.FREEZE_AT: the stem and the first stages stay put, the later ones learn
+    used = ["res2", "res3", "res4", "res5"].index(bottom_up.out_features[-1]) + 1
+    for idx, layer in enumerate([bottom_up.layer1, bottom_up.layer2, bottom_up.layer3, bottom_up.layer4][:used], start=2):
+        if idx <= cfg.MODEL.BACKBONE.FREEZE_AT:
+            assert all(p.grad is None for p in layer.parameters()), idx
+        else:
+            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters()), idx
 
     model.eval()
     with torch.no_grad():
