@@ -86,6 +86,28 @@ def test_metadata_learnt_on_loading_reaches_detectron2():
         D2MetadataCatalog.remove(name)
 
 
+def test_box_modes_named_by_string_become_detectron2_box_modes():
+    from detectron2.structures import BoxMode
+
+    name = f"res2net_det_test_box_mode_{os.getpid()}"
+    records = [{"file_name": "a.jpg", "image_id": 0, "height": 8, "width": 8,
+                "annotations": [{"bbox": [1, 1, 2, 2], "bbox_mode": "XYWH_ABS", "category_id": 0}]}]
+    DatasetCatalog.register(name, lambda: records, thing_classes=["a"])
+    try:
+        register_catalog_in_detectron2([name])
+        (annotation,) = D2DatasetCatalog.get(name)[0]["annotations"]
+        assert annotation["bbox_mode"] is BoxMode.XYWH_ABS
+        assert BoxMode.convert(annotation["bbox"], annotation["bbox_mode"], BoxMode.XYXY_ABS) == [1, 1, 3, 3]
+        assert records[0]["annotations"][0]["bbox_mode"] == "XYWH_ABS"  # ours untouched
+        records[0]["annotations"][0]["bbox_mode"] = "XYWH"
+        with pytest.raises(ValueError, match="a.jpg: unknown bbox_mode 'XYWH'"):
+            D2DatasetCatalog.get(name)
+    finally:
+        DatasetCatalog.remove(name)
+        D2DatasetCatalog.remove(name)
+        D2MetadataCatalog.remove(name)
+
+
 def test_detectron2_builtin_names_are_left_to_detectron2():
     DatasetCatalog.register("coco_2017_val", lambda: [], thing_classes=["x"])
     try:

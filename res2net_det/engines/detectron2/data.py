@@ -6,6 +6,7 @@ from typing import Iterable, List, Optional
 
 from detectron2.data import DatasetCatalog as D2DatasetCatalog
 from detectron2.data import MetadataCatalog as D2MetadataCatalog
+from detectron2.structures import BoxMode
 
 from ...data.catalog import DatasetCatalog
 
@@ -28,9 +29,29 @@ def _copy_metadata(name: str) -> None:
         setattr(target, key, value)
 
 
+def _with_box_modes(dicts: List[dict]) -> List[dict]:
+    """Our records may name the box mode ("XYWH_ABS": the core has no Detectron2 enum); Detectron2
+    compares ``bbox_mode`` with its ``BoxMode``, an ``IntEnum``, so names become members. Copies:
+    the catalog's own records stay as they are for the other engine."""
+
+    def convert(annotation: dict, file_name: str) -> dict:
+        mode = annotation.get("bbox_mode")
+        if not isinstance(mode, str):
+            return annotation
+        if mode not in BoxMode.__members__:
+            raise ValueError(f"{file_name}: unknown bbox_mode {mode!r}; use one of {list(BoxMode.__members__)}")
+        return dict(annotation, bbox_mode=BoxMode[mode])
+
+    return [
+        dict(record, annotations=[convert(a, record.get("file_name")) for a in record["annotations"]])
+        if "annotations" in record else record
+        for record in dicts
+    ]
+
+
 def _loader(name: str):
     def load() -> List[dict]:
-        dicts = DatasetCatalog.get(name)
+        dicts = _with_box_modes(DatasetCatalog.get(name))
         _copy_metadata(name)  # after loading, so what the loader learnt reaches the evaluator
         return dicts
 
