@@ -156,7 +156,7 @@ def test_train_resume_and_eval_only(tiny_set, tmp_path):
 
     # --resume continues from the last checkpoint up to the new MAX_ITER; through launch_main,
     # which runs main in this process when there is no GPU (what tools/train_net.py calls)
-    launch_main(_args(tmp_path, tiny_set, "SOLVER.MAX_ITER", "4", resume=True))
+    assert "bbox" in launch_main(_args(tmp_path, tiny_set, "SOLVER.MAX_ITER", "4", resume=True))
     resumed = torch.load(out / "model_final.pth", weights_only=False)
     assert resumed["iteration"] == 3
     assert not torch.equal(resumed["model"]["backbone.bottom_up.layer4.0.conv3.weight"],

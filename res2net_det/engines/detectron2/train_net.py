@@ -96,9 +96,12 @@ def launch_main(args: argparse.Namespace):
 
     ``args`` is a Detectron2-style namespace: ``config_file``, ``resume``, ``eval_only``,
     ``num_gpus``, ``num_machines``, ``machine_rank``, ``dist_url``, ``opts``. With one process in
-    all (``num_gpus`` 0 or 1 on one machine) :func:`main` runs in this process. Returns nothing, as
-    ``detectron2.engine.launch``; metrics are in the log and ``OUTPUT_DIR/metrics.json``.
+    all (``num_gpus`` 0 or 1 on one machine) :func:`main` runs in this process and its results
+    are returned; with several, ``detectron2.engine.launch`` spawns them and returns nothing
+    (the metrics are in the log and ``OUTPUT_DIR/metrics.json``).
     """
+    if max(args.num_gpus, 1) * args.num_machines <= 1:
+        return main(args)  # what launch() does for one process, keeping the results
     return launch(
         main,
         args.num_gpus,
