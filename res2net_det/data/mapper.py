@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ImageReadError", "read_image", "resize_shortest_edge_size", "DetectionMapper"]
+__all__ = ["ImageReadError", "read_image", "resize_shortest_edge_size", "resize_shortest_edge", "image_to_tensor",
+           "DetectionMapper"]
 
 
 class ImageReadError(OSError):
@@ -51,6 +52,19 @@ def resize_shortest_edge_size(h: int, w: int, short: int, max_size: int) -> Tupl
         scale = max_size / max(nh, nw)
         nh, nw = nh * scale, nw * scale
     return int(nh + 0.5), int(nw + 0.5)
+
+
+def resize_shortest_edge(image: np.ndarray, short: int, max_size: int) -> np.ndarray:
+    """Resizes an HxWxC image so its short side is ``short`` (long side at most ``max_size``)."""
+    import cv2
+
+    nh, nw = resize_shortest_edge_size(image.shape[0], image.shape[1], short, max_size)
+    return cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWxC uint8 array -> CxHxW uint8 tensor (the model input layout)."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 def _polygons_to_mask(polygons: Sequence[Sequence[float]], h: int, w: int) -> np.ndarray:
@@ -110,10 +124,8 @@ class DetectionMapper:
                 f"{record.get('width')}x{record.get('height')}"
             )
         short = int(rng.choice(self.min_sizes)) if self.is_train else self.min_sizes[-1]
-        nh, nw = resize_shortest_edge_size(h, w, short, self.max_size)
-        import cv2
-
-        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        image = resize_shortest_edge(image, short, self.max_size)
+        nh, nw = image.shape[:2]
         sx, sy = nw / w, nh / h
         flip = self.flip and rng.random() < 0.5
         if flip:
@@ -124,7 +136,7 @@ class DetectionMapper:
             "image_id": record.get("image_id"),
             "height": h,
             "width": w,
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "image": image_to_tensor(image),
         }
         if not self.is_train:
             return out
