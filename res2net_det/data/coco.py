@@ -24,6 +24,7 @@ __all__ = [
     "register_coco_instances",
     "register_builtin_coco",
     "register_datasets_from_cfg",
+    "get_dataset_dicts",
     "datasets_root",
     "BUILTIN_COCO",
 ]
@@ -146,9 +147,7 @@ def register_coco_instances(name: str, metadata: Dict[str, Any], json_file: str,
 
     def load() -> List[dict]:
         records, file_meta = load_coco_json(json_file, image_root, name)
-        DatasetCatalog.metadata(name).update(
-            {k: v for k, v in file_meta.items() if k not in meta or k.startswith("thing")}
-        )
+        DatasetCatalog.metadata(name).update(file_meta)  # class names come from the file
         return records
 
     DatasetCatalog.register(name, load, **meta)

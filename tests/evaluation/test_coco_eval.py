@@ -93,3 +93,23 @@ def test_no_predictions_gives_zero(dataset):
     empty = {"pred_boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "pred_classes": torch.zeros(0, dtype=torch.int64)}
     ev.process([{"image_id": records[0]["image_id"]}], [{"instances": empty}])
     assert ev.evaluate()["bbox"]["AP"] == 0.0
+
+
+def test_masks_are_evaluated_as_segm(dataset):
+    from res2net_det.data.mapper import _polygons_to_mask
+
+    name, records = dataset
+    ev = COCOEvaluator(name, None)
+    ev.reset()
+    for r in records:
+        anns = r["annotations"]
+        boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                              for a in anns], dtype=torch.float32).reshape(-1, 4)
+        masks = torch.from_numpy(np.stack([_polygons_to_mask(a["segmentation"], r["height"], r["width"]) for a in anns])
+                                 if anns else np.zeros((0, r["height"], r["width"]), np.uint8)).bool()
+        ev.process([{"image_id": r["image_id"]}], [{"instances": {
+            "pred_boxes": boxes, "scores": torch.ones(len(anns)), "pred_masks": masks,
+            "pred_classes": torch.tensor([a["category_id"] for a in anns], dtype=torch.int64)}}])
+    res = ev.evaluate()
+    assert set(res) == {"bbox", "segm"}
+    assert res["segm"]["AP50"] == pytest.approx(100.0)
