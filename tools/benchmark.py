@@ -43,8 +43,8 @@ def run_detector(args: argparse.Namespace) -> None:
     print(f"engine torchvision: Faster R-CNN + FPN, input {args.batch}x3x{args.size[0]}x{args.size[1]}, "
           f"{args.device}, {threads} threads, {args.repeats} interleaved repeats")
     inference, training = benchmark_detectors(args.batch, tuple(args.size), args.repeats, args.warmup, args.device)
-    print("inference (eval, no_grad):")
-    print(format_timings(inference, ["R-50-FPN"]))
+    print("inference (eval, no_grad), whole detector and backbone + FPN:")
+    print(format_timings(inference, ["R-50-FPN", "R-50-FPN backbone+FPN"]))
     print("training step (forward, backward, SGD step):")
     print(format_timings(training, ["R-50-FPN"]))
     peaks = {n: peak_memory_mb(c, args.batch, tuple(args.size), args.device, threads) for n, c in DETECTOR_CONFIGS.items()}
