@@ -119,3 +119,13 @@ def test_plain_res2net_checkpoint_goes_to_bottom_up(tmp_path):
 def test_missing_weights_file_says_how_to_convert(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"convert_weights.py.*MODEL.WEIGHTS \"\""):
         load_model_weights(build_rcnn(_small_cfg()), str(tmp_path / "res2net50_26w_4s.pth"))
+
+
+def test_plain_backbone_without_fpn():
+    cfg = _cfg("quickstart.yaml", "MODEL.BACKBONE.NAME", "build_res2net_backbone", "MODEL.FPN.IN_FEATURES", "[]",
+               "MODEL.RES2NET.OUT_FEATURES", "['res3']", "MODEL.RPN.IN_FEATURES", "['res3']",
+               "MODEL.ROI_HEADS.IN_FEATURES", "['res3']", "MODEL.ANCHOR_GENERATOR.SIZES", "[[16, 32, 64]]")
+    model = build_rcnn(cfg)
+    assert not hasattr(model.backbone, "fpn") and model.backbone.out_channels == 512
+    model.train()
+    assert torch.isfinite(sum(model(_inputs(False)).values()))
