@@ -371,18 +371,26 @@ def _same(a: Any, b: Any) -> bool:
     return norm(a) == norm(b)
 
 
+# Keys above that only the detection task reads; other tasks (META_ARCHITECTURE) are not held to them.
+_DETECTION_PREFIXES = ("MODEL.", "INPUT.", "DATASETS.PROPOSAL_FILES")
+
+
 def check_torchvision_support(cfg: CN, config_file: Optional[str] = None) -> None:
-    """Raises ``ValueError`` naming every key the torchvision engine can't honour at its value."""
+    """Raises ``ValueError`` naming every key the torchvision engine can't honour at its value.
+
+    Model and input keys are checked for the detection task (``GeneralizedRCNN``) only; another
+    task validates its own keys when it builds its model.
+    """
+    detection = cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN"
     problems = []
     for key, allowed in TORCHVISION_UNSUPPORTED.items():
-        if _missing_key(cfg, key):
+        if _missing_key(cfg, key) or (not detection and key.startswith(_DETECTION_PREFIXES)):
             continue
         value = _get(cfg, key)
         if not any(_same(value, a) for a in allowed):
             problems.append(f"{key} = {value!r} (supported: {', '.join(repr(a) for a in allowed)})")
-    if cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN" and cfg.MODEL.BACKBONE.NAME == "build_res2net_backbone":
-        if cfg.MODEL.FPN.IN_FEATURES:
-            problems.append("MODEL.FPN.IN_FEATURES is set but MODEL.BACKBONE.NAME has no FPN")
+    if detection and cfg.MODEL.BACKBONE.NAME == "build_res2net_backbone" and cfg.MODEL.FPN.IN_FEATURES:
+        problems.append("MODEL.FPN.IN_FEATURES is set but MODEL.BACKBONE.NAME has no FPN")
     if problems:
         where = f" in {config_file}" if config_file else ""
         raise ValueError(

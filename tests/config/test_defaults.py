@@ -85,3 +85,14 @@ def test_defaults_equal_detectron2s():
     differing = {k: (v, d2[k]) for k, v in walk(ours) if k in d2 and v != d2[k]
                  and not (isinstance(v, (list, tuple)) and list(v) == list(d2[k]))}
     assert not differing
+
+
+def test_other_tasks_are_not_held_to_detection_keys():
+    cfg = get_cfg()  # Detectron2's defaults: ROI_HEADS.NAME Res5ROIHeads, BACKBONE.NAME build_resnet_backbone
+    with pytest.raises(ValueError, match="MODEL.ROI_HEADS.NAME"):
+        check_torchvision_support(cfg)
+    cfg.MODEL.META_ARCHITECTURE = "SomeSaliencyNet"
+    check_torchvision_support(cfg)
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
+    with pytest.raises(ValueError, match="SOLVER.LR_SCHEDULER_NAME"):
+        check_torchvision_support(cfg)
