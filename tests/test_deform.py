@@ -1,10 +1,8 @@
 """Deformable split convs (res2net_det.modeling.deform, MODEL.RES2NET.DEFORM_*), no Detectron2 needed."""
 import pytest
 import torch
-from fvcore.common.config import CfgNode
-
 import res2net_det
-from res2net_det.config import add_res2net_config, build_res2net_from_cfg
+from res2net_det.config import build_res2net_from_cfg, get_cfg
 from res2net_det.modeling.deform import DeformableConv2d, make_stages_deformable
 
 torch.set_num_threads(1)
@@ -42,7 +40,7 @@ def test_offsets_get_gradients_and_frozen_stages_stay_frozen():
 
 
 def test_config_keys_build_deformable_stages():
-    cfg = add_res2net_config(CfgNode({"MODEL": {"BACKBONE": {"FREEZE_AT": 2}}}))
+    cfg = get_cfg()
     cfg.MODEL.RES2NET.DEFORM_ON_PER_STAGE = [False, False, True, True]
     model = build_res2net_from_cfg(cfg)
     assert isinstance(model.layer3[0].convs[0], DeformableConv2d)

@@ -1,6 +1,7 @@
 """The Detectron2 engine's trainer and data set bridge, end to end on a tiny data set
 (skipped without Detectron2)."""
 import argparse
+import json
 import os
 
 import numpy as np
@@ -17,7 +18,7 @@ from detectron2.data import MetadataCatalog as D2MetadataCatalog  # noqa: E402
 
 from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
 from res2net_det.engines.detectron2 import register_catalog_in_detectron2  # noqa: E402
-from res2net_det.engines.detectron2.train_net import launch_main, main  # noqa: E402
+from res2net_det.engines.detectron2.train_net import Trainer, build_config, launch_main, main  # noqa: E402
 
 CLASSES = ["square", "bar"]
 
@@ -109,12 +110,16 @@ def test_box_modes_named_by_string_become_detectron2_box_modes():
 
 
 def test_detectron2_builtin_names_are_left_to_detectron2():
-    DatasetCatalog.register("coco_2017_val", lambda: [], thing_classes=["x"])
+    # our catalog knows Detectron2's COCO names too (res2net_det.data.coco registers them)
+    registered_here = "coco_2017_val" not in DatasetCatalog
+    if registered_here:
+        DatasetCatalog.register("coco_2017_val", lambda: [], thing_classes=["x"])
     try:
         assert "coco_2017_val" not in register_catalog_in_detectron2(["coco_2017_val"])
         assert len(D2MetadataCatalog.get("coco_2017_val").thing_classes) == 80
     finally:
-        DatasetCatalog.remove("coco_2017_val")
+        if registered_here:
+            DatasetCatalog.remove("coco_2017_val")
 
 
 def test_unknown_name_is_a_clear_error():
@@ -137,7 +142,8 @@ def _args(tmp_path, name, *opts, resume=False, eval_only=False):
             "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16",
             "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.001", "SOLVER.STEPS", "()",
             "SOLVER.WARMUP_ITERS", "0", "SOLVER.CHECKPOINT_PERIOD", "2",
-            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(tmp_path / "out"), *opts,
+            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(tmp_path / "out"),
+            "SOLVER.LOG_PERIOD", "1", "TEST.VIS_IMAGES", "1", *opts,
         ],
     )
 
@@ -151,6 +157,9 @@ def test_train_resume_and_eval_only(tiny_set, tmp_path):
     assert set(results["bbox"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
     assert (out / "model_final.pth").is_file() and (out / "last_checkpoint").is_file()
     assert (out / "inference" / tiny_set / "coco_instances_results.json").is_file()
+    iterations = [json.loads(line).get("iteration") for line in (out / "metrics.json").read_text().splitlines()]
+    assert {0, 1} <= set(iterations)  # SOLVER.LOG_PERIOD 1: a line per iteration
+    assert (out / "vis" / tiny_set / "0.png").is_file()  # TEST.VIS_IMAGES 1
     first = torch.load(out / "model_final.pth", weights_only=False)
     assert first["iteration"] == 1  # Detectron2 counts from 0
 
@@ -166,3 +175,19 @@ def test_train_resume_and_eval_only(tiny_set, tmp_path):
     weights = str(out / "model_final.pth")
     results = main(_args(tmp_path, tiny_set, "MODEL.WEIGHTS", weights, eval_only=True))
     assert "AP50" in results["bbox"]
+
+
+def test_trainer_keys_of_our_config():
+    cfg = build_config("configs/faster_rcnn_r2_50.yaml", ["MODEL.WEIGHTS", "", "SOLVER.OPTIMIZER", "AdamW"])
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    optimizer = Trainer.build_optimizer(cfg, model)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    # Detectron2's parameter groups: no weight decay on the norm (WEIGHT_DECAY_NORM 0)
+    norm_group = next(g for g in optimizer.param_groups if g["params"][0] is model[1].weight)
+    assert norm_group["weight_decay"] == cfg.SOLVER.WEIGHT_DECAY_NORM == 0.0
+    sgd = build_config("configs/faster_rcnn_r2_50.yaml", ["MODEL.WEIGHTS", ""])
+    assert isinstance(Trainer.build_optimizer(sgd, model), torch.optim.SGD)
+    with pytest.raises(ValueError, match="SOLVER.OPTIMIZER"):
+        Trainer.build_optimizer(build_config("", ["SOLVER.OPTIMIZER", "Lion"]), model)
+    with pytest.raises(ValueError, match="SOLVER.GRAD_ACCUM_STEPS"):
+        build_config("", ["SOLVER.GRAD_ACCUM_STEPS", "2"])

@@ -2,6 +2,7 @@
 from .res2net import add_res2net_config, build_res2net_from_cfg, res2net_kwargs_from_cfg
 from .defaults import (
     ConfigKeyError,
+    add_res2net_det_config,
     add_trainer_config,
     check_torchvision_support,
     get_cfg,

@@ -22,6 +22,7 @@ __all__ = [
     "ConfigKeyError",
     "get_cfg",
     "add_trainer_config",
+    "add_res2net_det_config",
     "merge_config_file",
     "merge_config_list",
     "check_torchvision_support",
@@ -221,15 +222,20 @@ def add_trainer_config(cfg: CN) -> CN:
 TASK_CONFIG_FUNCTIONS: List[str] = []
 
 
-def get_cfg() -> CN:
-    """A fresh config with Detectron2's defaults, ``MODEL.RES2NET.*``, trainer and task keys."""
-    cfg = _C.clone()
+def add_res2net_det_config(cfg: CN) -> CN:
+    """Adds all of our keys (``MODEL.RES2NET.*``, trainer and task keys) to a Detectron2-schema
+    config in place: to our defaults here, to Detectron2's ``get_cfg()`` in the Detectron2 engine."""
     add_res2net_config(cfg)
     add_trainer_config(cfg)
     for spec in TASK_CONFIG_FUNCTIONS:
         module, _, func = spec.partition(":")
         getattr(importlib.import_module(module), func)(cfg)
     return cfg
+
+
+def get_cfg() -> CN:
+    """A fresh config with Detectron2's defaults, ``MODEL.RES2NET.*``, trainer and task keys."""
+    return add_res2net_det_config(_C.clone())
 
 
 # --------------------------------------------------------------------------- merging with errors

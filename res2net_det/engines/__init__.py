@@ -97,7 +97,7 @@ def main(args: argparse.Namespace) -> Any:
     if engine == "detectron2":
         from .detectron2 import train_net
 
-        return train_net.main(args)
+        return train_net.launch_main(args)  # Detectron2's launch: --num-gpus / --num-machines
     from .torchvision import train_net
 
     return train_net.main(args)

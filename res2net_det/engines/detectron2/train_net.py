@@ -13,14 +13,21 @@ import argparse
 import logging
 import os
 
+import cv2
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
-from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.data import DatasetCatalog as D2DatasetCatalog
+from detectron2.data import DatasetMapper, MetadataCatalog
+from detectron2.data.detection_utils import read_image
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, hooks, launch
 from detectron2.evaluation import COCOEvaluator, verify_results
+from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 
-from ...config.res2net import add_res2net_config
+from ...config.defaults import add_res2net_det_config
+from ...data.coco import register_datasets_from_cfg
+from ...utils.visualization import draw_detections
 from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
 from .data import register_catalog_in_detectron2
 
@@ -30,13 +37,66 @@ __all__ = ["Trainer", "setup", "main", "launch_main", "build_config"]
 
 
 class Trainer(DefaultTrainer):
-    """Detectron2's ``DefaultTrainer`` with the COCO evaluator (box AP, and mask AP for Mask R-CNN)."""
+    """Detectron2's ``DefaultTrainer`` with the COCO evaluator (box AP, and mask AP for Mask R-CNN)
+    and our trainer keys: ``SOLVER.OPTIMIZER`` (Adam/AdamW on Detectron2's parameter groups) and
+    ``SOLVER.LOG_PERIOD`` (Detectron2 hard-codes 20)."""
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str = None):
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         return COCOEvaluator(dataset_name, output_dir=output_folder)
+
+    @classmethod
+    def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
+        name = cfg.SOLVER.OPTIMIZER.upper()
+        if name == "SGD":
+            return super().build_optimizer(cfg, model)  # exactly Detectron2's
+        if name not in ("ADAM", "ADAMW"):
+            raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD', 'Adam' or 'AdamW', got {cfg.SOLVER.OPTIMIZER!r}")
+        params = get_default_optimizer_params(
+            model,
+            base_lr=cfg.SOLVER.BASE_LR,
+            weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+            weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+            bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+            weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+        )
+        optimizer = (torch.optim.Adam if name == "ADAM" else torch.optim.AdamW)(params, lr=cfg.SOLVER.BASE_LR)
+        return maybe_add_gradient_clipping(cfg, optimizer)
+
+    def build_hooks(self):
+        period = self.cfg.SOLVER.LOG_PERIOD
+        return [
+            hooks.PeriodicWriter(self.build_writers(), period=period) if isinstance(h, hooks.PeriodicWriter) else h
+            for h in super().build_hooks()
+        ]
+
+
+def visualize_predictions(cfg: CfgNode, model: torch.nn.Module, dataset_name: str, output_dir: str,
+                          num_images: int) -> list:
+    """Draws the predictions on the first ``num_images`` images of a data set as PNGs; returns the paths."""
+    if not comm.is_main_process() or num_images <= 0:
+        return []
+    os.makedirs(output_dir, exist_ok=True)
+    mapper = DatasetMapper(cfg, is_train=False)
+    classes = MetadataCatalog.get(dataset_name).get("thing_classes")
+    was_training = model.training
+    model.eval()
+    paths = []
+    with torch.no_grad():
+        for record in D2DatasetCatalog.get(dataset_name)[:num_images]:
+            instances = model([mapper(record)])[0]["instances"].to("cpu")
+            drawn = draw_detections(
+                read_image(record["file_name"], "RGB"), instances.pred_boxes.tensor.numpy(),
+                instances.scores.numpy(), instances.pred_classes.numpy(), classes,
+                masks=instances.pred_masks.numpy() if instances.has("pred_masks") else None,
+            )
+            path = os.path.join(output_dir, os.path.splitext(os.path.basename(record["file_name"]))[0] + ".png")
+            cv2.imwrite(path, cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            paths.append(path)
+    model.train(was_training)
+    return paths
 
 
 def build_config(config_file: str = "", opts=()) -> CfgNode:
@@ -45,11 +105,15 @@ def build_config(config_file: str = "", opts=()) -> CfgNode:
     Unknown keys fail here with Detectron2's error naming the key. On a machine without CUDA,
     ``MODEL.DEVICE "cuda"`` falls back to the CPU with a warning, so the same config runs anywhere.
     """
-    cfg = get_cfg()
-    add_res2net_config(cfg)
+    cfg = add_res2net_det_config(get_cfg())
     if config_file:
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
+    if cfg.SOLVER.GRAD_ACCUM_STEPS != 1:
+        raise ValueError(
+            f"SOLVER.GRAD_ACCUM_STEPS is {cfg.SOLVER.GRAD_ACCUM_STEPS}, but Detectron2's trainer has no "
+            "gradient accumulation; set it to 1 (and IMS_PER_BATCH to what fits) or use ENGINE torchvision"
+        )
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("MODEL.DEVICE is %r but CUDA is not available: using the CPU", cfg.MODEL.DEVICE)
         cfg.MODEL.DEVICE = "cpu"
@@ -69,8 +133,11 @@ def main(args: argparse.Namespace):
     """One worker: trains (or evaluates with ``--eval-only``) and returns the evaluation results
     ``{dataset: {"bbox": {"AP": ..., "AP50": ...}}}`` (None when nothing was evaluated)."""
     cfg = setup(args)
-    # Data sets registered in our catalog (the embedded synthetic set, user COCO JSONs) become
-    # visible to Detectron2's data loaders and evaluators in every worker process.
+    if cfg.NUM_THREADS > 0:
+        torch.set_num_threads(cfg.NUM_THREADS)
+    # Data sets registered in our catalog (the embedded synthetic set, DATASETS.COCO_INSTANCES)
+    # become visible to Detectron2's data loaders and evaluators in every worker process.
+    register_datasets_from_cfg(cfg)
     register_catalog_in_detectron2()
 
     if args.eval_only:
@@ -86,6 +153,8 @@ def main(args: argparse.Namespace):
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     trainer.train()
+    for name in cfg.DATASETS.TEST:
+        visualize_predictions(cfg, trainer.model, name, os.path.join(cfg.OUTPUT_DIR, "vis", name), cfg.TEST.VIS_IMAGES)
     # DefaultTrainer.train() returns results only with TEST.EXPECTED_RESULTS; its final
     # evaluation (EvalHook) is always kept here, so callers get the metrics either way.
     return getattr(trainer, "_last_eval_results", None)
