@@ -1,8 +1,11 @@
 """The embedded default WSOL data set: shapes of several classes on cluttered backgrounds.
 
-Each image holds one filled shape (its class) at a random position, size, aspect and colour on
+Each image holds one object at a random position, size, aspect, rotation and pair of colours on
 a background of colour gradients, noise, line segments and small blobs, so neither the
-position nor the colour gives the class or the box away. Images are real JPEG files with
+position nor the colour gives the class or the box away. Like real object classes, each class
+differs in outline *and* surface (circle: stripes, square: checks, triangle: dots, cross:
+diagonal stripes): a small network trained from scratch on CPU picks the surface up within a
+few hundred steps, and the surface covers the whole object, which is what CAMs should find. Images are real JPEG files with
 ILSVRC-style XML boxes, read back by :mod:`res2net_det.data.wsol` like real data. The same
 seed gives the same files: each image draws from its own generator seeded by
 ``(seed, split, index)``.
@@ -53,6 +56,25 @@ def _shape_polygon(cls: str, size: float, aspect: float, angle: float) -> np.nda
     return pts @ np.array([[c, s], [-s, c]])
 
 
+def _class_pattern(cls: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``size x size`` map in {0, 1}: the class's surface pattern at a random scale and phase."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    period = rng.uniform(0.07, 0.11) * size
+    angle = rng.uniform(-0.25, 0.25)
+    u = np.cos(angle) * x + np.sin(angle) * y + rng.uniform(0, period)
+    v = -np.sin(angle) * x + np.cos(angle) * y + rng.uniform(0, period)
+    if cls == "circle":  # stripes
+        return (np.mod(v, period) < period / 2).astype(np.float32)
+    if cls == "square":  # checks
+        return ((np.floor(u / period) + np.floor(v / period)) % 2).astype(np.float32)
+    if cls == "triangle":  # dots
+        du, dv = np.mod(u, period) - period / 2, np.mod(v, period) - period / 2
+        return (du * du + dv * dv < (0.3 * period) ** 2).astype(np.float32)
+    if cls == "cross":  # diagonal stripes
+        return (np.mod(u + v, period * 1.2) < period * 0.6).astype(np.float32)
+    raise KeyError(f"unknown shape class {cls!r}; choose from {SHAPE_CLASSES}")
+
+
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
     c0, c1 = rng.uniform(40, 215, 3), rng.uniform(40, 215, 3)
@@ -90,9 +112,12 @@ def draw_shape_image(rng: np.random.Generator, cls: str, size: int = 128) -> Tup
     # Contrast with the local background so the shape is always visible.
     local = image[mask > 127].mean(0) if (mask > 127).any() else image.mean((0, 1))
     colour = np.where(np.abs(colour - local) < 60, (local + 128) % 256, colour)
-    shading = 1.0 + 0.15 * rng.standard_normal((size, size, 1))
+    second = np.where(colour > 127, colour - rng.uniform(70, 120), colour + rng.uniform(70, 120))
+    pattern = _class_pattern(cls, size, rng)[..., None]
+    surface = colour * (1 - pattern) + second * pattern
+    shading = 1.0 + 0.1 * rng.standard_normal((size, size, 1))
     alpha = mask[..., None].astype(np.float32) / 255.0
-    image = image * (1 - alpha) + colour * shading * alpha
+    image = image * (1 - alpha) + surface * shading * alpha
     image = np.clip(image, 0, 255).astype(np.uint8)
     ys, xs = np.nonzero(mask > 127)
     box = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]

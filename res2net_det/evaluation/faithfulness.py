@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
@@ -133,7 +134,9 @@ def road_combined(
 
     model.eval()
     metric = ROADCombined(percentiles=list(percentiles))
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The library's imputer passes torch tensors to NumPy, which NumPy 2 flags as deprecated.
+        warnings.filterwarnings("ignore", message="__array_wrap__ must accept context", category=DeprecationWarning)
         scores = metric(images, np.asarray(saliency, np.float32),
                         [ClassifierOutputSoftmaxTarget(int(t)) for t in targets], model)
     return np.asarray(scores, np.float64).reshape(-1)
