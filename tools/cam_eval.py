@@ -48,6 +48,9 @@ def main() -> None:
                         help="module the CAM reads (default: last block of layer4); MODEL= picks one model")
     parser.add_argument("--num-classes", type=int, help="classifier outputs of models built by name "
                         "(default: the data set's number of classes)")
+    parser.add_argument("--no-align-cams", dest="align_cams", action="store_false",
+                        help="keep the library's plain upsampling (the protocol of published WSOL numbers), "
+                        "which places maps half a feature stride right of and below the evidence")
     parser.add_argument("--image-size", type=int, nargs="+", default=[224], help="H [W]")
     parser.add_argument("--max-images", type=int, help="evaluate the first N images only")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -79,7 +82,7 @@ def main() -> None:
     result = evaluate_cam_methods(
         models, args.methods, records, size, args.batch_size, target_layers,
         loc_cam_threshold=args.loc_cam_threshold, faithfulness_images=args.faithfulness_images,
-        faithfulness_steps=args.faithfulness_steps, road=not args.no_road,
+        faithfulness_steps=args.faithfulness_steps, road=not args.no_road, align_to_input=args.align_cams,
     )
     result["settings"].update(model_specs=args.models, num_classes=num_classes)
     print(format_table(result["rows"]))

@@ -15,7 +15,7 @@ from res2net_det.engines.cam_quickstart import run_cam_quickstart
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="output/cam_quickstart")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--max-train-seconds", type=float, default=None,
                         help="stop training early after this long (reported in the summary)")
@@ -33,7 +33,8 @@ def main() -> None:
           f"total {summary['seconds']} s")
     print(f"{args.methods[0]} GT-known Loc {summary[args.methods[0] + '_gt_known_loc']:.1f}%  vs  "
           f"centre box {summary['baseline_centre_box_gt_known_loc']:.1f}%  "
-          f"whole image {summary['baseline_whole_image_gt_known_loc']:.1f}%")
+          f"whole image {summary['baseline_whole_image_gt_known_loc']:.1f}%  "
+          f"(unaligned maps {summary[args.methods[0] + '_unaligned_gt_known_loc']:.1f}%)")
     print(f"figure: {summary['figure']}  model card: {summary['model_card']}")
 
 

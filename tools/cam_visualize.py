@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["gradcam", "gradcam++"], help=f"any of {CAM_METHODS}")
     parser.add_argument("--target-layer", help="module the CAM reads (default: last block of layer4)")
     parser.add_argument("--num-classes", type=int, help="outputs of models built by name (default: number of classes)")
+    parser.add_argument("--no-align-cams", dest="align_cams", action="store_false",
+                        help="keep the library's plain upsampling (the protocol of published WSOL numbers), "
+                        "which places maps half a feature stride right of and below the evidence")
     parser.add_argument("--image-size", type=int, nargs="+", default=[224], help="H [W]")
     parser.add_argument("--cam-threshold", type=float, default=0.3, help="threshold of the red CAM box")
     parser.add_argument("--output", default="output/cam_visualize/cams.png")
@@ -46,7 +49,8 @@ def main() -> None:
     models = dict(parse_model_spec(spec, num_classes) for spec in args.models)
     size = tuple(args.image_size) * (2 if len(args.image_size) == 1 else 1)
     layers = {label: args.target_layer for label in models} if args.target_layer else None
-    path = visualize_cams(args.output, models, args.methods, records, size, args.cam_threshold, class_names, layers)
+    path = visualize_cams(args.output, models, args.methods, records, size, args.cam_threshold, class_names, layers,
+                          args.align_cams)
     print(f"saved {path}")
 
 

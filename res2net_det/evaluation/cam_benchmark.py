@@ -61,13 +61,14 @@ def _evaluate_one(
     road: bool,
     cam_batch_size: int,
     progress: bool,
+    align_to_input: bool,
 ) -> dict:
     evaluator = WSOLEvaluator(cam_thresholds)
     deletion: List[float] = []
     insertion: List[float] = []
     road_scores: List[float] = []
     start = time.perf_counter()
-    with CamExtractor(model, method, target_layer, batch_size=cam_batch_size) as extractor:
+    with CamExtractor(model, method, target_layer, cam_batch_size, align_to_input) as extractor:
         for images, labels, boxes, _ in tqdm(loader, desc=f"{method}", disable=not progress, leave=False):
             cams = extractor(images, labels.tolist())
             predicted = extractor.last_logits.argmax(dim=1)
@@ -106,6 +107,7 @@ def evaluate_cam_methods(
     road: bool = True,
     cam_batch_size: int = 64,
     progress: bool = True,
+    align_to_input: bool = True,
 ) -> dict:
     """Evaluates every ``(model, method)`` pair on ``records`` (dataset dicts with boxes).
 
@@ -120,6 +122,9 @@ def evaluate_cam_methods(
         faithfulness_steps: deletion / insertion steps per image.
         road: compute the library's ROAD score as well.
         cam_batch_size: masked copies per forward pass in Score-CAM / Ablation-CAM.
+        align_to_input: shift maps back by half a feature stride onto the evidence
+            (:func:`res2net_det.modeling.cam.align_cam_to_input`); False is the plain upsampling
+            of the library and of published WSOL numbers.
 
     Returns ``{"settings": ..., "rows": [...]}``; every row has ``model``, ``method`` and the metrics.
     """
@@ -142,12 +147,13 @@ def evaluate_cam_methods(
         for method in methods:
             logger.info("evaluating %s / %s at %s", label, method, layer)
             row = _evaluate_one(model, method, loader, layer, cam_thresholds, loc_cam_threshold,
-                                faithfulness_images, faithfulness_steps, road, cam_batch_size, progress)
+                                faithfulness_images, faithfulness_steps, road, cam_batch_size, progress,
+                                align_to_input)
             rows.append({"model": label, "method": method, **row})
     settings = dict(
         image_size=list(image_size), num_images=len(records), methods=list(methods), models=list(models),
         loc_cam_threshold=loc_cam_threshold, faithfulness_images=faithfulness_images,
-        faithfulness_steps=faithfulness_steps, road=road,
+        faithfulness_steps=faithfulness_steps, road=road, align_to_input=align_to_input,
         cam_thresholds=[float(cam_thresholds[0]), float(cam_thresholds[-1]), len(cam_thresholds)],
     )
     return {"settings": settings, "rows": rows}

@@ -25,6 +25,7 @@ def compute_cam_columns(
     records: Sequence[dict],
     image_size: Tuple[int, int] = (224, 224),
     target_layers: Optional[Dict[str, str]] = None,
+    align_to_input: bool = True,
 ) -> Tuple[List[np.ndarray], List[np.ndarray], Dict[str, dict]]:
     """CAMs for a handful of images.
 
@@ -47,7 +48,7 @@ def compute_cam_columns(
         targets = [r.get("label") if r.get("label") is not None else p for r, p in zip(records, predicted)]
         layer = (target_layers or {}).get(label)
         for method in methods:
-            with CamExtractor(model, method, layer) as extractor:
+            with CamExtractor(model, method, layer, align_to_input=align_to_input) as extractor:
                 cams = extractor(batch, targets)
             columns[f"{label} / {method}"] = {
                 "cams": list(cams), "targets": targets, "predicted": predicted,
@@ -132,9 +133,10 @@ def visualize_cams(
     cam_threshold: Union[float, Dict[str, float]] = 0.3,
     class_names: Optional[Sequence[str]] = None,
     target_layers: Optional[Dict[str, str]] = None,
+    align_to_input: bool = True,
 ) -> str:
     """Computes the CAMs of ``models`` x ``methods`` on ``records`` and writes the grid to ``path``."""
-    images, boxes, columns = compute_cam_columns(models, methods, records, image_size, target_layers)
+    images, boxes, columns = compute_cam_columns(models, methods, records, image_size, target_layers, align_to_input)
     labels = []
     for r in records:
         stem = os.path.splitext(os.path.basename(r["file_name"]))[0]
