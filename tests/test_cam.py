@@ -136,3 +136,40 @@ def test_build_classifier_and_model_specs(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="bad.json is not valid JSON"):
         parse_model_spec(str(tmp_path / "bad.json"))
+
+
+def test_align_cam_to_input_by_hand():
+    """A 4x4 map with one hot cell (1, 2) resized to 64x64 peaks at the cell's centre
+    (16 * i + 7.5); aligned, it peaks at 16 * i, where the cell's features look."""
+    import cv2
+
+    from res2net_det.modeling.cam import align_cam_to_input
+
+    cell = np.zeros((4, 4), np.float32)
+    cell[1, 2] = 1.0
+    plain = cv2.resize(cell, (64, 64), interpolation=cv2.INTER_LINEAR)
+    y, x = np.unravel_index(plain.argmax(), plain.shape)
+    assert (y, x) in {(23, 39), (24, 40), (23, 40), (24, 39)}
+    aligned = align_cam_to_input(plain, (4, 4))
+    y, x = np.unravel_index(aligned.argmax(), aligned.shape)
+    assert abs(y - 16) <= 1 and abs(x - 32) <= 1
+    assert aligned.min() == 0.0 and aligned.max() == pytest.approx(1.0)
+
+
+def test_feature_cells_look_at_stride_times_index(tiny_res2net):
+    """Why the shift: the input-gradient centroid of a layer4 cell of a Res2Net sits near
+    stride * index, not at the cell centre stride * index + (stride - 1) / 2."""
+    x = torch.randn(1, 3, 64, 64, requires_grad=True)
+    features = {}
+    hook = tiny_res2net.layer4.register_forward_hook(lambda m, i, o: features.setdefault("f", o))
+    tiny_res2net(x)
+    hook.remove()
+    f = features["f"]  # 2x2 at stride 32
+    f[0, :, 1, 1].abs().sum().backward()
+    g = x.grad.abs().sum(dim=(0, 1))
+    coords = torch.arange(64, dtype=torch.float32)
+    cy = float((g.sum(1) * coords).sum() / g.sum())
+    cx = float((g.sum(0) * coords).sum() / g.sum())
+    stride = 64 // f.shape[-1]
+    assert abs(cy - stride) < abs(cy - (stride + (stride - 1) / 2))
+    assert abs(cx - stride) < abs(cx - (stride + (stride - 1) / 2))

@@ -45,7 +45,7 @@ def run_cam_quickstart(
     lr: float = 2e-3,
     max_train_seconds: Optional[float] = None,
     methods: Sequence[str] = ("gradcam", "gradcam++"),
-    faithfulness_images: int = 32,
+    faithfulness_images: int = 16,
     figure_images: int = 8,
     seed: int = 0,
 ) -> Dict[str, object]:

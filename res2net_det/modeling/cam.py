@@ -158,7 +158,8 @@ def _block_names(model: nn.Module) -> List[str]:
 def resolve_target_layer(model: nn.Module, name: Optional[str] = None) -> nn.Module:
     """The module called ``name`` (default: :func:`default_target_layer`).
 
-    An unknown name raises :class:`NameNotFoundError` (a ``KeyError``) listing close names and the valid stage/block names.
+    An unknown name raises :class:`NameNotFoundError` (a ``KeyError``) listing close names and
+    the valid stage and block names.
     """
     if name is None:
         name = default_target_layer(model)
@@ -192,6 +193,7 @@ def align_cam_to_input(cam: np.ndarray, feature_size: Tuple[int, int]) -> np.nda
     low, high = float(moved.min()), float(moved.max())
     return (moved - low) / (high - low) if high > low else np.zeros_like(moved)
 
+
 class CamExtractor:
     """Class activation maps of one model with one method.
 
@@ -207,8 +209,8 @@ class CamExtractor:
 
     ``extractor(images, classes)`` returns ``(N, H, W)`` float32 maps, each scaled to [0, 1]
     (the library's min-max scaling) at the input's resolution; ``last_logits`` keeps the
-    logits of that call's forward pass. Call :meth:`close` (or use
-    ``with``) to remove the hooks from the model.
+    logits of that call's forward pass. Call :meth:`close` (or use ``with``) to remove the
+    hooks from the model.
     """
 
     def __init__(

@@ -116,7 +116,8 @@ def save_cam_grid(
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.text(0.5, 0.005, "green: ground-truth box   red: CAM box (largest contour)", ha="center", fontsize=8)
+    fig.text(0.5, 0.005, "CAM of the labelled class (of the top class for unlabelled images)   "
+             "green: ground-truth box   red: CAM box (largest contour)", ha="center", fontsize=8)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
