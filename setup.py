@@ -19,6 +19,8 @@ setup(
         "tqdm",
         "tensorboard",
         "matplotlib",
+        # CAM methods and the ROAD metric (class activation mapping)
+        "grad-cam>=1.5",
     ],
     extras_require={
         # timm is the reference implementation the tests compare against.
