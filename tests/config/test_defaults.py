@@ -98,11 +98,14 @@ def test_other_tasks_are_not_held_to_detection_keys():
         check_torchvision_support(cfg)
 
 
-def test_deformable_stages_are_refused_when_the_key_exists():
+def test_deformable_stages_are_honoured_by_the_torchvision_engine():
+    """MODEL.RES2NET.DEFORM_* build core modules (torchvision's deform_conv2d): no engine refuses them."""
+    from res2net_det.engines.torchvision.modeling import build_backbone
+    from res2net_det.modeling.deform import DeformableConv2d
+
     cfg = get_cfg()
-    merge_config_file(cfg, os.path.join(CONFIGS, "faster_rcnn_r2_50.yaml"))
-    cfg.MODEL.RES2NET.DEFORM_ON_PER_STAGE = [False, True, True, True]
-    with pytest.raises(ValueError, match="DEFORM_ON_PER_STAGE"):
-        check_torchvision_support(cfg)
-    cfg.MODEL.RES2NET.DEFORM_ON_PER_STAGE = [False] * 4
+    merge_config_file(cfg, os.path.join(CONFIGS, "faster_rcnn_r2_50_dcn.yaml"))
     check_torchvision_support(cfg)
+    bottom_up = build_backbone(cfg).bottom_up
+    assert isinstance(bottom_up.layer3[0].convs[0], DeformableConv2d)
+    assert not isinstance(bottom_up.layer1[0].convs[0], DeformableConv2d)
