@@ -39,7 +39,8 @@ __all__ = ["Trainer", "setup", "main", "launch_main", "build_config"]
 class Trainer(DefaultTrainer):
     """Detectron2's ``DefaultTrainer`` with the COCO evaluator (box AP, and mask AP for Mask R-CNN)
     and our trainer keys: ``SOLVER.OPTIMIZER`` (Adam/AdamW on Detectron2's parameter groups) and
-    ``SOLVER.LOG_PERIOD`` (Detectron2 hard-codes 20)."""
+    ``SOLVER.LOG_PERIOD`` (Detectron2 hard-codes 20). ``NUM_THREADS``, ``TEST.VIS_IMAGES`` and
+    ``DATASETS.COCO_INSTANCES`` are handled by :func:`main`."""
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str = None):
@@ -100,7 +101,8 @@ def visualize_predictions(cfg: CfgNode, model: torch.nn.Module, dataset_name: st
 
 
 def build_config(config_file: str = "", opts=()) -> CfgNode:
-    """Detectron2's ``get_cfg()`` + ``MODEL.RES2NET.*`` + a YAML file + ``KEY VALUE`` overrides.
+    """Detectron2's ``get_cfg()`` + our keys (``MODEL.RES2NET.*``, trainer and task keys, the same
+    as :func:`res2net_det.config.get_cfg` adds) + a YAML file + ``KEY VALUE`` overrides.
 
     Unknown keys fail here with Detectron2's error naming the key. On a machine without CUDA,
     ``MODEL.DEVICE "cuda"`` falls back to the CPU with a warning, so the same config runs anywhere.
