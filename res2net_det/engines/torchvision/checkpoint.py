@@ -32,7 +32,8 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
-    """Loads ``MODEL.WEIGHTS`` into a detector.
+    """Loads ``MODEL.WEIGHTS`` into a detector, or into any model through its own
+    ``load_model_weights(path)`` method when it has one.
 
     Accepts a detector checkpoint (keys ``backbone.bottom_up.*``, ... as written by
     ``tools/convert_weights.py`` or by a training run of either engine) or a plain official / timm
@@ -40,6 +41,9 @@ def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
     predictor for another number of classes) are skipped; everything not loaded is logged.
     """
     model = _unwrap(model)
+    own_loader = getattr(model, "load_model_weights", None)
+    if callable(own_loader):  # a task whose checkpoints this detector logic does not describe
+        return own_loader(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"MODEL.WEIGHTS file not found: {path}. Convert an official Res2Net or timm checkpoint "
