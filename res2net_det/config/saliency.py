@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fvcore.common.config import CfgNode as CN
 
-__all__ = ["add_saliency_config", "IMAGENET_PIXEL_MEAN", "IMAGENET_PIXEL_STD"]
+__all__ = ["add_saliency_config", "get_saliency_cfg", "IMAGENET_PIXEL_MEAN", "IMAGENET_PIXEL_STD"]
 
 # ImageNet statistics on the 0-255 scale, RGB: what Res2Net's ImageNet weights were trained with.
 IMAGENET_PIXEL_MEAN = [123.675, 116.28, 103.53]
@@ -51,3 +51,44 @@ def add_saliency_config(cfg: CN) -> CN:
     if "GRAD_ACCUM_STEPS" not in _C.SOLVER:
         _C.SOLVER.GRAD_ACCUM_STEPS = 1
     return cfg
+
+
+def get_saliency_cfg() -> CN:
+    """Our engine-free defaults with the Res2Net and saliency keys (what the SOD tools start from)."""
+    try:
+        from .defaults import get_cfg  # the torchvision engine's defaults (Detectron2's schema)
+    except ImportError:  # TEMPORARY until res2net_det.config.defaults lands on main
+        return _minimal_base_cfg()
+    cfg = get_cfg()
+    if "RES2NET" not in cfg.MODEL:
+        from .res2net import add_res2net_config
+
+        add_res2net_config(cfg)
+    return add_saliency_config(cfg)
+
+
+def _minimal_base_cfg() -> CN:
+    from .res2net import add_res2net_config
+
+    c = CN()
+    c.MODEL = CN()
+    c.MODEL.META_ARCHITECTURE = "PoolNetSaliency"
+    c.MODEL.DEVICE = "cpu"
+    c.MODEL.WEIGHTS = ""
+    c.MODEL.BACKBONE = CN()
+    c.MODEL.BACKBONE.FREEZE_AT = 0
+    c.MODEL.PIXEL_MEAN = list(IMAGENET_PIXEL_MEAN)
+    c.MODEL.PIXEL_STD = list(IMAGENET_PIXEL_STD)
+    c.INPUT = CN()
+    c.INPUT.FORMAT = "RGB"
+    c.DATASETS = CN()
+    c.DATASETS.TRAIN = ()
+    c.DATASETS.TEST = ()
+    c.DATALOADER = CN()
+    c.DATALOADER.NUM_WORKERS = 0
+    c.SOLVER = CN()
+    c.SOLVER.IMS_PER_BATCH = 1
+    c.SEED = -1
+    c.OUTPUT_DIR = "output"
+    add_res2net_config(c)
+    return add_saliency_config(c)
