@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fvcore.common.config import CfgNode as CN
 
-__all__ = ["add_saliency_config", "get_saliency_cfg", "IMAGENET_PIXEL_MEAN", "IMAGENET_PIXEL_STD"]
+__all__ = ["add_saliency_config", "get_saliency_cfg", "load_saliency_cfg", "IMAGENET_PIXEL_MEAN", "IMAGENET_PIXEL_STD"]
 
 # ImageNet statistics on the 0-255 scale, RGB: what Res2Net's ImageNet weights were trained with.
 IMAGENET_PIXEL_MEAN = [123.675, 116.28, 103.53]
@@ -88,7 +88,27 @@ def _minimal_base_cfg() -> CN:
     c.DATALOADER.NUM_WORKERS = 0
     c.SOLVER = CN()
     c.SOLVER.IMS_PER_BATCH = 1
+    c.SOLVER.OPTIMIZER = "SGD"
+    c.SOLVER.BASE_LR = 0.001
+    c.SOLVER.WEIGHT_DECAY = 0.0001
+    c.SOLVER.MAX_ITER = 40000
+    c.SOLVER.STEPS = (30000,)
+    c.SOLVER.GAMMA = 0.1
+    c.SOLVER.WARMUP_ITERS = 1000
+    c.SOLVER.CHECKPOINT_PERIOD = 5000
+    c.SOLVER.LOG_PERIOD = 20
+    c.TEST = CN()
+    c.TEST.EVAL_PERIOD = 0
+    c.VERSION = 2
     c.SEED = -1
     c.OUTPUT_DIR = "output"
     add_res2net_config(c)
     return add_saliency_config(c)
+
+
+def load_saliency_cfg(config_file: str, opts=()) -> CN:
+    """:func:`get_saliency_cfg` merged with a config file (``_BASE_`` allowed) and ``KEY VALUE`` options."""
+    cfg = get_saliency_cfg()
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts or []))
+    return cfg

@@ -321,7 +321,9 @@ class SaliencyDatasetMapper:
             mask_tolerance=cfg.INPUT.SALIENCY.MASK_TOLERANCE,
         )
 
-    def __call__(self, dataset_dict: dict) -> dict:
+    def __call__(self, dataset_dict: dict, rng: Optional[np.random.Generator] = None) -> dict:
+        """Maps one dict; random choices come from ``rng`` when given (the torchvision engine's
+        ``MappedDataset`` passes a seeded one), else from torch's global generator."""
         import cv2
         import torch
 
@@ -343,7 +345,8 @@ class SaliencyDatasetMapper:
             if mask is not None:
                 # Linear then threshold keeps the mask binary with smooth, unshifted borders.
                 mask = np.where(cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR) > 127, 255, 0).astype(np.uint8)
-        if self.is_train and self.hflip and torch.rand(()) < 0.5:
+        coin = rng.random() if rng is not None else float(torch.rand(()))
+        if self.is_train and self.hflip and coin < 0.5:
             image = image[:, ::-1]
             mask = mask[:, ::-1]
         out["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))

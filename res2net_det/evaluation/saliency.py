@@ -30,6 +30,7 @@ __all__ = [
     "SaliencyEvaluator",
     "SaliencyMetrics",
     "evaluate_folder",
+    "evaluate_methods",
     "format_table",
     "plot_curves",
     "read_prediction",
@@ -325,3 +326,47 @@ class SaliencyEvaluator:
         if self.output_dir:
             write_results(results, os.path.join(self.output_dir, self.dataset_name))
         return OrderedDict(saliency=dict(metrics.summary()))
+
+
+def evaluate_methods(
+    pred_dirs: Sequence[str],
+    gt_dirs: Sequence[str],
+    datasets: Optional[Sequence[str]] = None,
+    methods: Optional[Sequence[str]] = None,
+    mask_tolerance: float = DEFAULT_MASK_TOLERANCE,
+    progress: bool = False,
+) -> Dict[str, Dict[str, SaliencyMetrics]]:
+    """Evaluates several methods on several data sets.
+
+    Each of ``pred_dirs`` belongs to one method. With one data set it holds the maps; with
+    several it holds one sub-folder per data set name (``<pred_dir>/<dataset>/``), the layout
+    ``tools/predict_saliency.py --output <pred_dir>/<dataset>`` writes.
+
+    Args:
+        pred_dirs: prediction folder of each method.
+        gt_dirs: mask folder of each data set.
+        datasets: data set names (default: the folder above each mask folder, e.g. ``ECSSD``).
+        methods: method names (default: each prediction folder's name).
+    """
+    datasets = list(datasets) if datasets else [os.path.basename(os.path.dirname(os.path.normpath(g))) for g in gt_dirs]
+    methods = list(methods) if methods else [os.path.basename(os.path.normpath(p)) for p in pred_dirs]
+    if len(datasets) != len(gt_dirs):
+        raise ValueError(f"{len(datasets)} data set names for {len(gt_dirs)} mask folders")
+    if len(methods) != len(pred_dirs):
+        raise ValueError(f"{len(methods)} method names for {len(pred_dirs)} prediction folders")
+    for kind, names in (("data set", datasets), ("method", methods)):
+        if len(set(names)) != len(names):
+            raise ValueError(f"{kind} names must be distinct, got {names}; name them explicitly")
+    results: Dict[str, Dict[str, SaliencyMetrics]] = OrderedDict()
+    for method, pred_dir in zip(methods, pred_dirs):
+        results[method] = OrderedDict()
+        for dataset, gt_dir in zip(datasets, gt_dirs):
+            folder = pred_dir if len(gt_dirs) == 1 else os.path.join(pred_dir, dataset)
+            if not os.path.isdir(folder):
+                raise FileNotFoundError(
+                    f"no predictions of method {method!r} for data set {dataset!r}: {folder} does not exist"
+                    + (" (with several data sets, each prediction folder holds one sub-folder per data set)"
+                       if len(gt_dirs) > 1 else "")
+                )
+            results[method][dataset] = evaluate_folder(folder, gt_dir, mask_tolerance, progress=progress)
+    return results
