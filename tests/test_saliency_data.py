@@ -16,7 +16,6 @@ from res2net_det.data.saliency import (
     read_image,
     read_mask,
     register_saliency_folder,
-    register_standard_saliency_datasets,
 )
 
 from sod_helpers import tiny_sod_cfg, write_pair
@@ -168,8 +167,7 @@ def test_registration_by_path_and_by_name(folder, tmp_path, monkeypatch):
         assert DatasetCatalog.metadata("sod_test_by_path")["evaluator_type"] == "saliency"
     finally:
         DatasetCatalog.remove("sod_test_by_path")
-    # standard names resolve under $DETECTRON2_DATASETS when loaded
-    register_standard_saliency_datasets()
+    # standard names (registered on import) resolve under $DETECTRON2_DATASETS when loaded
     image_rel, mask_rel = SALIENCY_DATASETS["ecssd"]
     for i in range(2):
         write_pair(tmp_path / "root" / image_rel, tmp_path / "root" / mask_rel, f"e{i}", seed=i)

@@ -446,3 +446,8 @@ def build_saliency_test_loader(cfg, dataset_name: str):
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         collate_fn=_as_list,
     )
+
+
+# The standard names exist as soon as this module is imported (Detectron2 registers its builtin
+# data sets on import too); their folders are only read when a data set is loaded.
+register_standard_saliency_datasets()

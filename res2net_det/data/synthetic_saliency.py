@@ -169,3 +169,6 @@ def register_synthetic_saliency(root: Optional[str] = None) -> None:
             )
 
         DatasetCatalog.register(name, load, evaluator_type="saliency", generated=True)
+
+
+register_synthetic_saliency()
