@@ -1,12 +1,15 @@
 """Reading Res2Net checkpoints (official Res2Net-PretrainedModels ``.pth`` and timm state dicts).
 
 Both use the same key layout as :class:`res2net_det.modeling.res2net.Res2Net`, so loading
-is a check of names and shapes rather than a rename. Every problem is reported by key.
+is a check of names and shapes rather than a rename. The one rename is for torchvision's
+ResNet checkpoints (``conv2``/``bn2`` are our ``convs.0``/``bns.0`` at scale 1), so that the
+``resnet50`` baseline takes torchvision's weights. Every problem is reported by key.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional
 
@@ -15,7 +18,8 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckpointError", "LoadReport", "read_state_dict", "load_weights", "describe_state_dict"]
+__all__ = ["CheckpointError", "LoadReport", "read_state_dict", "load_weights", "describe_state_dict",
+           "from_torchvision_resnet"]
 
 _CLASSIFIER_PREFIXES = ("fc.",)
 
@@ -79,16 +83,31 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     return state
 
 
+_TORCHVISION_3X3 = re.compile(r"^(layer\d+\.\d+\.)(conv2|bn2)\.")
+
+
+def from_torchvision_resnet(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Renames a torchvision ResNet state dict's block 3x3 conv keys to ours (scale 1).
+
+    ``layerX.Y.conv2`` -> ``layerX.Y.convs.0`` and ``bn2`` -> ``bns.0``; everything else is
+    already shared. A Res2Net state dict (no ``conv2`` keys) comes back unchanged.
+    """
+    def rename(key: str) -> str:
+        return _TORCHVISION_3X3.sub(lambda m: m.group(1) + ("convs.0." if m.group(2) == "conv2" else "bns.0."), key)
+
+    return {rename(k): v for k, v in state.items()}
+
+
 def describe_state_dict(state: Mapping[str, torch.Tensor]) -> str:
     """A short guess of which Res2Net variant a state dict belongs to, for error messages."""
     try:
         blocks = [
             len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)
         ]
-        scale = len({k.split(".")[3] for k in state if k.startswith("layer1.0.convs.")}) + 1
         conv1 = state["layer1.0.conv1.weight"]
-        split_width = conv1.shape[0] // scale
         conv3x3 = state["layer1.0.convs.0.weight"]
+        split_width = conv3x3.shape[0]
+        scale = conv1.shape[0] // split_width
         cardinality = split_width // conv3x3.shape[1]
         depth = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101, (3, 8, 36, 3): 152}.get(tuple(blocks), blocks)
         base_width = split_width // cardinality
@@ -107,7 +126,7 @@ def load_weights(model: nn.Module, path: str, strict: bool = False) -> LoadRepor
     ImageNet weights can start a model with other classes. With ``strict`` any missing or
     unexpected key raises too; otherwise they are logged.
     """
-    state = read_state_dict(path)
+    state = from_torchvision_resnet(read_state_dict(path))
     own = model.state_dict()
     report = LoadReport(path=path)
     to_load: Dict[str, torch.Tensor] = {}

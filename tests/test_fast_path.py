@@ -1,0 +1,81 @@
+"""The inference fast path (BN folded into convs, channels-last) gives the reference outputs."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
+
+import res2net_det
+
+from conftest import randomize_norm_
+
+
+def _fused_pair(name, **kwargs):
+    torch.manual_seed(0)
+    reference = randomize_norm_(res2net_det.create_model(name, **kwargs)).eval()
+    return reference, copy.deepcopy(reference).fuse_for_inference()
+
+
+def _max_diff(a, b):
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        return max(_max_diff(a[k], b[k]) for k in a)
+    assert a.shape == b.shape
+    return (a - b).abs().max().item()
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("res2net50_26w_4s", {}),
+    ("res2net50_v1b_26w_4s", {}),  # deep stem and average-pool shortcuts
+    ("res2next50", {}),  # grouped 3x3
+    ("resnet50", {}),  # scale 1
+    ("res2net50_14w_8s", {"num_classes": 0, "dilate_last_stage": True}),
+    ("res2net50_26w_4s", {"num_classes": 0, "freeze_at": 2}),  # FrozenBN and BN mixed
+    ("res2net50_26w_4s", {"num_classes": 0, "norm": "FrozenBN", "out_features": ("res3", "res4")}),
+])
+def test_fused_matches_reference(name, kwargs):
+    reference, fused = _fused_pair(name, **kwargs)
+    assert not any(isinstance(m, (nn.BatchNorm2d, FrozenBatchNorm2d)) for m in fused.modules())
+    with torch.no_grad():
+        for x in (torch.randn(2, 3, 64, 64), torch.randn(1, 3, 72, 104)):
+            assert _max_diff(fused(x), reference(x)) <= 1e-4
+            assert _max_diff(fused.forward_features(x), reference.forward_features(x)) <= 1e-4
+
+
+def test_fused_without_channels_last_and_with_group_norm():
+    torch.manual_seed(0)
+    reference = res2net_det.create_model("res2net50_26w_4s", num_classes=0, norm="GN").eval()
+    for m in reference.modules():  # random affine, so a wrongly folded GN would show
+        if isinstance(m, nn.GroupNorm):
+            nn.init.uniform_(m.weight, 0.25, 0.75)
+            nn.init.normal_(m.bias, 0.0, 0.1)
+    fused = copy.deepcopy(reference).fuse_for_inference(channels_last=False)
+    assert sum(isinstance(m, nn.GroupNorm) for m in fused.modules()) == sum(
+        isinstance(m, nn.GroupNorm) for m in reference.modules())  # GN can't be folded: kept
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        out = fused(x)
+        assert _max_diff(out, reference(x)) <= 1e-4
+    assert out["res5"].is_contiguous()
+
+
+def test_fused_outputs_are_channels_last():
+    _, fused = _fused_pair("res2net50_26w_4s", num_classes=0)
+    with torch.no_grad():
+        out = fused(torch.randn(1, 3, 64, 64))
+    assert out["res4"].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_fused_model_refuses_training():
+    _, fused = _fused_pair("res2net50_26w_4s")
+    with pytest.raises(RuntimeError, match="fused for inference"):
+        fused.train()
+    fused.eval()  # still allowed
+
+
+def test_fusing_leaves_the_reference_model_alone():
+    reference, _ = _fused_pair("res2net50_26w_4s")
+    keys = set(res2net_det.create_model("res2net50_26w_4s").state_dict())
+    assert set(reference.state_dict()) == keys
+    reference.train()  # still trainable

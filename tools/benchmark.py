@@ -1,0 +1,50 @@
+"""Speed benchmarks. Each subcommand prints medians of interleaved runs and ratios measured
+in the same run (see res2net_det/utils/benchmark.py). Subcommands:
+
+  backbone   our Res2Net features vs timm's Res2Net and torchvision's ResNet-50
+
+Example: python tools/benchmark.py backbone --batch 8 --size 224 224 --threads 2 --repeats 10
+"""
+import argparse
+
+from res2net_det.utils.benchmark import benchmark_backbones, format_timings, set_threads
+
+
+def run_backbone(args: argparse.Namespace) -> None:
+    threads = set_threads(args.threads)
+    print(f"input {args.batch}x3x{args.size[0]}x{args.size[1]}, {threads} threads, "
+          f"{args.repeats} interleaved repeats, eval, no_grad, features res2..res5")
+    timings = benchmark_backbones(args.batch, args.size, args.repeats, args.warmup, args.model,
+                                  args.peers_channels_last)
+    baselines = [n for n in timings if n.startswith(("timm", "torchvision")) and "channels_last" not in n]
+    print(format_timings(timings, baselines))
+
+
+def add_backbone_parser(subparsers) -> None:
+    p = subparsers.add_parser("backbone", help="Res2Net features vs timm and torchvision ResNet-50")
+    p.add_argument("--model", default="res2net50_26w_4s", help="our variant (timm's of the same name is timed too)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"))
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--peers-channels-last", action="store_true",
+                   help="also time timm and torchvision in channels-last (a fairer peer for our fused path)")
+    p.set_defaults(func=run_backbone)
+
+
+# Other subcommands (detector, sod) register themselves here the same way.
+SUBCOMMANDS = [add_backbone_parser]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
