@@ -119,3 +119,12 @@ def test_eval_names_missing_prediction_files(setup, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "misses predictions for 2 of 3 masks" in err and "img1.png" in err and "img2.png" in err
+
+
+def test_sod_benchmark_runs_both_backbones():
+    """A smoke test of `tools/benchmark.py sod` on a tiny input; it checks what is timed, not speed."""
+    from res2net_det.utils.benchmark import benchmark_saliency
+
+    timings = benchmark_saliency(batch=1, size=(64, 64), repeats=1, warmup=0)
+    assert list(timings) == ["Res2Net-50 PoolNet", "ResNet-50 PoolNet"]
+    assert all(len(t.seconds) == 1 and t.seconds[0] > 0 for t in timings.values())
