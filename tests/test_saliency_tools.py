@@ -128,3 +128,18 @@ def test_sod_benchmark_runs_both_backbones():
     timings = benchmark_saliency(batch=1, size=(64, 64), repeats=1, warmup=0)
     assert list(timings) == ["Res2Net-50 PoolNet", "ResNet-50 PoolNet"]
     assert all(len(t.seconds) == 1 and t.seconds[0] > 0 for t in timings.values())
+
+
+def test_collect_images_rejects_missing_and_clashing_inputs(tmp_path):
+    from res2net_det.evaluation.saliency_inference import collect_images
+
+    write_pair(tmp_path / "a", tmp_path / "am", "x")
+    write_pair(tmp_path / "b", tmp_path / "bm", "x")
+    (tmp_path / "empty").mkdir()
+    assert collect_images([str(tmp_path / "a")]) == [str(tmp_path / "a" / "x.jpg")]
+    with pytest.raises(ValueError, match="same map x.png"):
+        collect_images([str(tmp_path / "a"), str(tmp_path / "b" / "x.jpg")])
+    with pytest.raises(FileNotFoundError, match="nope.jpg"):
+        collect_images([str(tmp_path / "nope.jpg")])
+    with pytest.raises(ValueError, match="empty contains no"):
+        collect_images([str(tmp_path / "empty")])

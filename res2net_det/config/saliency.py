@@ -40,7 +40,8 @@ def add_saliency_config(cfg: CN) -> CN:
     # Test-time too: predictions are resized back to each image's original size.
     _C.INPUT.SALIENCY.RESIZE = []
     _C.INPUT.SALIENCY.HFLIP = True
-    # Fraction of grey (neither 0 nor 255) mask pixels accepted as anti-aliased edges.
+    # Fraction of grey (neither 0 nor 255) mask pixels accepted as anti-aliased edges; graded
+    # masks with few grey levels (PASCAL-S) pass regardless. See res2net_det.data.saliency.read_mask.
     _C.INPUT.SALIENCY.MASK_TOLERANCE = 0.05
 
     # Extra image folder + mask folder data sets by explicit paths: [[name, image_dir, mask_dir], ...]

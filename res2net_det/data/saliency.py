@@ -11,11 +11,14 @@ Detectron2's list-of-dicts format::
 the training mapper, the evaluators and ``tools/eval_saliency.py``, so a bad file gets the
 same treatment everywhere.
 
-Bad-input policy (never a silent wrong number):
+Bad-input policy (never a silent wrong number; datasets/README.md has the table):
 
-* mask size differs from its image, 16-bit mask, mask that is not binary (beyond
-  anti-aliased edges), image with transparency, empty or missing folder: ``ValueError`` /
-  ``FileNotFoundError`` naming the file.
+* mask size differs from its image, 16-bit or colour mask, mask whose values are all
+  <= 128 (it would binarise to nothing), a soft map or lossy file in the mask folder (many
+  grey pixels over many grey levels), image with transparency, empty or missing folder:
+  ``ValueError`` / ``FileNotFoundError`` naming the file.
+* grey mask pixels otherwise (anti-aliased rims, PASCAL-S's graded masks): binarised at
+  > 128, exactly as pysodmetrics and the published evaluation code do.
 * image without a mask or mask without an image: an error by default; ``unpaired="skip"``
   logs every skipped file and the count (for users who train on a partly annotated folder).
 * grayscale (or palette / CMYK) image: converted to RGB with a logged warning. The standard
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -41,6 +43,7 @@ __all__ = [
     "MASK_EXTENSIONS",
     "SALIENCY_DATASETS",
     "dataset_root",
+    "files_by_stem",
     "load_saliency_folder",
     "read_image",
     "read_mask",
@@ -151,7 +154,9 @@ def read_mask(path: str, tolerance: float = DEFAULT_MASK_TOLERANCE) -> np.ndarra
 
 
 # ---------------------------------------------------------------------------- folders
-def _files_by_stem(folder: str, extensions: Sequence[str], what: str) -> Dict[str, str]:
+def files_by_stem(folder: str, extensions: Sequence[str], what: str) -> Dict[str, str]:
+    """``{stem: path}`` of the files of ``folder`` with one of ``extensions``; errors name the
+    folder when it is missing or empty, or when two files share a stem."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(
             f"{what} folder {folder} does not exist (expected layouts: datasets/README.md; "
@@ -188,8 +193,8 @@ def load_saliency_folder(
     """
     if unpaired not in ("error", "skip"):
         raise ValueError(f"unpaired must be 'error' or 'skip', got {unpaired!r}")
-    images = _files_by_stem(image_dir, IMAGE_EXTENSIONS, "image")
-    masks = _files_by_stem(mask_dir, MASK_EXTENSIONS, "mask") if mask_dir is not None else None
+    images = files_by_stem(image_dir, IMAGE_EXTENSIONS, "image")
+    masks = files_by_stem(mask_dir, MASK_EXTENSIONS, "mask") if mask_dir is not None else None
 
     if masks is not None:
         no_mask = sorted(set(images) - set(masks))

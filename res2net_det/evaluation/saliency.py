@@ -21,7 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..data.saliency import DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, read_mask
+from ..data.saliency import DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, files_by_stem, read_mask
 
 logger = logging.getLogger(__name__)
 
@@ -144,21 +144,6 @@ class SaliencyMetrics:
         }
 
 
-def _files_by_stem(folder: str, extensions: Sequence[str]) -> Dict[str, str]:
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"folder {folder} does not exist")
-    files = {}
-    for name in sorted(os.listdir(folder)):
-        stem, ext = os.path.splitext(name)
-        if ext.lower() in extensions and not name.startswith("."):
-            if stem in files:
-                raise ValueError(f"{folder} has two files for {stem!r}: {os.path.basename(files[stem])}, {name}")
-            files[stem] = os.path.join(folder, name)
-    if not files:
-        raise ValueError(f"folder {folder} contains no {'/'.join(extensions)} files")
-    return files
-
-
 def evaluate_folder(
     pred_dir: str,
     gt_dir: str,
@@ -170,8 +155,8 @@ def evaluate_folder(
     Raises ``FileNotFoundError`` listing the masks that have no prediction (a missing file
     would silently change every number); predictions without a mask are logged and ignored.
     """
-    masks = _files_by_stem(gt_dir, MASK_EXTENSIONS)
-    preds = _files_by_stem(pred_dir, PREDICTION_EXTENSIONS)
+    masks = files_by_stem(gt_dir, MASK_EXTENSIONS, "mask")
+    preds = files_by_stem(pred_dir, PREDICTION_EXTENSIONS, "prediction")
     missing = sorted(set(masks) - set(preds))
     if missing:
         shown = ", ".join(os.path.basename(masks[s]) for s in missing[:20])

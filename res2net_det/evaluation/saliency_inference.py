@@ -9,11 +9,10 @@ import logging
 import os
 from typing import Dict, List, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
-from ..data.saliency import IMAGE_EXTENSIONS, SaliencyDatasetMapper
+from ..data.saliency import IMAGE_EXTENSIONS, SaliencyDatasetMapper, files_by_stem
 from .saliency import to_uint8
 
 logger = logging.getLogger(__name__)
@@ -30,13 +29,8 @@ def collect_images(inputs: Sequence[str]) -> List[str]:
     paths: List[str] = []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(
-                os.path.join(item, f) for f in os.listdir(item)
-                if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS and not f.startswith(".")
-            )
-            if not found:
-                raise ValueError(f"input folder {item} contains no {'/'.join(IMAGE_EXTENSIONS)} images")
-            paths.extend(found)
+            found = files_by_stem(item, IMAGE_EXTENSIONS, "input")
+            paths.extend(found[stem] for stem in sorted(found))
         elif os.path.isfile(item):
             paths.append(item)
         else:
