@@ -112,8 +112,8 @@ def test_evaluator_equals_folder_evaluation_of_saved_pngs(tmp_path):
         Image.fromarray(to_uint8(sal)).save(tmp_path / "pred" / f"{i}.png")
     res = ev.evaluate()
     assert res["saliency"] == dict(evaluate_folder(str(tmp_path / "pred"), str(tmp_path / "gt")).summary())
-    assert (tmp_path / "out" / "toy" / "saliency_results.json").is_file()
-    assert (tmp_path / "out" / "toy" / "pr_curves.png").is_file()
+    assert (tmp_path / "out" / "saliency_results.json").is_file()
+    assert (tmp_path / "out" / "pr_curves.png").is_file()
 
 
 def test_table_json_and_plots_compare_methods(tmp_path):

@@ -263,7 +263,9 @@ class SaliencyEvaluator:
 
     Args:
         dataset_name: name used in the results and the table.
-        output_dir: where ``evaluate()`` writes the JSON and curve PNGs (None: nowhere).
+        output_dir: the folder of this data set's results (Detectron2's convention,
+            ``OUTPUT_DIR/inference/<dataset>``): ``evaluate()`` writes the JSON and curve PNGs
+            there (None: nowhere).
         mask_tolerance: see :func:`res2net_det.data.saliency.read_mask`.
         method_name: the method column of the table.
     """
@@ -309,7 +311,7 @@ class SaliencyEvaluator:
         results = {self.method_name: {self.dataset_name: metrics}}
         logger.info("saliency evaluation on %s:\n%s", self.dataset_name, format_table(results))
         if self.output_dir:
-            write_results(results, os.path.join(self.output_dir, self.dataset_name))
+            write_results(results, self.output_dir)
         return OrderedDict(saliency=dict(metrics.summary()))
 
 

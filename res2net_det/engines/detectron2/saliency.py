@@ -112,7 +112,7 @@ class SaliencyTrainer(DefaultTrainer):
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_folder: str = None):
         if output_folder is None:
-            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         return SaliencyEvaluator(dataset_name, output_dir=output_folder,
                                  mask_tolerance=cfg.INPUT.SALIENCY.MASK_TOLERANCE,
                                  method_name=os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)))
