@@ -19,6 +19,7 @@ setup(
         "tqdm",
         "tensorboard",
         "matplotlib",
+        "pysodmetrics",  # import py_sod_metrics: the SOD metrics (res2net_det.evaluation.saliency)
     ],
     extras_require={
         # timm is the reference implementation the tests compare against.
