@@ -16,7 +16,7 @@ def run_backbone(args: argparse.Namespace) -> None:
     print(f"input {args.batch}x3x{args.size[0]}x{args.size[1]}, {threads} threads, "
           f"{args.repeats} interleaved repeats, eval, no_grad, features res2..res5")
     timings = benchmark_backbones(args.batch, args.size, args.repeats, args.warmup, args.model,
-                                  args.peers_channels_last)
+                                  args.all_layouts)
     baselines = [n for n in timings if n.startswith(("timm", "torchvision")) and "channels_last" not in n]
     print(format_timings(timings, baselines))
 
@@ -29,8 +29,9 @@ def add_backbone_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--peers-channels-last", action="store_true",
-                   help="also time timm and torchvision in channels-last (a fairer peer for our fused path)")
+    p.add_argument("--all-layouts", action="store_true",
+                   help="also time ours, timm and torchvision in channels-last without folding "
+                        "(the gain of each step, and a fairer peer for our fused path)")
     p.set_defaults(func=run_backbone)
 
 

@@ -11,6 +11,10 @@ Faithfulness notes (see the official code):
 * the first block of every stage ("stage" block, layer1 included) has no
   hierarchical additions and passes its last split through
   ``AvgPool2d(3, stride, padding=1)``, which is not an identity even at stride 1.
+
+Speed: the block is the reference path for training and checkpoints; for inference,
+:meth:`Res2Net.fuse_for_inference` folds batch norms into convs and goes channels-last
+(``tools/benchmark.py backbone`` measures both against timm and torchvision).
 """
 from __future__ import annotations
 

@@ -95,13 +95,14 @@ def _resnet_features(model: torch.nn.Module) -> Callable[[torch.Tensor], List[to
 
 
 def backbone_candidates(
-    name: str = "res2net50_26w_4s", peers_channels_last: bool = False
+    name: str = "res2net50_26w_4s", all_layouts: bool = False
 ) -> Dict[str, Callable[[torch.Tensor], object]]:
-    """Feature extractors to time against each other, all in eval mode, same weights layout.
+    """Feature extractors to time against each other, all in eval mode.
 
     ``ours``: the reference path (BN, NCHW); ``ours fused``: :meth:`Res2Net.fuse_for_inference`
     (BN folded, channels-last); timm's model of the same name and torchvision's ResNet-50 (the
-    peers, NCHW as they ship; with ``peers_channels_last`` also in channels-last).
+    peers, NCHW as they ship). ``all_layouts`` adds ours and the peers in channels-last
+    without folding, which tells the gain of each step apart and is the fairer peer.
     """
     import copy
 
@@ -110,10 +111,11 @@ def backbone_candidates(
     from .. import create_model
 
     ours = create_model(name, num_classes=0).eval()
-    candidates: Dict[str, Callable[[torch.Tensor], object]] = {
-        f"ours {name}": ours.forward_features,
-        f"ours {name} fused": copy.deepcopy(ours).fuse_for_inference().forward_features,
-    }
+    candidates: Dict[str, Callable[[torch.Tensor], object]] = {f"ours {name}": ours.forward_features}
+    if all_layouts:
+        candidates[f"ours {name} channels_last"] = (
+            copy.deepcopy(ours).to(memory_format=torch.channels_last).forward_features)
+    candidates[f"ours {name} fused"] = copy.deepcopy(ours).fuse_for_inference().forward_features
     peers = {}
     try:
         import timm
@@ -126,7 +128,7 @@ def backbone_candidates(
     peers["torchvision resnet50"] = torchvision.models.resnet50().eval()
     for peer_name, model in peers.items():
         candidates[peer_name] = _resnet_features(model)
-        if peers_channels_last:
+        if all_layouts:
             cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
             candidates[f"{peer_name} channels_last"] = _resnet_features(cl)
     return candidates
@@ -134,10 +136,10 @@ def backbone_candidates(
 
 def benchmark_backbones(
     batch: int, size: Sequence[int], repeats: int, warmup: int = 2, name: str = "res2net50_26w_4s",
-    peers_channels_last: bool = False,
+    all_layouts: bool = False,
 ) -> Dict[str, Timing]:
     """Interleaved timings of :func:`backbone_candidates` on one random ``batch x 3 x H x W`` input."""
-    candidates = backbone_candidates(name, peers_channels_last)
+    candidates = backbone_candidates(name, all_layouts)
     x = torch.randn(batch, 3, *size)
     with torch.no_grad():
         return time_interleaved({k: (lambda f=f: f(x)) for k, f in candidates.items()}, repeats, warmup)
