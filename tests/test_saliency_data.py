@@ -190,3 +190,24 @@ def test_loaders_from_config(folder):
         assert [b[0]["image_id"] for b in test] == ["im0", "im1", "im2"]
     finally:
         DatasetCatalog.remove("sod_test_loader")
+
+
+def test_config_folders_register_once_and_refuse_other_paths(folder):
+    from res2net_det.data.saliency import register_saliency_folders_from_cfg
+
+    from sod_helpers import tiny_sod_cfg
+
+    cfg = tiny_sod_cfg()
+    cfg.DATASETS.SALIENCY_FOLDERS = [["sod_cfg_folders", *folder]]
+    try:
+        register_saliency_folders_from_cfg(cfg)
+        register_saliency_folders_from_cfg(cfg)  # same paths again: fine
+        assert len(DatasetCatalog.get("sod_cfg_folders")) == 3
+        cfg.DATASETS.SALIENCY_FOLDERS = [["sod_cfg_folders", folder[0], "/elsewhere"]]
+        with pytest.raises(KeyError, match="already registered with other folders"):
+            register_saliency_folders_from_cfg(cfg)
+        cfg.DATASETS.SALIENCY_FOLDERS = [["only_a_name"]]
+        with pytest.raises(ValueError, match=r"\[name, image_dir, mask_dir\]"):
+            register_saliency_folders_from_cfg(cfg)
+    finally:
+        DatasetCatalog.remove("sod_cfg_folders")

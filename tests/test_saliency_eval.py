@@ -130,3 +130,20 @@ def test_table_json_and_plots_compare_methods(tmp_path):
     assert len(data["Res2Net-50"]["sod"]["curves"]["precision"]) == 256
     for kind in ("pr", "fmeasure"):
         assert os.path.getsize(paths[kind]) > 1000
+
+
+def test_several_data_sets_need_one_sub_folder_each(tmp_path):
+    from res2net_det.evaluation.saliency import evaluate_methods
+
+    for name in ("A", "B"):
+        (tmp_path / "gt" / name).mkdir(parents=True)
+        Image.fromarray(_square()).save(tmp_path / "gt" / name / "0.png")
+    (tmp_path / "m" / "A").mkdir(parents=True)
+    Image.fromarray(_square()).save(tmp_path / "m" / "A" / "0.png")
+    gts = [str(tmp_path / "gt" / "A"), str(tmp_path / "gt" / "B")]
+    with pytest.raises(FileNotFoundError, match=r"method 'm' for data set 'B'.*one sub-folder per data set"):
+        evaluate_methods([str(tmp_path / "m")], gts, ["A", "B"])
+    with pytest.raises(ValueError, match="2 data set names for 1 mask folders"):
+        evaluate_methods([str(tmp_path / "m")], gts[:1], ["A", "B"])
+    res = evaluate_methods([str(tmp_path / "m" / "A")], gts[:1])
+    assert list(res) == ["A"] and list(res["A"]) == ["gt"]  # default names: folder names
