@@ -2,6 +2,7 @@
 in the same run (see res2net_det/utils/benchmark.py). Subcommands:
 
   backbone   our Res2Net features vs timm's Res2Net and torchvision's ResNet-50
+  detector   Faster R-CNN R2-50-FPN vs R-50-FPN: inference, training step, peak memory, per engine
   sod        images/s of the PoolNet saliency model on Res2Net-50 vs ResNet-50 (352 x 352)
 
 Example: python tools/benchmark.py backbone --batch 8 --size 224 224 --threads 2 --repeats 10
@@ -57,8 +58,40 @@ def add_sod_parser(subparsers) -> None:
     p.set_defaults(func=run_sod)
 
 
-# Other subcommands (detector, sod) register themselves here the same way.
-SUBCOMMANDS = [add_backbone_parser, add_sod_parser]
+def run_detector(args: argparse.Namespace) -> None:
+    import importlib.util
+
+    from res2net_det.engines.torchvision.benchmark import DETECTOR_CONFIGS, benchmark_detectors, peak_memory_mb
+
+    threads = set_threads(args.threads)
+    print(f"engine torchvision: Faster R-CNN + FPN, input {args.batch}x3x{args.size[0]}x{args.size[1]}, "
+          f"{args.device}, {threads} threads, {args.repeats} interleaved repeats")
+    inference, training = benchmark_detectors(args.batch, tuple(args.size), args.repeats, args.warmup, args.device)
+    print("inference (eval, no_grad), whole detector and backbone + FPN:")
+    print(format_timings(inference, ["R-50-FPN", "R-50-FPN backbone+FPN"]))
+    print("training step (forward, backward, SGD step):")
+    print(format_timings(training, ["R-50-FPN"]))
+    peaks = {n: peak_memory_mb(c, args.batch, tuple(args.size), args.device, threads) for n, c in DETECTOR_CONFIGS.items()}
+    print("peak memory of a training step (MiB above the built model): "
+          + ", ".join(f"{n} {v:.0f}" for n, v in peaks.items())
+          + f"; ratio {peaks['R2-50-FPN'] / peaks['R-50-FPN']:.3f}x")
+    if importlib.util.find_spec("detectron2") is None:
+        print("engine detectron2: not installed, not measured")
+
+
+def add_detector_parser(subparsers) -> None:
+    p = subparsers.add_parser("detector", help="Faster R-CNN R2-50-FPN vs R-50-FPN")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--size", type=int, nargs=2, default=(800, 1216), metavar=("H", "W"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.set_defaults(func=run_detector)
+
+
+# Other subcommands register themselves here the same way.
+SUBCOMMANDS = [add_backbone_parser, add_detector_parser, add_sod_parser]
 
 
 def main() -> None:

@@ -30,6 +30,10 @@ def add_res2net_config(cfg: CN) -> CN:
     # Which engine runs tools/train_net.py: "auto" (Detectron2 when importable),
     # "detectron2" or "torchvision".
     _C.ENGINE = "auto"
+    # User COCO-format data sets, registered under their names before training by both engines
+    # (res2net_det.data.coco.register_datasets_from_cfg): [[name, json_file, image_root], ...].
+    # From the command line: DATASETS.COCO_INSTANCES "[['my_train', 'ann.json', 'images/']]"
+    _C.DATASETS.COCO_INSTANCES = []
     return cfg
 
 

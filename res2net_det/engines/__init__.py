@@ -1,0 +1,103 @@
+"""Engines run a config: Detectron2 (``engines/detectron2``) or torchvision (``engines/torchvision``).
+
+This module is the one place that picks the engine, from the config's ``ENGINE`` key
+(``"auto"``, ``"detectron2"``, ``"torchvision"``; command-line ``ENGINE x`` wins) and whether
+Detectron2 imports. It imports neither engine until one is chosen.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from typing import Any, Optional, Sequence, Union
+
+__all__ = ["ENGINES", "default_argument_parser", "detectron2_available", "select_engine", "main"]
+
+ENGINES = ("detectron2", "torchvision")
+
+
+def detectron2_available() -> bool:
+    """True when ``import detectron2`` would find a package (without importing it)."""
+    return importlib.util.find_spec("detectron2") is not None
+
+
+def _engine_from_config_file(config_file: str) -> str:
+    """The ``ENGINE`` value of a config file and its ``_BASE_`` chain ("auto" when unset)."""
+    from fvcore.common.config import CfgNode
+
+    data = CfgNode.load_yaml_with_base(config_file)
+    return str(data.get("ENGINE", "auto"))
+
+
+def select_engine(cfg_or_args: Union[argparse.Namespace, Any, str, None] = None) -> str:
+    """``"detectron2"`` or ``"torchvision"`` for a config, parsed arguments, or an ENGINE value.
+
+    ``"auto"`` (or nothing) picks Detectron2 when it is importable and torchvision otherwise;
+    asking for Detectron2 when it is not installed raises ``RuntimeError`` saying so.
+    """
+    if cfg_or_args is None:
+        requested = "auto"
+    elif isinstance(cfg_or_args, str):
+        requested = cfg_or_args
+    elif isinstance(cfg_or_args, argparse.Namespace):
+        requested = "auto"
+        if getattr(cfg_or_args, "config_file", ""):
+            requested = _engine_from_config_file(cfg_or_args.config_file)
+        opts = list(getattr(cfg_or_args, "opts", None) or [])
+        for key, value in zip(opts[0::2], opts[1::2]):
+            if key == "ENGINE":
+                requested = value
+    else:  # a CfgNode
+        requested = str(getattr(cfg_or_args, "ENGINE", "auto"))
+    requested = requested.strip().lower()
+    if requested == "auto":
+        return "detectron2" if detectron2_available() else "torchvision"
+    if requested not in ENGINES:
+        raise ValueError(f"ENGINE must be 'auto', 'detectron2' or 'torchvision', got {requested!r}")
+    if requested == "detectron2" and not detectron2_available():
+        raise RuntimeError(
+            "the config asks for ENGINE detectron2 but Detectron2 is not installed; install it "
+            "(https://detectron2.readthedocs.io/en/latest/tutorials/install.html) or run with "
+            "ENGINE torchvision"
+        )
+    return requested
+
+
+def default_argument_parser(description: Optional[str] = None) -> argparse.ArgumentParser:
+    """The flags of Detectron2's ``tools/train_net.py``, for either engine."""
+    parser = argparse.ArgumentParser(
+        description=description or "Train or evaluate a model from a Detectron2-schema config.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "Config options can be overridden at the end of the command line, e.g.\n"
+            "  tools/train_net.py --config-file configs/quickstart.yaml SOLVER.MAX_ITER 100 ENGINE torchvision\n"
+            "Multi-GPU with the torchvision engine: torchrun --nproc_per_node N tools/train_net.py ..."
+        ),
+    )
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to config file")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUTPUT_DIR/last_checkpoint (else start from MODEL.WEIGHTS)")
+    parser.add_argument("--eval-only", action="store_true", help="evaluate only")
+    parser.add_argument("--num-gpus", type=int, default=1, help="GPUs per machine")
+    parser.add_argument("--num-machines", type=int, default=1, help="total machines")
+    parser.add_argument("--machine-rank", type=int, default=0, help="this machine's rank")
+    # Detectron2 derives its default port from the user id; same here.
+    port = 2**15 + 2**14 + hash(os.getuid() if sys.platform != "win32" else 1) % 2**14
+    parser.add_argument("--dist-url", default=f"tcp://127.0.0.1:{port}",
+                        help="initialisation URL for multi-machine Detectron2 runs")
+    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
+                        help="config KEY VALUE pairs, after all flags")
+    return parser
+
+
+def main(args: argparse.Namespace) -> Any:
+    """Runs ``tools/train_net.py``'s job on the selected engine."""
+    engine = select_engine(args)
+    if engine == "detectron2":
+        from .detectron2 import train_net
+
+        return train_net.main(args)
+    from .torchvision import train_net
+
+    return train_net.main(args)

@@ -1,0 +1,151 @@
+"""Checkpoints of the torchvision engine: atomic writes, ``last_checkpoint``, MODEL.WEIGHTS loading.
+
+Files follow Detectron2's layout (``OUTPUT_DIR/model_0004999.pth``, ``model_final.pth`` and a
+``last_checkpoint`` text file naming the newest), and hold ``{"model": state dict, "optimizer",
+"scheduler", "scaler", "iteration"}``, so ``MODEL.WEIGHTS`` can point at either engine's files.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+from ...modeling.weights import CheckpointError, describe_state_dict, load_weights, read_state_dict
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Checkpointer", "load_model_weights", "atomic_save"]
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file, then rename: a crash never leaves a half-written file."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
+    """Loads ``MODEL.WEIGHTS`` into a detector.
+
+    Accepts a detector checkpoint (keys ``backbone.bottom_up.*``, ... as written by
+    ``tools/convert_weights.py`` or by a training run of either engine) or a plain official / timm
+    Res2Net ``.pth`` (loaded into ``backbone.bottom_up``). Tensors whose shape differs (a box
+    predictor for another number of classes) are skipped; everything not loaded is logged.
+    """
+    model = _unwrap(model)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"MODEL.WEIGHTS file not found: {path}. Convert an official Res2Net or timm checkpoint "
+            f"with `python tools/convert_weights.py <downloaded.pth> {path}` (see README), or set "
+            "MODEL.WEIGHTS \"\" to train from scratch."
+        )
+    state = read_state_dict(path)
+    if not any(k.startswith(("backbone.", "rpn.", "roi_heads.")) for k in state):
+        if "layer1.0.conv1.weight" not in state:
+            raise CheckpointError(
+                f"{path} is neither a detector checkpoint (backbone.bottom_up.* keys) nor a Res2Net "
+                f"backbone checkpoint: {describe_state_dict(state)}"
+            )
+        report = load_weights(model.backbone.bottom_up, path)
+        return {"missing": [f"backbone.bottom_up.{k}" for k in report.missing], "unexpected": report.unexpected,
+                "skipped": []}
+    own = model.state_dict()
+    to_load, skipped, unexpected = {}, [], []
+    for k, v in state.items():
+        if k not in own:
+            if not k.endswith("num_batches_tracked"):
+                unexpected.append(k)
+        elif own[k].shape != v.shape:
+            skipped.append(f"{k} {tuple(v.shape)} -> {tuple(own[k].shape)}")
+        else:
+            to_load[k] = v
+    missing = [k for k in own if k not in to_load and not k.endswith("num_batches_tracked")]
+    model.load_state_dict(to_load, strict=False)
+    logger.info("loaded %d tensors from %s", len(to_load), path)
+    if skipped:
+        logger.warning("not loaded, shape differs (e.g. another number of classes): %s", ", ".join(skipped))
+    bottom_up_missing = [k for k in missing if k.startswith("backbone.bottom_up.")]
+    if bottom_up_missing:
+        logger.warning("backbone keys missing in %s: %s", path, ", ".join(bottom_up_missing))
+    if missing:
+        logger.info("%d model tensors not in %s (initialised fresh), e.g. %s", len(missing), path, missing[:5])
+    if unexpected:
+        logger.warning("%d tensors in %s that the model does not have, e.g. %s", len(unexpected), path, unexpected[:5])
+    return {"missing": missing, "unexpected": unexpected, "skipped": skipped}
+
+
+class Checkpointer:
+    """Saves and restores a model and its training state.
+
+    Args:
+        model: the model (a DDP wrapper is unwrapped).
+        save_dir: folder of the checkpoints and of ``last_checkpoint``.
+        save_to_disk: False on processes other than the main one.
+        **checkpointables: objects with ``state_dict()`` / ``load_state_dict()`` (optimizer, scheduler, scaler).
+    """
+
+    def __init__(self, model: nn.Module, save_dir: str, save_to_disk: bool = True, **checkpointables: Any) -> None:
+        self.model = _unwrap(model)
+        self.save_dir = save_dir
+        self.save_to_disk = save_to_disk
+        self.checkpointables = checkpointables
+
+    def save(self, name: str, **extra: Any) -> Optional[str]:
+        if not self.save_to_disk:
+            return None
+        os.makedirs(self.save_dir, exist_ok=True)
+        data = {"model": self.model.state_dict()}
+        data.update({k: obj.state_dict() for k, obj in self.checkpointables.items()})
+        data.update(extra)
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        atomic_save(data, path)
+        tmp = os.path.join(self.save_dir, f"last_checkpoint.tmp.{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(os.path.basename(path))
+        os.replace(tmp, os.path.join(self.save_dir, "last_checkpoint"))
+        logger.info("saved checkpoint %s", path)
+        return path
+
+    def last_checkpoint(self) -> Optional[str]:
+        """The newest checkpoint of ``save_dir``, or None."""
+        marker = os.path.join(self.save_dir, "last_checkpoint")
+        if not os.path.isfile(marker):
+            return None
+        with open(marker, encoding="utf-8") as f:
+            path = os.path.join(self.save_dir, f.read().strip())
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{marker} names {path}, which does not exist")
+        return path
+
+    def resume_or_load(self, weights: str, resume: bool) -> Dict[str, Any]:
+        """With ``resume`` and a checkpoint in ``save_dir``: restore everything and return its extra
+        fields (``iteration``); else load ``weights`` (if any) into the model only and return ``{}``."""
+        last = self.last_checkpoint() if resume else None
+        if last is not None:
+            return self.load(last)
+        if resume:
+            logger.info("--resume: no checkpoint in %s, starting from MODEL.WEIGHTS", self.save_dir)
+        if weights:
+            load_model_weights(self.model, weights)
+        return {}
+
+    def load(self, path: str) -> Dict[str, Any]:
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise CheckpointError(f"could not read checkpoint {path}: {type(e).__name__}: {e}") from e
+        self.model.load_state_dict(data.pop("model"))
+        for k, obj in self.checkpointables.items():
+            if k in data:
+                obj.load_state_dict(data.pop(k))
+            else:
+                logger.warning("checkpoint %s has no %s state", path, k)
+        logger.info("resumed from %s (iteration %s)", path, data.get("iteration"))
+        return data

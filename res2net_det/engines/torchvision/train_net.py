@@ -1,0 +1,71 @@
+"""``tools/train_net.py`` on the torchvision engine: config set-up, training or evaluation."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+from typing import Any, Dict
+
+import numpy as np
+import torch
+
+from ...config.defaults import check_torchvision_support, get_cfg, merge_config_file, merge_config_list
+from ...data.coco import register_datasets_from_cfg
+from ...utils import comm
+from ...utils.logger import setup_logger
+from .checkpoint import Checkpointer
+from .registry import get_task
+from .trainer import Trainer, resolve_device
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["setup", "main"]
+
+
+def setup(args: argparse.Namespace):
+    """The frozen config of ``args`` (file + KEY VALUE options), with logging and seeding done."""
+    cfg = get_cfg()
+    if args.config_file:
+        merge_config_file(cfg, args.config_file)
+    merge_config_list(cfg, args.opts or [])
+    check_torchvision_support(cfg, args.config_file or None)
+    cfg.freeze()
+    rank = comm.get_rank()
+    setup_logger(cfg.OUTPUT_DIR, rank)
+    logger.info("engine: torchvision; config file: %s; world size %d", args.config_file, comm.get_world_size())
+    if comm.is_main_process():
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w", encoding="utf-8") as f:
+            f.write(cfg.dump())
+    if cfg.NUM_THREADS > 0:
+        torch.set_num_threads(cfg.NUM_THREADS)
+    seed = cfg.SEED if cfg.SEED >= 0 else int.from_bytes(os.urandom(4), "little") % 2**31
+    seed += rank
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return cfg
+
+
+def main(args: argparse.Namespace) -> Dict[str, Any]:
+    world = args.num_gpus * args.num_machines
+    if world > 1 and int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+        raise SystemExit(
+            f"--num-gpus {args.num_gpus} --num-machines {args.num_machines}: the torchvision engine runs "
+            "one process per GPU under torchrun, e.g.\n"
+            f"  torchrun --nproc_per_node {args.num_gpus} --nnodes {args.num_machines} "
+            f"--node_rank {args.machine_rank} --master_addr HOST --master_port PORT "
+            "tools/train_net.py --config-file ...\n(leave out --num-gpus)."
+        )
+    comm.init_from_env()
+    cfg = setup(args)
+    register_datasets_from_cfg(cfg)
+    task = get_task(cfg.MODEL.META_ARCHITECTURE)
+    if args.eval_only:
+        model = task.build_model(cfg).to(resolve_device(cfg))
+        Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        return Trainer.test(cfg, task, model)
+    trainer = Trainer(cfg, task)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()

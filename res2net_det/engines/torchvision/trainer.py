@@ -1,0 +1,365 @@
+"""A compact, task-agnostic trainer on torch.distributed, driven by Detectron2's ``SOLVER.*`` keys.
+
+Any task registered in :mod:`.registry` trains with it: SGD (or Adam/AdamW) with linear warm-up
+and multi-step decay, gradient accumulation, DDP under ``torchrun``, AMP on GPU, gradient
+clipping, atomic periodic/final checkpoints with ``--resume``, TensorBoard + ``metrics.json``,
+a tqdm bar with ETA, a clear stop on a NaN/Inf loss, and evaluation every ``TEST.EVAL_PERIOD``
+iterations and at the end.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import math
+import os
+import time
+from collections import defaultdict
+from contextlib import nullcontext
+from typing import Any, Dict, Iterable, Iterator, List, Optional
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ...utils import comm
+from .checkpoint import Checkpointer
+from .registry import Task
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Trainer",
+    "build_optimizer",
+    "build_lr_scheduler",
+    "lr_factor_at",
+    "inference_on_dataset",
+    "resolve_device",
+    "images_per_process",
+    "flatten_results",
+]
+
+_NORM_TYPES = (
+    nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
+
+
+def resolve_device(cfg) -> torch.device:
+    """``MODEL.DEVICE``; "cuda" falls back to the CPU (with a warning) on machines without a GPU."""
+    name = cfg.MODEL.DEVICE
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            logger.warning("MODEL.DEVICE is %r but no GPU is available: running on the CPU", name)
+            return torch.device("cpu")
+        if comm.get_world_size() > 1:
+            return torch.device("cuda", comm.get_local_rank())
+    return torch.device(name)
+
+
+def images_per_process(cfg) -> int:
+    """Images of one micro-batch of one process: IMS_PER_BATCH / (processes x GRAD_ACCUM_STEPS)."""
+    world, accum = comm.get_world_size(), cfg.SOLVER.GRAD_ACCUM_STEPS
+    if cfg.SOLVER.IMS_PER_BATCH % (world * accum):
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH ({cfg.SOLVER.IMS_PER_BATCH}) must be divisible by the number of "
+            f"processes ({world}) x SOLVER.GRAD_ACCUM_STEPS ({accum})"
+        )
+    return cfg.SOLVER.IMS_PER_BATCH // (world * accum)
+
+
+def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD with momentum (Detectron2's) or Adam/AdamW (``SOLVER.OPTIMIZER``), with Detectron2's
+    per-parameter rules: ``WEIGHT_DECAY_NORM`` for norm layers, ``BIAS_LR_FACTOR`` and
+    ``WEIGHT_DECAY_BIAS`` for biases."""
+    s = cfg.SOLVER
+    wd_bias = s.WEIGHT_DECAY if s.WEIGHT_DECAY_BIAS is None else s.WEIGHT_DECAY_BIAS
+    groups: Dict[tuple, List[nn.Parameter]] = defaultdict(list)
+    seen = set()
+    for module in model.modules():
+        for pname, p in module.named_parameters(recurse=False):
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            lr, wd = s.BASE_LR, s.WEIGHT_DECAY
+            if isinstance(module, _NORM_TYPES):
+                wd = s.WEIGHT_DECAY_NORM
+            elif pname == "bias":
+                lr, wd = s.BASE_LR * s.BIAS_LR_FACTOR, wd_bias
+            groups[(lr, wd)].append(p)
+    if not groups:
+        raise ValueError("the model has no trainable parameter (is MODEL.BACKBONE.FREEZE_AT too high?)")
+    param_groups = [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+    name = s.OPTIMIZER.upper()
+    if name == "SGD":
+        return torch.optim.SGD(param_groups, lr=s.BASE_LR, momentum=s.MOMENTUM, nesterov=s.NESTEROV)
+    if name == "ADAM":
+        return torch.optim.Adam(param_groups, lr=s.BASE_LR)
+    if name == "ADAMW":
+        return torch.optim.AdamW(param_groups, lr=s.BASE_LR)
+    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD', 'Adam' or 'AdamW', got {s.OPTIMIZER!r}")
+
+
+def lr_factor_at(cfg, iteration: int) -> float:
+    """Detectron2's WarmupMultiStepLR factor at ``iteration``."""
+    s = cfg.SOLVER
+    factor = s.GAMMA ** bisect.bisect_right(sorted(s.STEPS), iteration)
+    if iteration < s.WARMUP_ITERS:
+        if s.WARMUP_METHOD == "constant":
+            factor *= s.WARMUP_FACTOR
+        else:
+            alpha = iteration / s.WARMUP_ITERS
+            factor *= s.WARMUP_FACTOR * (1 - alpha) + alpha
+    return factor
+
+
+def build_lr_scheduler(cfg, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    late = [st for st in cfg.SOLVER.STEPS if st > cfg.SOLVER.MAX_ITER]
+    if late:
+        logger.warning("SOLVER.STEPS %s lie beyond SOLVER.MAX_ITER %d and never apply", late, cfg.SOLVER.MAX_ITER)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor_at(cfg, it))
+
+
+def flatten_results(results: Dict[str, Any], prefix: str = "") -> Dict[str, float]:
+    """``{"bbox": {"AP": 1}}`` -> ``{"bbox/AP": 1}`` (Detectron2's metric names)."""
+    flat = {}
+    for k, v in results.items():
+        if isinstance(v, dict):
+            flat.update(flatten_results(v, f"{prefix}{k}/"))
+        elif isinstance(v, (int, float)):
+            flat[f"{prefix}{k}"] = float(v)
+    return flat
+
+
+@torch.no_grad()
+def inference_on_dataset(model: nn.Module, data_loader: Iterable, evaluator) -> Dict[str, Any]:
+    """Runs ``model`` in eval mode over ``data_loader`` and returns ``evaluator.evaluate()``."""
+    was_training = model.training
+    model.eval()
+    evaluator.reset()
+    start = time.perf_counter()
+    n = 0
+    try:
+        for inputs in tqdm(data_loader, desc="inference", disable=not comm.is_main_process(),
+                           leave=False, dynamic_ncols=True):
+            outputs = model(inputs)
+            evaluator.process(inputs, outputs)
+            n += len(inputs)
+    finally:
+        model.train(was_training)
+    logger.info("inference on %d images: %.3f s / image", n, (time.perf_counter() - start) / max(n, 1))
+    return evaluator.evaluate() or {}
+
+
+def _infinite(loader: Iterable) -> Iterator:
+    epoch = 0
+    while True:
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the training data loader yields no batch")
+        epoch += 1
+
+
+class _MetricsWriter:
+    """``metrics.json`` (one JSON object a line, Detectron2's format) and TensorBoard, main process only."""
+
+    def __init__(self, output_dir: str, enabled: bool) -> None:
+        self.enabled = enabled
+        self.json_path = os.path.join(output_dir, "metrics.json")
+        self.tb = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(output_dir)
+
+    def write(self, iteration: int, metrics: Dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with open(self.json_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"iteration": iteration, **metrics}, sort_keys=True) + "\n")
+        for k, v in metrics.items():
+            self.tb.add_scalar(k, v, iteration)
+        self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+class Trainer:
+    """Trains ``task``'s model on ``cfg``; see the module docstring for the features.
+
+    Args:
+        cfg: a frozen config (``get_cfg()`` + file + options).
+        task: the registered task of ``cfg.MODEL.META_ARCHITECTURE``.
+        model: a prebuilt model (else ``task.build_model(cfg)``).
+    """
+
+    def __init__(self, cfg, task: Task, model: Optional[nn.Module] = None) -> None:
+        self.cfg = cfg
+        self.task = task
+        self.device = resolve_device(cfg)
+        model = model if model is not None else task.build_model(cfg)
+        self.model = model.to(self.device)
+        self.train_model: nn.Module = self.model
+        if comm.get_world_size() > 1:
+            self.train_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False,
+            )
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.scheduler = build_lr_scheduler(cfg, self.optimizer)
+        self.amp = bool(cfg.SOLVER.AMP.ENABLED)
+        if self.amp and self.device.type != "cuda":
+            logger.warning("SOLVER.AMP.ENABLED is ignored on %s (mixed precision needs a GPU)", self.device)
+            self.amp = False
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.checkpointer = Checkpointer(
+            self.model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
+            optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
+        )
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.iter = 0
+        self.accum = cfg.SOLVER.GRAD_ACCUM_STEPS
+        if self.accum < 1:
+            raise ValueError(f"SOLVER.GRAD_ACCUM_STEPS must be >= 1, got {self.accum}")
+        images_per_process(cfg)  # fail early on an indivisible batch
+
+    # ------------------------------------------------------------------ state
+    def resume_or_load(self, resume: bool = True) -> None:
+        """``--resume``: continue after the iteration of OUTPUT_DIR/last_checkpoint; else start
+        at iteration 0 from MODEL.WEIGHTS."""
+        extra = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        self.start_iter = extra["iteration"] + 1 if "iteration" in extra else 0
+
+    # ------------------------------------------------------------------ loop
+    def run_step(self, data_iter: Iterator) -> Dict[str, float]:
+        """One optimizer step over ``GRAD_ACCUM_STEPS`` micro-batches; returns the losses."""
+        self.optimizer.zero_grad(set_to_none=True)
+        totals: Dict[str, float] = defaultdict(float)
+        data_time = 0.0
+        for micro in range(self.accum):
+            t0 = time.perf_counter()
+            batch = next(data_iter)
+            data_time += time.perf_counter() - t0
+            sync = micro == self.accum - 1 or not isinstance(self.train_model, DistributedDataParallel)
+            with (nullcontext() if sync else self.train_model.no_sync()):
+                with torch.autocast("cuda", enabled=self.amp) if self.amp else nullcontext():
+                    losses = self.train_model(batch)
+                if not isinstance(losses, dict) or not losses:
+                    raise TypeError("in training, the model must return a non-empty dict of losses")
+                loss = sum(losses.values())
+                if not torch.isfinite(loss).all():
+                    raise FloatingPointError(
+                        f"loss became infinite or NaN at iteration {self.iter}: "
+                        + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+                        + ". Lower SOLVER.BASE_LR, lengthen SOLVER.WARMUP_ITERS or enable SOLVER.CLIP_GRADIENTS."
+                    )
+                self.scaler.scale(loss / self.accum).backward()
+            for k, v in losses.items():
+                totals[k] += v.detach().item() / self.accum
+        self._clip_gradients()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        totals["total_loss"] = sum(v for k, v in totals.items())
+        totals["data_time"] = data_time
+        return totals
+
+    def _clip_gradients(self) -> None:
+        c = self.cfg.SOLVER.CLIP_GRADIENTS
+        if not c.ENABLED:
+            return
+        self.scaler.unscale_(self.optimizer)
+        # Detectron2 clips every parameter on its own, for both "value" and "norm".
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if c.CLIP_TYPE == "value":
+                    torch.nn.utils.clip_grad_value_(p, c.CLIP_VALUE)
+                elif c.CLIP_TYPE == "norm":
+                    torch.nn.utils.clip_grad_norm_(p, c.CLIP_VALUE, c.NORM_TYPE)
+                else:
+                    raise ValueError(f"SOLVER.CLIP_GRADIENTS.CLIP_TYPE must be 'value' or 'norm', got {c.CLIP_TYPE!r}")
+
+    def train(self) -> Dict[str, Any]:
+        """Trains from ``start_iter`` to ``SOLVER.MAX_ITER``; returns the final evaluation results."""
+        cfg = self.cfg
+        main = comm.is_main_process()
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        writer = _MetricsWriter(cfg.OUTPUT_DIR, enabled=main)
+        loader = self.task.build_train_loader(cfg)
+        data_iter = _infinite(loader)
+        log_period = max(1, cfg.SOLVER.LOG_PERIOD)
+        window: Dict[str, List[float]] = defaultdict(list)
+        results: Dict[str, Any] = {}
+        logger.info("training from iteration %d to %d", self.start_iter, self.max_iter)
+        self.train_model.train()
+        bar = tqdm(total=self.max_iter, initial=self.start_iter, disable=not main, dynamic_ncols=True, desc="train")
+        step_start = time.perf_counter()
+        try:
+            for self.iter in range(self.start_iter, self.max_iter):
+                lr = self.optimizer.param_groups[0]["lr"]
+                metrics = self.run_step(data_iter)
+                now = time.perf_counter()
+                metrics["time"] = now - step_start
+                step_start = now
+                for k, v in metrics.items():
+                    window[k].append(v)
+                last = self.iter == self.max_iter - 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['total_loss']:.3f}", lr=f"{lr:.2e}")
+                if (self.iter + 1) % log_period == 0 or last:
+                    avg = {k: sum(v) / len(v) for k, v in window.items()}
+                    avg["lr"] = lr
+                    avg["eta_seconds"] = avg["time"] * (self.max_iter - self.iter - 1)
+                    writer.write(self.iter, avg)
+                    logger.info("iter %d/%d  %s", self.iter + 1, self.max_iter,
+                                "  ".join(f"{k}: {v:.4g}" for k, v in sorted(avg.items())))
+                    window.clear()
+                period = cfg.SOLVER.CHECKPOINT_PERIOD
+                if period > 0 and (self.iter + 1) % period == 0 and not last:
+                    self.checkpointer.save(f"model_{self.iter:07d}", iteration=self.iter)
+                if last:
+                    self.checkpointer.save("model_final", iteration=self.iter)
+                eval_period = cfg.TEST.EVAL_PERIOD
+                if last or (eval_period > 0 and (self.iter + 1) % eval_period == 0):
+                    results = self.test(cfg, self.task, self.model)
+                    if results:
+                        writer.write(self.iter, flatten_results(results))
+                    self.train_model.train()
+                    step_start = time.perf_counter()
+        finally:
+            bar.close()
+            writer.close()
+        if self.start_iter >= self.max_iter:
+            logger.info("nothing to train: already at SOLVER.MAX_ITER %d", self.max_iter)
+        elif cfg.TEST.VIS_IMAGES > 0 and self.task.visualize is not None:
+            for name in cfg.DATASETS.TEST:
+                self.task.visualize(cfg, self.model, name, os.path.join(cfg.OUTPUT_DIR, "vis", name),
+                                    cfg.TEST.VIS_IMAGES)
+        comm.synchronize()
+        return results
+
+    # ------------------------------------------------------------------ evaluation
+    @staticmethod
+    def test(cfg, task: Task, model: nn.Module) -> Dict[str, Any]:
+        """Evaluates ``model`` on every ``DATASETS.TEST`` set; ``{dataset: results}``."""
+        results: Dict[str, Any] = {}
+        for name in cfg.DATASETS.TEST:
+            loader = task.build_test_loader(cfg, name)
+            out_dir = os.path.join(cfg.OUTPUT_DIR, "inference", name)
+            evaluator = task.build_evaluator(cfg, name, out_dir)
+            results[name] = inference_on_dataset(model, loader, evaluator)
+        if len(results) == 1:
+            results = next(iter(results.values()))
+        return results

@@ -1,0 +1,98 @@
+import os
+
+import pytest
+
+from res2net_det.config import ConfigKeyError, check_torchvision_support, get_cfg, merge_config_file, merge_config_list
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+
+
+def _write(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return str(path)
+
+
+def test_base_merging_applies_base_then_child():
+    cfg = get_cfg()
+    merge_config_file(cfg, os.path.join(CONFIGS, "faster_rcnn_r2_101.yaml"))
+    assert cfg.MODEL.RES2NET.DEPTH == 101  # child
+    assert cfg.MODEL.BACKBONE.NAME == "build_res2net_fpn_backbone"  # base
+    assert list(cfg.MODEL.PIXEL_STD) == [58.395, 57.12, 57.375]  # base overrides Detectron2's default
+    assert cfg.SOLVER.MOMENTUM == 0.9  # Detectron2's default, set by nobody
+
+
+def test_unknown_key_names_key_and_the_file_that_sets_it(tmp_path):
+    base = _write(tmp_path / "base.yaml", "MODEL:\n  RPN:\n    NMS_TRESH: 0.5\n")
+    child = _write(tmp_path / "child.yaml", "_BASE_: base.yaml\nSOLVER:\n  BASE_LR: 0.1\n")
+    with pytest.raises(ConfigKeyError) as e:
+        merge_config_file(get_cfg(), child)
+    assert "MODEL.RPN.NMS_TRESH" in str(e.value) and "base.yaml" in str(e.value)
+
+
+def test_detectron2_only_key_says_so(tmp_path):
+    path = _write(tmp_path / "retina.yaml", "MODEL:\n  RETINANET:\n    NUM_CLASSES: 3\n")
+    with pytest.raises(ConfigKeyError, match="MODEL.RETINANET.NUM_CLASSES.*torchvision engine does not honour"):
+        merge_config_file(get_cfg(), path)
+
+
+def test_unknown_command_line_key():
+    with pytest.raises(ConfigKeyError, match="SOLVER.BASE_LRR"):
+        merge_config_list(get_cfg(), ["SOLVER.BASE_LRR", "0.1"])
+    cfg = merge_config_list(get_cfg(), ["SOLVER.BASE_LR", "0.1"])
+    assert cfg.SOLVER.BASE_LR == 0.1
+
+
+def test_missing_file_and_missing_base(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        merge_config_file(get_cfg(), str(tmp_path / "nope.yaml"))
+    child = _write(tmp_path / "child.yaml", "_BASE_: gone.yaml\n")
+    with pytest.raises(FileNotFoundError, match="gone.yaml"):
+        merge_config_file(get_cfg(), child)
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(CONFIGS) if f.endswith(".yaml") and not f.startswith("Base")))
+def test_every_shipped_config_is_supported_by_torchvision(name):
+    cfg = get_cfg()
+    merge_config_file(cfg, os.path.join(CONFIGS, name))
+    check_torchvision_support(cfg, name)
+
+
+def test_unsupported_value_is_refused_with_key():
+    cfg = get_cfg()
+    merge_config_file(cfg, os.path.join(CONFIGS, "faster_rcnn_r2_50.yaml"))
+    merge_config_list(cfg, ["MODEL.ROI_HEADS.NAME", "CascadeROIHeads", "INPUT.CROP.ENABLED", "True"])
+    with pytest.raises(ValueError) as e:
+        check_torchvision_support(cfg, "x.yaml")
+    assert "MODEL.ROI_HEADS.NAME = 'CascadeROIHeads'" in str(e.value)
+    assert "INPUT.CROP.ENABLED" in str(e.value) and "x.yaml" in str(e.value)
+
+
+def test_defaults_equal_detectron2s():
+    pytest.importorskip("detectron2", reason="Detectron2 is not installed; nothing to compare with")
+    from detectron2.config import get_cfg as d2_get_cfg
+
+    ours, theirs = get_cfg(), d2_get_cfg()
+
+    def walk(node, prefix=""):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                yield from walk(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    d2 = dict(walk(theirs))
+    differing = {k: (v, d2[k]) for k, v in walk(ours) if k in d2 and v != d2[k]
+                 and not (isinstance(v, (list, tuple)) and list(v) == list(d2[k]))}
+    assert not differing
+
+
+def test_other_tasks_are_not_held_to_detection_keys():
+    cfg = get_cfg()  # Detectron2's defaults: ROI_HEADS.NAME Res5ROIHeads, BACKBONE.NAME build_resnet_backbone
+    with pytest.raises(ValueError, match="MODEL.ROI_HEADS.NAME"):
+        check_torchvision_support(cfg)
+    cfg.MODEL.META_ARCHITECTURE = "SomeSaliencyNet"
+    check_torchvision_support(cfg)
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
+    with pytest.raises(ValueError, match="SOLVER.LR_SCHEDULER_NAME"):
+        check_torchvision_support(cfg)

@@ -1,0 +1,181 @@
+"""The generic trainer on a toy regression task: schedule, checkpoints, resume, NaN stop, metrics."""
+import json
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from res2net_det.config import get_cfg
+from res2net_det.engines.torchvision.checkpoint import Checkpointer
+from res2net_det.engines.torchvision.registry import Task, get_task, register_task
+from res2net_det.engines.torchvision.trainer import Trainer, lr_factor_at
+
+
+class ToyModel(nn.Module):
+    def __init__(self, nan_at_call=None):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+        self.calls = 0
+        self.nan_at_call = nan_at_call
+
+    def forward(self, batch):
+        x = torch.stack([b["x"] for b in batch])
+        pred = self.linear(x).squeeze(1)
+        if not self.training:
+            return [{"pred": p} for p in pred]
+        self.calls += 1
+        loss = ((pred - torch.stack([b["y"] for b in batch])) ** 2).mean()
+        if self.nan_at_call is not None and self.calls >= self.nan_at_call:
+            loss = loss * float("nan")
+        return {"loss_mse": loss, "loss_zero": loss * 0}
+
+
+class MSEEvaluator:
+    def reset(self):
+        self.errors = []
+
+    def process(self, inputs, outputs):
+        self.errors += [float((o["pred"] - i["y"]) ** 2) for i, o in zip(inputs, outputs)]
+
+    def evaluate(self):
+        return {"regression": {"mse": sum(self.errors) / len(self.errors)}}
+
+
+def _data(n=16):
+    g = torch.Generator().manual_seed(0)
+    xs = torch.randn(n, 2, generator=g)
+    return [{"x": x, "y": x[0] * 2 - x[1]} for x in xs]
+
+
+def _loader(cfg):
+    return torch.utils.data.DataLoader(_data(), batch_size=4, shuffle=True, collate_fn=list)
+
+
+register_task(Task("_Toy", build_model=lambda cfg: ToyModel(), build_train_loader=_loader,
+                   build_test_loader=lambda cfg, name: [[d] for d in _data(4)],
+                   build_evaluator=lambda cfg, name, out: MSEEvaluator()))
+
+
+def _cfg(tmp_path, **solver):
+    cfg = get_cfg()
+    cfg.MODEL.META_ARCHITECTURE = "_Toy"
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.OUTPUT_DIR = str(tmp_path)
+    cfg.DATASETS.TEST = ("toy",)
+    cfg.SOLVER.IMS_PER_BATCH = 4
+    cfg.SOLVER.BASE_LR = 0.05
+    cfg.SOLVER.WARMUP_ITERS = 2
+    cfg.SOLVER.STEPS = (6,)
+    cfg.SOLVER.MAX_ITER = 8
+    cfg.SOLVER.CHECKPOINT_PERIOD = 3
+    cfg.SOLVER.LOG_PERIOD = 1
+    cfg.TEST.EVAL_PERIOD = 4
+    for k, v in solver.items():
+        setattr(cfg.SOLVER, k, v)
+    return cfg
+
+
+def _lines(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_lr_schedule_is_detectron2s():
+    cfg = get_cfg()
+    cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_FACTOR, cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA = 10, 0.001, (20, 30), 0.1
+    assert lr_factor_at(cfg, 0) == pytest.approx(0.001)
+    assert lr_factor_at(cfg, 5) == pytest.approx(0.001 * 0.5 + 0.5)
+    assert lr_factor_at(cfg, 10) == 1.0
+    assert lr_factor_at(cfg, 20) == pytest.approx(0.1)
+    assert lr_factor_at(cfg, 35) == pytest.approx(0.01)
+
+
+def test_training_writes_checkpoints_metrics_and_evaluates(tmp_path):
+    cfg = _cfg(tmp_path)
+    trainer = Trainer(cfg, get_task("_Toy"))
+    trainer.resume_or_load(resume=False)
+    results = trainer.train()
+    assert "mse" in results["regression"]
+    files = sorted(os.listdir(tmp_path))
+    assert {"model_0000002.pth", "model_0000005.pth", "model_final.pth", "last_checkpoint", "metrics.json"} <= set(files)
+    assert not [f for f in files if ".tmp" in f]
+    assert open(tmp_path / "last_checkpoint").read() == "model_final.pth"
+    lines = _lines(tmp_path / "metrics.json")
+    train_lines = [l for l in lines if "total_loss" in l]
+    assert [l["iteration"] for l in train_lines] == list(range(8))
+    assert train_lines[7]["lr"] == pytest.approx(0.05 * 0.1)  # after STEPS (6,)
+    assert train_lines[0]["lr"] == pytest.approx(0.05 * 0.001)  # warm-up
+    eval_lines = [l for l in lines if "regression/mse" in l]
+    assert [l["iteration"] for l in eval_lines] == [3, 7]
+    assert any(f.startswith("events.out.tfevents") for f in files)
+
+
+def test_resume_continues_after_the_last_checkpoint(tmp_path):
+    # an interrupted run: 5 of 8 iterations, checkpoint at iteration 2 (period 3) ...
+    cfg = _cfg(tmp_path)
+    cfg.SOLVER.MAX_ITER = 5
+    first = Trainer(cfg, get_task("_Toy"))
+    first.train()
+    state_after_2 = torch.load(tmp_path / "model_0000002.pth", weights_only=False)
+    os.remove(tmp_path / "model_final.pth")
+    (tmp_path / "last_checkpoint").write_text("model_0000002.pth")
+    # ... resumed with the full schedule
+    cfg = _cfg(tmp_path)
+    resumed = Trainer(cfg, get_task("_Toy"))
+    resumed.resume_or_load(resume=True)
+    assert resumed.start_iter == 3
+    assert torch.equal(resumed.model.linear.weight, state_after_2["model"]["linear.weight"])
+    assert resumed.scheduler.last_epoch == 3
+    assert resumed.optimizer.state_dict()["state"]  # momentum buffers restored
+    resumed.train()
+    iterations = [l["iteration"] for l in _lines(tmp_path / "metrics.json") if "total_loss" in l]
+    assert iterations == [0, 1, 2, 3, 4] + [3, 4, 5, 6, 7]
+    # without --resume the same folder starts again from 0
+    fresh = Trainer(cfg, get_task("_Toy"))
+    fresh.resume_or_load(resume=False)
+    assert fresh.start_iter == 0
+
+
+def test_nan_loss_stops_naming_the_iteration_and_losses(tmp_path):
+    cfg = _cfg(tmp_path)
+    trainer = Trainer(cfg, get_task("_Toy"), model=ToyModel(nan_at_call=4))
+    with pytest.raises(FloatingPointError, match=r"iteration 3: loss_mse=nan, loss_zero=nan"):
+        trainer.train()
+
+
+def test_gradient_accumulation_counts_micro_batches(tmp_path):
+    cfg = _cfg(tmp_path, GRAD_ACCUM_STEPS=2, IMS_PER_BATCH=8, MAX_ITER=2)
+    cfg.TEST.EVAL_PERIOD = 0
+    model = ToyModel()
+    Trainer(cfg, get_task("_Toy"), model=model).train()
+    assert model.calls == 4
+    cfg = _cfg(tmp_path, GRAD_ACCUM_STEPS=3, IMS_PER_BATCH=8)
+    with pytest.raises(ValueError, match="divisible"):
+        Trainer(cfg, get_task("_Toy"))
+
+
+def test_adam_and_unknown_optimizer(tmp_path):
+    assert isinstance(Trainer(_cfg(tmp_path, OPTIMIZER="Adam"), get_task("_Toy")).optimizer, torch.optim.Adam)
+    with pytest.raises(ValueError, match="SOLVER.OPTIMIZER"):
+        Trainer(_cfg(tmp_path, OPTIMIZER="Lion"), get_task("_Toy"))
+
+
+def test_unknown_meta_architecture():
+    with pytest.raises(KeyError, match="NoSuchNet.*GeneralizedRCNN"):
+        get_task("NoSuchNet")
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    model = ToyModel()
+    ck = Checkpointer(model, str(tmp_path))
+    ck.save("model_0000000", iteration=0)
+
+    def crash(obj, path):
+        open(path, "wb").write(b"partial")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save("model_0000000", iteration=1)
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "model_0000000.pth", weights_only=False)["iteration"] == 0

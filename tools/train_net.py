@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""Train or evaluate from a Detectron2-schema config, on Detectron2 or torchvision.
+
+  python tools/train_net.py --config-file configs/quickstart.yaml
+  python tools/train_net.py --config-file configs/faster_rcnn_r2_50.yaml --eval-only MODEL.WEIGHTS model.pth
+  torchrun --nproc_per_node 8 tools/train_net.py --config-file configs/faster_rcnn_r2_50.yaml ENGINE torchvision
+
+The engine comes from the config's ENGINE key ("auto": Detectron2 when installed).
+"""
+from res2net_det.engines import default_argument_parser, main
+
+if __name__ == "__main__":
+    main(default_argument_parser().parse_args())
