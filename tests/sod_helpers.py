@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from res2net_det.config.saliency import get_saliency_cfg
+from res2net_det.config import get_cfg, merge_config_file
 
 # Real masks + predictions with their pysodmetrics values, kept outside the project: next to the
 # checkout (../shared) or in the workplace's shared folder. Tests using them skip when absent.
@@ -18,10 +18,15 @@ _SHARED_CANDIDATES = [
 SHARED_SOD = next((p for p in _SHARED_CANDIDATES if p.is_dir()), _SHARED_CANDIDATES[0])
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def tiny_sod_cfg():
-    """A small, fast saliency config (depth 50 but narrow, 4 levels, BN)."""
-    cfg = get_saliency_cfg()
+    """configs/sod/Base-PoolNet-Res2Net.yaml made small and fast (narrow, trainable BN, CPU)."""
+    cfg = merge_config_file(get_cfg(), str(REPO / "configs" / "sod" / "Base-PoolNet-Res2Net.yaml"))
     cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.RES2NET.NORM = "BN"
     cfg.MODEL.RES2NET.WIDTH_PER_GROUP = 4
     cfg.MODEL.RES2NET.RES5_DILATION = 2
     cfg.MODEL.SALIENCY.IN_FEATURES = ["stem", "res2", "res3", "res4", "res5"]

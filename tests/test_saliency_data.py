@@ -10,12 +10,11 @@ from res2net_det.data.catalog import DatasetCatalog
 from res2net_det.data.saliency import (
     SALIENCY_DATASETS,
     SaliencyDatasetMapper,
-    build_saliency_test_loader,
-    build_saliency_train_loader,
     load_saliency_folder,
     read_image,
     read_mask,
     register_saliency_folder,
+    register_saliency_folders_from_cfg,
 )
 
 from sod_helpers import tiny_sod_cfg, write_pair
@@ -176,27 +175,7 @@ def test_registration_by_path_and_by_name(folder, tmp_path, monkeypatch):
     assert {"duts_tr", "duts_te", "ecssd", "pascal_s", "hku_is", "dut_omron", "sod"} <= set(DatasetCatalog.names())
 
 
-def test_loaders_from_config(folder):
-    cfg = tiny_sod_cfg()
-    cfg.DATASETS.SALIENCY_FOLDERS = [["sod_test_loader", *folder]]
-    cfg.DATASETS.TRAIN = ("sod_test_loader",)
-    cfg.SOLVER.IMS_PER_BATCH = 2
-    cfg.INPUT.SALIENCY.RESIZE = [16, 16]
-    try:
-        batch = next(iter(build_saliency_train_loader(cfg)))
-        assert len(batch) == 2 and all(b["image"].shape == (3, 16, 16) and "sem_seg" in b for b in batch)
-        test = list(build_saliency_test_loader(cfg, "sod_test_loader"))
-        assert [len(b) for b in test] == [1, 1, 1]
-        assert [b[0]["image_id"] for b in test] == ["im0", "im1", "im2"]
-    finally:
-        DatasetCatalog.remove("sod_test_loader")
-
-
 def test_config_folders_register_once_and_refuse_other_paths(folder):
-    from res2net_det.data.saliency import register_saliency_folders_from_cfg
-
-    from sod_helpers import tiny_sod_cfg
-
     cfg = tiny_sod_cfg()
     cfg.DATASETS.SALIENCY_FOLDERS = [["sod_cfg_folders", *folder]]
     try:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from res2net_det.modeling.saliency import build_saliency_model
-from res2net_det.config.saliency import load_saliency_cfg
+from res2net_det.config import get_cfg, merge_config_file
 
 from sod_helpers import write_pair
 
@@ -47,7 +47,7 @@ def setup(tmp_path_factory):
     cfg_file = root / "tiny.yaml"
     cfg_file.write_text(TINY_CONFIG.format(base=REPO / "configs" / "sod" / "Base-PoolNet-Res2Net.yaml"))
     torch.manual_seed(0)
-    model = build_saliency_model(load_saliency_cfg(str(cfg_file)))
+    model = build_saliency_model(merge_config_file(get_cfg(), str(cfg_file)))
     weights = root / "model.pth"
     torch.save({"model": model.state_dict(), "iteration": 3}, weights)
     for i, size in enumerate([(40, 56), (37, 41), (64, 30)]):

@@ -8,9 +8,9 @@ import argparse
 import logging
 import sys
 
-from res2net_det.config.saliency import load_saliency_cfg
+from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.data.saliency import SaliencyDatasetMapper
-from res2net_det.evaluation.saliency_inference import collect_images, load_model_weights, predict_images
+from res2net_det.evaluation.saliency_inference import collect_images, load_inference_weights, predict_images
 from res2net_det.modeling.saliency import build_saliency_model
 
 
@@ -25,10 +25,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    cfg = load_saliency_cfg(args.config_file, args.opts)
+    cfg = get_cfg()
+    merge_config_file(cfg, args.config_file)
+    merge_config_list(cfg, args.opts)
     images = collect_images(args.input)
     model = build_saliency_model(cfg)
-    load_model_weights(model, args.weights)
+    load_inference_weights(model, args.weights)
     mapper = SaliencyDatasetMapper.from_config(cfg, is_train=False)
     written = predict_images(model, images, args.output, mapper, progress=not args.no_progress)
     print(f"wrote {len(written)} saliency maps to {args.output}")

@@ -218,7 +218,9 @@ def add_trainer_config(cfg: CN) -> CN:
 
 # Config functions of tasks other than detection ("module:function"), applied by get_cfg() so
 # their keys exist before a file is merged. A task adds its line here.
-TASK_CONFIG_FUNCTIONS: List[str] = []
+TASK_CONFIG_FUNCTIONS: List[str] = [
+    "res2net_det.config.saliency:add_saliency_config",  # MODEL.SALIENCY, INPUT.SALIENCY, ...
+]
 
 
 def get_cfg() -> CN:

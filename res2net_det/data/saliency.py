@@ -360,50 +360,7 @@ class SaliencyDatasetMapper:
         return out
 
 
-# ---------------------------------------------------------------------------- loaders
-class _MappedList:
-    """A map-style data set: ``mapper(dicts[i])``."""
-
-    def __init__(self, dicts: List[dict], mapper) -> None:
-        self.dicts, self.mapper = dicts, mapper
-
-    def __len__(self) -> int:
-        return len(self.dicts)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.mapper(self.dicts[i])
-
-
-def _as_list(batch: list) -> list:
-    """Collate into a plain list of dicts (models take ``list[dict]`` like Detectron2's)."""
-    return batch
-
-
-class InfiniteShuffleSampler:
-    """Endless shuffled indices, one fixed seed, sharded by distributed rank (Detectron2's TrainingSampler)."""
-
-    def __init__(self, size: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        if size <= 0:
-            raise ValueError("cannot sample from an empty data set")
-        self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
-
-    def __iter__(self):
-        import torch
-
-        g = torch.Generator()
-        g.manual_seed(self.seed)
-        while True:
-            yield from torch.randperm(self.size, generator=g)[self.rank :: self.world_size].tolist()
-
-
-def _dist_rank_world() -> Tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
+# ---------------------------------------------------------------------------- by name
 def get_saliency_dicts(names: Sequence[str]) -> List[dict]:
     """Concatenated dataset dicts of registered saliency data sets."""
     dicts: List[dict] = []
@@ -413,44 +370,6 @@ def get_saliency_dicts(names: Sequence[str]) -> List[dict]:
             raise ValueError(f"data set {name!r} is empty")
         dicts.extend(part)
     return dicts
-
-
-def build_saliency_train_loader(cfg):
-    """Endless loader of ``IMS_PER_BATCH`` (per process) mapped dicts from ``DATASETS.TRAIN``."""
-    import torch
-
-    register_saliency_folders_from_cfg(cfg)
-    dicts = get_saliency_dicts(cfg.DATASETS.TRAIN)
-    rank, world = _dist_rank_world()
-    if cfg.SOLVER.IMS_PER_BATCH % world:
-        raise ValueError(f"SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH} is not divisible by {world} processes")
-    if not cfg.INPUT.SALIENCY.RESIZE and cfg.SOLVER.IMS_PER_BATCH // world > 1:
-        logger.info("full-size images with batch > 1: images are padded to the largest in each batch")
-    seed = cfg.SEED if getattr(cfg, "SEED", -1) >= 0 else 0
-    return torch.utils.data.DataLoader(
-        _MappedList(dicts, SaliencyDatasetMapper.from_config(cfg, is_train=True)),
-        batch_size=cfg.SOLVER.IMS_PER_BATCH // world,
-        sampler=InfiniteShuffleSampler(len(dicts), seed=seed, rank=rank, world_size=world),
-        num_workers=cfg.DATALOADER.NUM_WORKERS,
-        collate_fn=_as_list,
-        drop_last=True,
-    )
-
-
-def build_saliency_test_loader(cfg, dataset_name: str):
-    """One image per batch, in order, sharded by distributed rank; inputs keep their mask path."""
-    import torch
-
-    register_saliency_folders_from_cfg(cfg)
-    dicts = get_saliency_dicts([dataset_name])
-    rank, world = _dist_rank_world()
-    return torch.utils.data.DataLoader(
-        _MappedList(dicts[rank::world], SaliencyDatasetMapper.from_config(cfg, is_train=False)),
-        batch_size=1,
-        shuffle=False,
-        num_workers=cfg.DATALOADER.NUM_WORKERS,
-        collate_fn=_as_list,
-    )
 
 
 # The standard names exist as soon as this module is imported (Detectron2 registers its builtin

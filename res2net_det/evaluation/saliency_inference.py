@@ -17,7 +17,7 @@ from .saliency import to_uint8
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["collect_images", "load_model_weights", "predict_images"]
+__all__ = ["collect_images", "load_inference_weights", "predict_images"]
 
 
 def collect_images(inputs: Sequence[str]) -> List[str]:
@@ -44,7 +44,7 @@ def collect_images(inputs: Sequence[str]) -> List[str]:
     return paths
 
 
-def load_model_weights(model: torch.nn.Module, path: str) -> None:
+def load_inference_weights(model: torch.nn.Module, path: str) -> None:
     """Loads a training checkpoint (``{"model": state_dict, ...}``) or a bare state dict,
     strictly: predictions from a partly loaded model would be silently wrong."""
     if not os.path.isfile(path):

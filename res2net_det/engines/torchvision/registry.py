@@ -51,6 +51,7 @@ _TASKS: Dict[str, Task] = {}
 # META_ARCHITECTURE -> module whose import registers it.
 BUILTIN_TASK_MODULES: Dict[str, str] = {
     "GeneralizedRCNN": "res2net_det.engines.torchvision.detection",
+    "PoolNetSaliency": "res2net_det.engines.torchvision.saliency",
 }
 
 
