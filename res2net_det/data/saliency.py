@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from .catalog import DatasetCatalog
+from .coco import datasets_root  # the data root, shared with detection
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MASK_EXTENSIONS",
     "SALIENCY_DATASETS",
-    "dataset_root",
     "files_by_stem",
     "load_saliency_folder",
     "read_image",
@@ -74,11 +74,6 @@ SALIENCY_DATASETS: Dict[str, Tuple[str, str]] = {
     "dut_omron": ("DUT-OMRON/Image", "DUT-OMRON/Mask"),
     "sod": ("SOD/Image", "SOD/Mask"),
 }
-
-
-def dataset_root() -> str:
-    """The data root: ``$DETECTRON2_DATASETS`` or ``datasets`` (Detectron2's convention)."""
-    return os.path.expanduser(os.environ.get("DETECTRON2_DATASETS", "datasets"))
 
 
 # ---------------------------------------------------------------------------- pixels
@@ -263,7 +258,7 @@ def register_standard_saliency_datasets(root: Optional[str] = None) -> None:
             continue
 
         def load(image_rel=image_rel, mask_rel=mask_rel) -> List[dict]:
-            base = dataset_root() if root is None else root
+            base = datasets_root() if root is None else root
             return load_saliency_folder(os.path.join(base, image_rel), os.path.join(base, mask_rel))
 
         DatasetCatalog.register(name, load, image_root=image_rel, mask_root=mask_rel, evaluator_type="saliency")

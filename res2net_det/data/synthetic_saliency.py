@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from .catalog import DatasetCatalog
-from .saliency import dataset_root, load_saliency_folder
+from .coco import datasets_root
+from .saliency import load_saliency_folder
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ _SIZE_RANGE = (96, 160)  # image height and width are drawn from this range
 
 
 def synthetic_saliency_root(root: Optional[str] = None) -> str:
-    return os.path.join(dataset_root() if root is None else root, "generated", "sod_synthetic")
+    return os.path.join(datasets_root() if root is None else root, "generated", "sod_synthetic")
 
 
 def _hsv_color(rng: np.random.Generator, sat: Tuple[float, float], val: Tuple[float, float]) -> Tuple[int, int, int]:
