@@ -270,12 +270,14 @@ class PoolNetSaliency(nn.Module):
 
 
 def build_saliency_model(cfg) -> PoolNetSaliency:
-    """The saliency model a config describes (``MODEL.RES2NET.*`` + ``MODEL.SALIENCY.*``)."""
+    """The saliency model a config describes (``MODEL.RES2NET.*`` + ``MODEL.SALIENCY.*``), on the
+    CPU: the engine moves it to ``MODEL.DEVICE`` (Detectron2's ``build_model`` and the torchvision
+    trainer both do)."""
     from ..config.res2net import build_res2net_from_cfg
 
     backbone = build_res2net_from_cfg(cfg)
     s = cfg.MODEL.SALIENCY
-    model = PoolNetSaliency(
+    return PoolNetSaliency(
         backbone,
         in_features=s.IN_FEATURES,
         convert_channels=s.CONVERT_CHANNELS,
@@ -285,4 +287,3 @@ def build_saliency_model(cfg) -> PoolNetSaliency:
         pixel_mean=cfg.MODEL.PIXEL_MEAN,
         pixel_std=cfg.MODEL.PIXEL_STD,
     )
-    return model.to(torch.device(cfg.MODEL.DEVICE))
