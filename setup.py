@@ -20,6 +20,8 @@ setup(
         "tensorboard",
         "matplotlib",
         "pysodmetrics",  # import py_sod_metrics: the SOD metrics (res2net_det.evaluation.saliency)
+        # CAM methods and the ROAD metric (class activation mapping)
+        "grad-cam>=1.5",
     ],
     extras_require={
         # timm is the reference implementation the tests compare against.

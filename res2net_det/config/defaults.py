@@ -324,6 +324,8 @@ TORCHVISION_UNSUPPORTED: Dict[str, Tuple[Any, ...]] = {
     "MODEL.LOAD_PROPOSALS": (False,),
     "MODEL.KEYPOINT_ON": (False,),
     "MODEL.BACKBONE.NAME": ("build_res2net_fpn_backbone", "build_res2net_backbone"),
+    # Deformable stages (Detectron2 engine only), checked when add_res2net_config defines the key.
+    "MODEL.RES2NET.DEFORM_ON_PER_STAGE": ([False, False, False, False],),
     "MODEL.FPN.NORM": ("",),
     "MODEL.FPN.FUSE_TYPE": ("sum",),
     "MODEL.PROPOSAL_GENERATOR.NAME": ("RPN",),

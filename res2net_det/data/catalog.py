@@ -5,9 +5,15 @@ The Detectron2 engine copies these registrations into Detectron2's own ``Dataset
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Dict, List
 
-__all__ = ["DatasetCatalog"]
+__all__ = ["DatasetCatalog", "datasets_root"]
+
+
+def datasets_root() -> str:
+    """``$DETECTRON2_DATASETS`` or ``datasets/`` (Detectron2's convention), for every task."""
+    return os.path.expanduser(os.environ.get("DETECTRON2_DATASETS", "datasets"))
 
 
 class _Catalog:

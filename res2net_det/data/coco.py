@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .catalog import DatasetCatalog
+from .catalog import DatasetCatalog, datasets_root
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,6 @@ class AnnotationError(ValueError):
     """An annotation file that can't be read or refers to things that don't exist."""
 
 
-def datasets_root() -> str:
-    """``$DETECTRON2_DATASETS`` or ``datasets/`` (Detectron2's convention)."""
-    return os.path.expanduser(os.environ.get("DETECTRON2_DATASETS", "datasets"))
 
 
 def _read_json(json_file: str) -> dict:

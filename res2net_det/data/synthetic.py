@@ -6,6 +6,7 @@ exercises the same readers as real data. Generated on first use under
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -125,6 +126,32 @@ def _make_split(root: str, split: str, num_images: int, seed: int) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _exclusive(root: str):
+    """An inter-process lock on ``root``: several processes (torchrun ranks, data loader workers)
+    may ask for the data at once; one writes, the others wait and then find it complete."""
+    os.makedirs(root, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, generation is deterministic and renames are atomic
+        yield
+        return
+    with open(os.path.join(root, ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _complete(json_file: str, seed: int) -> bool:
+    if not os.path.isfile(json_file):
+        return False
+    with open(json_file, encoding="utf-8") as f:
+        info = json.load(f).get("info", {})
+    return info.get("seed") == seed and info.get("version") == _FORMAT_VERSION
+
+
 def generate_shapes_coco(root: str, seed: int = 0, splits: Optional[Dict[str, Tuple[int, int]]] = None) -> Dict[str, Tuple[str, str]]:
     """Writes the shapes data set under ``root`` unless it is already there.
 
@@ -137,18 +164,18 @@ def generate_shapes_coco(root: str, seed: int = 0, splits: Optional[Dict[str, Tu
         json_file = os.path.join(root, "annotations", f"instances_{split}.json")
         image_root = os.path.join(root, split)
         out[split] = (json_file, image_root)
-        if os.path.isfile(json_file):
-            with open(json_file, encoding="utf-8") as f:
-                info = json.load(f).get("info", {})
-            if info.get("seed") == seed + offset and info.get("version") == _FORMAT_VERSION:
+        if _complete(json_file, seed + offset):
+            continue
+        with _exclusive(root):
+            if _complete(json_file, seed + offset):  # another process wrote it while we waited
                 continue
-        logger.info("generating %d synthetic shape images for %s under %s", num_images, split, root)
-        data = _make_split(root, split, num_images, seed + offset)
-        os.makedirs(os.path.dirname(json_file), exist_ok=True)
-        tmp = json_file + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, json_file)
+            logger.info("generating %d synthetic shape images for %s under %s", num_images, split, root)
+            data = _make_split(root, split, num_images, seed + offset)
+            os.makedirs(os.path.dirname(json_file), exist_ok=True)
+            tmp = f"{json_file}.tmp.{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+            os.replace(tmp, json_file)
     return out
 
 

@@ -96,3 +96,13 @@ def test_other_tasks_are_not_held_to_detection_keys():
     cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
     with pytest.raises(ValueError, match="SOLVER.LR_SCHEDULER_NAME"):
         check_torchvision_support(cfg)
+
+
+def test_deformable_stages_are_refused_when_the_key_exists():
+    cfg = get_cfg()
+    merge_config_file(cfg, os.path.join(CONFIGS, "faster_rcnn_r2_50.yaml"))
+    cfg.MODEL.RES2NET.DEFORM_ON_PER_STAGE = [False, True, True, True]
+    with pytest.raises(ValueError, match="DEFORM_ON_PER_STAGE"):
+        check_torchvision_support(cfg)
+    cfg.MODEL.RES2NET.DEFORM_ON_PER_STAGE = [False] * 4
+    check_torchvision_support(cfg)

@@ -26,9 +26,19 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ...config.res2net import build_res2net_from_cfg
 from ...modeling.norm import get_norm
-from ...modeling.res2net import Res2Net
+from ...modeling.res2net import STAGE_NAMES, Res2Net
 
 __all__ = ["Res2NetFPN", "Res2NetBackbone", "build_backbone", "build_rcnn", "Res2NetFasterRCNN", "Res2NetMaskRCNN"]
+
+
+def _disable_unused_stages(bottom_up: Res2Net) -> None:
+    """Stages after the last output feature never run (``forward_features`` stops there); they keep
+    their weights, so checkpoints keep every key, but take no gradient: DDP and the optimizer
+    would otherwise wait for gradients that never come."""
+    last = max(STAGE_NAMES.index(f) for f in bottom_up.out_features)
+    for i in range(last + 1, 4):
+        for p in getattr(bottom_up, f"layer{i + 1}").parameters():
+            p.requires_grad_(False)
 
 
 class Res2NetFPN(nn.Module):
@@ -49,6 +59,7 @@ class Res2NetFPN(nn.Module):
                 f"MODEL.FPN.IN_FEATURES {list(in_features)} names {missing}, which "
                 f"MODEL.RES2NET.OUT_FEATURES {list(shapes)} does not produce"
             )
+        _disable_unused_stages(bottom_up)
         self.bottom_up = bottom_up
         self.in_features = list(in_features)
         self.fpn = FeaturePyramidNetwork(
@@ -77,6 +88,7 @@ class Res2NetBackbone(nn.Module):
                 "build_res2net_backbone with the torchvision engine needs exactly one "
                 f"MODEL.RES2NET.OUT_FEATURES, got {list(shapes)}"
             )
+        _disable_unused_stages(bottom_up)
         self.bottom_up = bottom_up
         (name, (channels, stride)), = shapes.items()
         self.out_features = [name]

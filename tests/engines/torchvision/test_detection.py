@@ -129,3 +129,12 @@ def test_plain_backbone_without_fpn():
     assert not hasattr(model.backbone, "fpn") and model.backbone.out_channels == 512
     model.train()
     assert torch.isfinite(sum(model(_inputs(False)).values()))
+
+
+def test_stages_after_the_last_output_take_no_gradient():
+    model = build_rcnn(_cfg("quickstart.yaml"))  # OUT_FEATURES res2, res3
+    bottom_up = model.backbone.bottom_up
+    assert all(p.requires_grad for p in bottom_up.layer2.parameters())
+    assert not any(p.requires_grad for p in bottom_up.layer3.parameters())
+    assert not any(p.requires_grad for p in bottom_up.layer4.parameters())
+    assert "backbone.bottom_up.layer4.0.conv1.weight" in model.state_dict()  # keys kept for checkpoints

@@ -1,0 +1,213 @@
+"""The embedded default WSOL data set: shapes of several classes on cluttered backgrounds.
+
+Each image holds one object at a random position, size, aspect, rotation and pair of colours on
+a background of colour gradients, noise, line segments and small blobs, so neither the
+position nor the colour gives the class or the box away. Like real object classes, each class
+differs in outline *and* surface (circle: stripes, square: checks, triangle: dots, cross:
+diagonal stripes): a small network trained from scratch on CPU picks the surface up within a
+few hundred steps, and the surface covers the whole object, which is what CAMs should find. Images are real JPEG files with
+ILSVRC-style XML boxes, read back by :mod:`res2net_det.data.wsol` like real data. The same
+seed gives the same files: each image draws from its own generator seeded by
+``(seed, split, index)``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from typing import Dict, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from .catalog import datasets_root
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SHAPE_CLASSES", "draw_shape_image", "generate_shapes_wsol", "ensure_shapes_wsol", "default_data_root"]
+
+SHAPE_CLASSES = ("circle", "square", "triangle", "cross")
+_SPLIT_IDS = {"train": 0, "val": 1}
+
+
+def default_data_root() -> str:
+    """Where generated data sets live: ``generated/`` under the data sets root (``$DETECTRON2_DATASETS``)."""
+    return os.path.join(datasets_root(), "generated")
+
+
+def _shape_polygon(cls: str, size: float, aspect: float, angle: float) -> np.ndarray:
+    """Outline of a shape centred at the origin, ``size`` across, as float ``(K, 2)`` points."""
+    if cls == "circle":
+        t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+        pts = np.stack([np.cos(t), np.sin(t)], 1) * 0.5
+    elif cls == "square":
+        pts = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+    elif cls == "triangle":
+        t = np.pi / 2 + np.array([0, 2, 4]) * np.pi / 3
+        pts = np.stack([np.cos(t), -np.sin(t)], 1) * 0.58
+    elif cls == "cross":
+        a, b = 0.5, 0.17
+        pts = np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b],
+                        [b, a], [-b, a], [-b, b], [-a, b], [-a, -b], [-b, -b]])
+    else:
+        raise KeyError(f"unknown shape class {cls!r}; choose from {SHAPE_CLASSES}")
+    pts = pts * np.array([size * aspect, size / aspect])
+    c, s = np.cos(angle), np.sin(angle)
+    return pts @ np.array([[c, s], [-s, c]])
+
+
+def _class_pattern(cls: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``size x size`` map in {0, 1}: the class's surface pattern at a random scale and phase."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    period = rng.uniform(0.07, 0.11) * size
+    angle = rng.uniform(-0.25, 0.25)
+    u = np.cos(angle) * x + np.sin(angle) * y + rng.uniform(0, period)
+    v = -np.sin(angle) * x + np.cos(angle) * y + rng.uniform(0, period)
+    if cls == "circle":  # stripes
+        return (np.mod(v, period) < period / 2).astype(np.float32)
+    if cls == "square":  # checks
+        return ((np.floor(u / period) + np.floor(v / period)) % 2).astype(np.float32)
+    if cls == "triangle":  # dots
+        du, dv = np.mod(u, period) - period / 2, np.mod(v, period) - period / 2
+        return (du * du + dv * dv < (0.3 * period) ** 2).astype(np.float32)
+    if cls == "cross":  # diagonal stripes
+        return (np.mod(u + v, period * 1.2) < period * 0.6).astype(np.float32)
+    raise KeyError(f"unknown shape class {cls!r}; choose from {SHAPE_CLASSES}")
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    c0, c1 = rng.uniform(40, 215, 3), rng.uniform(40, 215, 3)
+    direction = rng.uniform(0, 2 * np.pi)
+    t = (np.cos(direction) * x + np.sin(direction) * y + 1.5) / 3.0
+    image = c0 * (1 - t[..., None]) + c1 * t[..., None]
+    image += rng.normal(0, 12, image.shape)
+    # Clutter: thin line segments and small blobs, too small to look like an object.
+    for _ in range(rng.integers(6, 14)):
+        p0 = rng.integers(0, size, 2)
+        p1 = p0 + rng.integers(-size // 3, size // 3, 2)
+        cv2.line(image, tuple(int(v) for v in p0), tuple(int(v) for v in p1),
+                 rng.uniform(0, 255, 3).tolist(), int(rng.integers(1, 3)), cv2.LINE_AA)
+    for _ in range(rng.integers(5, 12)):
+        centre = tuple(int(v) for v in rng.integers(0, size, 2))
+        axes = tuple(int(v) for v in rng.integers(1, max(2, size // 24), 2))
+        cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360,
+                    rng.uniform(0, 255, 3).tolist(), -1, cv2.LINE_AA)
+    return image
+
+
+def draw_shape_image(rng: np.random.Generator, cls: str, size: int = 128) -> Tuple[np.ndarray, list]:
+    """One RGB uint8 image of ``cls`` and its tight box ``[x0, y0, x1, y1]`` (pixel edges)."""
+    image = _background(rng, size)
+    shape_size = rng.uniform(0.3, 0.6) * size
+    aspect = rng.uniform(0.8, 1.25)
+    angle = rng.uniform(-0.5, 0.5)
+    poly = _shape_polygon(cls, shape_size, aspect, angle)
+    lo, hi = poly.min(0), poly.max(0)
+    # Keep the whole shape inside the image, anywhere.
+    centre = np.array([rng.uniform(-lo[0] + 1, size - hi[0] - 1), rng.uniform(-lo[1] + 1, size - hi[1] - 1)])
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [np.round((poly + centre) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    colour = rng.uniform(0, 255, 3)
+    # Contrast with the local background so the shape is always visible.
+    local = image[mask > 127].mean(0) if (mask > 127).any() else image.mean((0, 1))
+    colour = np.where(np.abs(colour - local) < 60, (local + 128) % 256, colour)
+    second = np.where(colour > 127, colour - rng.uniform(70, 120), colour + rng.uniform(70, 120))
+    pattern = _class_pattern(cls, size, rng)[..., None]
+    surface = colour * (1 - pattern) + second * pattern
+    shading = 1.0 + 0.1 * rng.standard_normal((size, size, 1))
+    alpha = mask[..., None].astype(np.float32) / 255.0
+    image = image * (1 - alpha) + surface * shading * alpha
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(mask > 127)
+    box = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+    return image, box
+
+
+def _write_xml(path: str, stem: str, folder: str, cls: str, box: list, size: int) -> None:
+    ann = ET.Element("annotation")
+    ET.SubElement(ann, "folder").text = folder
+    ET.SubElement(ann, "filename").text = stem
+    ET.SubElement(ET.SubElement(ann, "source"), "database").text = "res2net-det shapes"
+    size_node = ET.SubElement(ann, "size")
+    for tag, value in (("width", size), ("height", size), ("depth", 3)):
+        ET.SubElement(size_node, tag).text = str(value)
+    ET.SubElement(ann, "segmented").text = "0"
+    obj = ET.SubElement(ann, "object")
+    ET.SubElement(obj, "name").text = cls
+    ET.SubElement(obj, "pose").text = "Unspecified"
+    ET.SubElement(obj, "truncated").text = "0"
+    ET.SubElement(obj, "difficult").text = "0"
+    bnd = ET.SubElement(obj, "bndbox")
+    for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
+        ET.SubElement(bnd, tag).text = str(value)
+    ET.indent(ann)
+    ET.ElementTree(ann).write(path, encoding="utf-8", xml_declaration=False)
+
+
+def generate_shapes_wsol(
+    root: str,
+    num_train: int = 800,
+    num_val: int = 200,
+    image_size: int = 128,
+    seed: int = 0,
+) -> str:
+    """Writes ``root/classes.txt`` and ``root/{train,val}/{images,annotations}/`` and returns ``root``.
+
+    Classes are balanced and shuffled. Files are written to a temporary folder first and
+    renamed at the end, so an interrupted run leaves no half data set behind.
+    """
+    tmp = root.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    with open(os.path.join(tmp, "classes.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(f"{c} {c}\n" for c in SHAPE_CLASSES))
+    for split, count in (("train", num_train), ("val", num_val)):
+        image_dir = os.path.join(tmp, split, "images")
+        xml_dir = os.path.join(tmp, split, "annotations")
+        os.makedirs(image_dir)
+        os.makedirs(xml_dir)
+        order = np.random.default_rng([seed, _SPLIT_IDS[split], 1 << 20]).permutation(count)
+        for i in range(count):
+            rng = np.random.default_rng([seed, _SPLIT_IDS[split], i])
+            cls = SHAPE_CLASSES[order[i] % len(SHAPE_CLASSES)]
+            image, box = draw_shape_image(rng, cls, image_size)
+            stem = f"shapes_{split}_{i:06d}"
+            cv2.imwrite(os.path.join(image_dir, stem + ".JPEG"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, 92])
+            _write_xml(os.path.join(xml_dir, stem + ".xml"), stem, split, cls, box, image_size)
+    params = dict(num_train=num_train, num_val=num_val, image_size=image_size, seed=seed, classes=SHAPE_CLASSES)
+    with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
+        json.dump(params, f, indent=1)
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(tmp, root)
+    return root
+
+
+def ensure_shapes_wsol(
+    root: Optional[str] = None,
+    num_train: int = 800,
+    num_val: int = 200,
+    image_size: int = 128,
+    seed: int = 0,
+) -> str:
+    """The generated data set's root, generating it on first use.
+
+    The default root names the parameters (``<data root>/wsol_shapes_<size>px_s<seed>_<train>_<val>``),
+    so different settings never overwrite each other.
+    """
+    if root is None:
+        root = os.path.join(default_data_root(), f"wsol_shapes_{image_size}px_s{seed}_{num_train}_{num_val}")
+    params: Dict = dict(num_train=num_train, num_val=num_val, image_size=image_size, seed=seed,
+                        classes=list(SHAPE_CLASSES))
+    meta = os.path.join(root, "meta.json")
+    if os.path.isfile(meta):
+        with open(meta, encoding="utf-8") as f:
+            found = json.load(f)
+        if found == params:
+            return root
+        logger.info("regenerating %s: parameters changed (%s -> %s)", root, found, params)
+    logger.info("generating the WSOL shapes data set in %s", root)
+    return generate_shapes_wsol(root, num_train, num_val, image_size, seed)

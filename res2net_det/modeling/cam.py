@@ -1,0 +1,258 @@
+"""Class activation maps for our classifiers and torchvision's, through the ``grad-cam`` library.
+
+* :func:`build_classifier` / :func:`parse_model_spec`: a Res2Net from :func:`res2net_det.create_model`
+  or any torchvision classifier (``"torchvision:resnet50"``), optionally with a checkpoint.
+* :func:`default_target_layer` / :func:`resolve_target_layer`: the layer a CAM reads, by module name.
+* :class:`CamExtractor`: ``(images, classes) -> maps in [0, 1]`` for one model and one method.
+
+The CAM methods themselves are the library's (``pytorch_grad_cam``); this module only names
+them and picks layers.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "NameNotFoundError",
+    "CAM_METHODS",
+    "cam_method",
+    "build_classifier",
+    "parse_model_spec",
+    "default_target_layer",
+    "resolve_target_layer",
+    "CamExtractor",
+    "align_cam_to_input",
+]
+
+
+class NameNotFoundError(KeyError):
+    """An unknown method, model or layer name; the message lists the valid or close names."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+def _method_table() -> Dict[str, type]:
+    import pytorch_grad_cam as pgc
+
+    return {
+        "gradcam": pgc.GradCAM,
+        "gradcam++": pgc.GradCAMPlusPlus,
+        "xgradcam": pgc.XGradCAM,
+        "scorecam": pgc.ScoreCAM,
+        "layercam": pgc.LayerCAM,
+        "eigencam": pgc.EigenCAM,
+        "eigengradcam": pgc.EigenGradCAM,
+        "hirescam": pgc.HiResCAM,
+        "ablationcam": pgc.AblationCAM,
+        # Random channel weights: a sanity floor for the metrics.
+        "randomcam": pgc.RandomCAM,
+    }
+
+
+#: Canonical method names (lower case, no dashes); :func:`cam_method` also accepts "Grad-CAM++" etc.
+CAM_METHODS: Tuple[str, ...] = (
+    "gradcam", "gradcam++", "xgradcam", "scorecam", "layercam", "eigencam",
+    "eigengradcam", "hirescam", "ablationcam", "randomcam",
+)
+
+
+def _canonical_method(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "").replace(" ", "").replace("plusplus", "++")
+
+
+def cam_method(name: str) -> type:
+    """The ``pytorch_grad_cam`` class for a method name such as ``"Grad-CAM++"`` or ``"scorecam"``."""
+    key = _canonical_method(name)
+    table = _method_table()
+    if key not in table:
+        raise NameNotFoundError(f"unknown CAM method {name!r}; available: {', '.join(CAM_METHODS)}")
+    return table[key]
+
+
+# ---------------------------------------------------------------------------- models
+def build_classifier(
+    name: str, weights: Optional[str] = None, num_classes: int = 1000, **kwargs
+) -> nn.Module:
+    """A classifier by name: a Res2Net variant (:func:`res2net_det.create_model`, ``kwargs`` go
+    to :class:`~res2net_det.modeling.res2net.Res2Net`) or ``"torchvision:<name>"`` for a
+    torchvision classifier such as ``"torchvision:resnet50"``, the baseline.
+
+    ``weights`` is a checkpoint path; a classifier head of another size is skipped on load.
+    """
+    from .. import create_model
+    from .weights import load_weights
+
+    if name.startswith("torchvision:"):
+        import torchvision
+
+        tv_name = name.split(":", 1)[1]
+        if tv_name not in torchvision.models.list_models(module=torchvision.models):
+            close = difflib.get_close_matches(tv_name, torchvision.models.list_models(module=torchvision.models))
+            raise NameNotFoundError(f"unknown torchvision classifier {tv_name!r}; close names: {close}")
+        model = torchvision.models.get_model(tv_name, weights=None, num_classes=num_classes, **kwargs)
+        if weights is not None:
+            load_weights(model, weights)
+        return model
+    return create_model(name, weights=weights, num_classes=num_classes, **kwargs)
+
+
+def parse_model_spec(spec: str, num_classes: int = 1000) -> Tuple[str, nn.Module]:
+    """``(label, model)`` for a command-line model spec.
+
+    A spec is ``NAME`` (random weights), ``NAME=WEIGHTS.pth``, or the path of a JSON model card
+    ``{"name": ..., "weights": ..., "num_classes": ..., "kwargs": {...}, "label": ...}`` (what
+    :func:`res2net_det.engines.classification.save_model_card` writes; a relative ``weights`` path
+    is relative to the card).
+    """
+    if spec.endswith(".json"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"model card not found: {spec}")
+        with open(spec, encoding="utf-8") as f:
+            try:
+                card = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"model card {spec} is not valid JSON: {e}") from None
+        if "name" not in card:
+            raise ValueError(f"model card {spec} has no 'name'")
+        weights = card.get("weights")
+        if weights is not None and not os.path.isabs(weights):
+            weights = os.path.join(os.path.dirname(os.path.abspath(spec)), weights)
+        model = build_classifier(card["name"], weights=weights, num_classes=card.get("num_classes", num_classes),
+                                 **card.get("kwargs", {}))
+        return card.get("label", os.path.splitext(os.path.basename(spec))[0]), model
+    name, _, weights = spec.partition("=")
+    return name, build_classifier(name, weights=weights or None, num_classes=num_classes)
+
+
+# ---------------------------------------------------------------------------- target layers
+def default_target_layer(model: nn.Module) -> str:
+    """The module name a CAM reads by default: the last block of ``layer4``.
+
+    That is the last residual block (its output, after the residual addition and ReLU) for both
+    :class:`~res2net_det.modeling.res2net.Res2Net` and torchvision's ResNets, the layer the
+    Grad-CAM paper and the Res2Net paper's figure use.
+    """
+    layer4 = getattr(model, "layer4", None)
+    if isinstance(layer4, nn.Sequential) and len(layer4) > 0:
+        return f"layer4.{len(layer4) - 1}"
+    raise ValueError(
+        f"no default CAM target layer for {type(model).__name__} (it has no layer4); "
+        f"pass one by name, e.g. one of: {', '.join(_block_names(model)[-5:])}"
+    )
+
+
+def _block_names(model: nn.Module) -> List[str]:
+    """Names of modules at most two levels deep (stages and blocks), in order."""
+    return [n for n, _ in model.named_modules() if n and n.count(".") <= 1]
+
+
+def resolve_target_layer(model: nn.Module, name: Optional[str] = None) -> nn.Module:
+    """The module called ``name`` (default: :func:`default_target_layer`).
+
+    An unknown name raises :class:`NameNotFoundError` (a ``KeyError``) listing close names and
+    the valid stage and block names.
+    """
+    if name is None:
+        name = default_target_layer(model)
+    modules = dict(model.named_modules())
+    if name in modules and name:
+        return modules[name]
+    close = difflib.get_close_matches(name, [n for n in modules if n], n=5, cutoff=0.5)
+    raise NameNotFoundError(
+        f"{type(model).__name__} has no module named {name!r}. "
+        + (f"Close names: {', '.join(close)}. " if close else "")
+        + f"Stages and blocks: {', '.join(_block_names(model))}"
+    )
+
+
+# ---------------------------------------------------------------------------- extraction
+def align_cam_to_input(cam: np.ndarray, feature_size: Tuple[int, int]) -> np.ndarray:
+    """Moves a CAM upsampled by plain image resizing to where its features look.
+
+    In a CNN whose convs and pools pad symmetrically ("same" padding, odd kernels), feature
+    cell ``i`` of a stride-``s`` map is centred on input pixel ``s * i``; resizing the map
+    (``cv2.resize``, what the ``grad-cam`` library and the WSOL papers' code do) puts it at
+    ``s * i + (s - 1) / 2`` instead, so every map lands half a stride right of and below the
+    evidence: 7.5 pixels at stride 16, 15.5 at stride 32 (ResNet-50 at 224 px). This shifts
+    the map back by ``(s - 1) / 2`` (bilinear, edges repeated) and rescales it to [0, 1].
+    """
+    h, w = cam.shape
+    shift_y = (h / feature_size[0] - 1) / 2
+    shift_x = (w / feature_size[1] - 1) / 2
+    matrix = np.float32([[1, 0, -shift_x], [0, 1, -shift_y]])
+    moved = cv2.warpAffine(cam, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    low, high = float(moved.min()), float(moved.max())
+    return (moved - low) / (high - low) if high > low else np.zeros_like(moved)
+
+
+class CamExtractor:
+    """Class activation maps of one model with one method.
+
+    Args:
+        model: a classifier returning ``(N, classes)`` logits.
+        method: a name accepted by :func:`cam_method`.
+        target_layers: module names (default: :func:`default_target_layer`); several are averaged.
+        batch_size: images per forward pass for Score-CAM / Ablation-CAM's masked copies.
+        align_to_input: shift each upsampled map by ``-(stride - 1) / 2`` pixels so it sits
+            on the evidence (see :func:`align_cam_to_input`). False gives the library's plain
+            upsampling, the protocol of published WSOL numbers. With several target layers the
+            first one's stride is used.
+
+    ``extractor(images, classes)`` returns ``(N, H, W)`` float32 maps, each scaled to [0, 1]
+    (the library's min-max scaling) at the input's resolution; ``last_logits`` keeps the
+    logits of that call's forward pass. Call :meth:`close` (or use ``with``) to remove the
+    hooks from the model.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: str,
+        target_layers: Optional[Union[str, Sequence[str]]] = None,
+        batch_size: int = 32,
+        align_to_input: bool = True,
+    ) -> None:
+        if isinstance(target_layers, str) or target_layers is None:
+            target_layers = [target_layers]
+        self.method = _canonical_method(method)
+        self.layer_names = [n if n is not None else default_target_layer(model) for n in target_layers]
+        layers = [resolve_target_layer(model, n) for n in self.layer_names]
+        self.model = model
+        self.cam = cam_method(method)(model=model, target_layers=layers)
+        self.cam.batch_size = batch_size  # read by ScoreCAM and AblationCAM
+        self.align_to_input = align_to_input
+
+    def __call__(self, images: torch.Tensor, classes: Sequence[int]) -> np.ndarray:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        targets = [ClassifierOutputTarget(int(c)) for c in classes]
+        with torch.enable_grad():
+            maps = self.cam(input_tensor=images, targets=targets)
+        # The logits of the same forward pass, so callers need not run the model again.
+        self.last_logits = self.cam.outputs.detach()
+        maps = np.asarray(maps, dtype=np.float32)
+        if self.align_to_input:
+            activations = self.cam.activations_and_grads.activations
+            if activations:  # the stride of the (first) target layer
+                feature_size = tuple(activations[0].shape[-2:])
+                maps = np.stack([align_cam_to_input(m, feature_size) for m in maps])
+        return maps
+
+    def close(self) -> None:
+        self.cam.activations_and_grads.release()
+
+    def __enter__(self) -> "CamExtractor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # Unlike the library's own __exit__, never swallow an exception.
+        self.close()

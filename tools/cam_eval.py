@@ -1,0 +1,96 @@
+"""Compares models x CAM methods on a WSOL data set: prints one table and saves JSON.
+
+Examples:
+  # ResNet-50 vs Res2Net-50 with Grad-CAM and Grad-CAM++ on the embedded default data
+  python tools/cam_eval.py --models torchvision:resnet50=r50.pth res2net50_26w_4s=res2net50_26w_4s-06e79181.pth
+  # ImageNet validation (ILSVRC XML boxes)
+  python tools/cam_eval.py --images ILSVRC/Data/CLS-LOC/val --annotations ILSVRC/Annotations/CLS-LOC/val \
+      --classes LOC_synset_mapping.txt --models ... --methods gradcam gradcam++ scorecam
+  # the classifier trained by tools/cam_quickstart.py
+  python tools/cam_eval.py --models output/cam_quickstart/res2net_small.json --image-size 64
+"""
+import argparse
+import json
+import logging
+import os
+
+import torch
+
+from res2net_det.data.shapes_wsol import ensure_shapes_wsol
+from res2net_det.data.wsol import load_wsol_source
+from res2net_det.evaluation.cam_benchmark import evaluate_cam_methods, format_table
+from res2net_det.modeling.cam import CAM_METHODS, parse_model_spec
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data (default: the generated shapes set)")
+    data.add_argument("--data-root", help="this project's layout: ROOT/classes.txt, ROOT/SPLIT/{images,annotations}")
+    data.add_argument("--split", default="val")
+    data.add_argument("--images", help="ILSVRC-style image folder")
+    data.add_argument("--annotations", help="folder of <image stem>.xml (ILSVRC / PASCAL VOC format)")
+    data.add_argument("--classes", help="class list, one 'name [description]' a line (LOC_synset_mapping.txt)")
+    data.add_argument("--cub-root", help="CUB-200-2011 root (split train/test)")
+
+
+def load_data(args: argparse.Namespace):
+    data_root = args.data_root
+    if data_root is None and args.images is None and args.cub_root is None:
+        data_root = ensure_shapes_wsol()
+    return load_wsol_source(data_root, args.split, args.images, args.annotations, args.classes, args.cub_root)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["torchvision:resnet50", "res2net50_26w_4s"],
+                        help="NAME, NAME=WEIGHTS.pth, torchvision:NAME[=WEIGHTS] or a model card .json")
+    parser.add_argument("--methods", nargs="+", default=["gradcam", "gradcam++"], help=f"any of {CAM_METHODS}")
+    parser.add_argument("--target-layer", action="append", default=[], metavar="[MODEL=]MODULE",
+                        help="module the CAM reads (default: last block of layer4); MODEL= picks one model")
+    parser.add_argument("--num-classes", type=int, help="classifier outputs of models built by name "
+                        "(default: the data set's number of classes)")
+    parser.add_argument("--no-align-cams", dest="align_cams", action="store_false",
+                        help="keep the library's plain upsampling (the protocol of published WSOL numbers), "
+                        "which places maps half a feature stride right of and below the evidence")
+    parser.add_argument("--image-size", type=int, nargs="+", default=[224], help="H [W]")
+    parser.add_argument("--max-images", type=int, help="evaluate the first N images only")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--loc-cam-threshold", type=float,
+                        help="CAM threshold of GT-known / Top-1 Loc (default: the best one)")
+    parser.add_argument("--faithfulness-images", type=int, default=32, help="deletion/insertion/ROAD images (0: off)")
+    parser.add_argument("--faithfulness-steps", type=int, default=16)
+    parser.add_argument("--no-road", action="store_true", help="skip the ROAD metric")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--output", default="output/cam_eval/results.json")
+    add_data_arguments(parser)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    records, class_names = load_data(args)
+    if args.max_images:
+        records = records[: args.max_images]
+    num_classes = args.num_classes or len(class_names)
+    models = dict(parse_model_spec(spec, num_classes) for spec in args.models)
+    target_layers = {}
+    for item in args.target_layer:
+        model_label, _, layer = item.rpartition("=")
+        for label in ([model_label] if model_label else list(models)):
+            target_layers[label] = layer
+    size = tuple(args.image_size) * (2 if len(args.image_size) == 1 else 1)
+
+    result = evaluate_cam_methods(
+        models, args.methods, records, size, args.batch_size, target_layers,
+        loc_cam_threshold=args.loc_cam_threshold, faithfulness_images=args.faithfulness_images,
+        faithfulness_steps=args.faithfulness_steps, road=not args.no_road, align_to_input=args.align_cams,
+    )
+    result["settings"].update(model_specs=args.models, num_classes=num_classes)
+    print(format_table(result["rows"]))
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    print(f"saved {args.output}")
+
+
+if __name__ == "__main__":
+    main()
