@@ -16,7 +16,7 @@ __all__ = ["add_classification_config", "classifier_kwargs_from_cfg"]
 
 
 def add_classification_config(cfg: CN) -> CN:
-    """Adds ``MODEL.CLASSIFIER.*``, ``INPUT.IMAGE_SIZE`` and ``DATASETS.WSOL`` in place."""
+    """Adds ``MODEL.CLASSIFIER.*``, ``INPUT.CLASSIFIER.RESIZE`` and ``DATASETS.WSOL_SPLITS`` in place."""
     cfg.MODEL.CLASSIFIER = CN()
     cfg.MODEL.CLASSIFIER.NUM_CLASSES = 1000
     # Blocks per stage, e.g. [1, 1, 1, 1] for a small network; empty: those of MODEL.RES2NET.DEPTH.
@@ -25,10 +25,11 @@ def add_classification_config(cfg: CN) -> CN:
     cfg.MODEL.CLASSIFIER.ZERO_INIT_LAST = False
     # (height, width) every image is resized to, train and test alike. No crop, so the object
     # boxes stay whole for the localisation metrics that CAMs are judged by.
-    cfg.INPUT.IMAGE_SIZE = (224, 224)
+    cfg.INPUT.CLASSIFIER = CN()
+    cfg.INPUT.CLASSIFIER.RESIZE = (224, 224)
     # Data sets in this project's WSOL layout (ILSVRC-style XML, res2net_det/data/wsol.py),
     # registered by name before training: [[name, root, split], ...].
-    cfg.DATASETS.WSOL = []
+    cfg.DATASETS.WSOL_SPLITS = []
     return cfg
 
 

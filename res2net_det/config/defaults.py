@@ -220,6 +220,7 @@ def add_trainer_config(cfg: CN) -> CN:
 # their keys exist before a file is merged. A task adds its line here.
 TASK_CONFIG_FUNCTIONS: List[str] = [
     "res2net_det.config.classification:add_classification_config",
+    "res2net_det.config.saliency:add_saliency_config",  # MODEL.SALIENCY, INPUT.SALIENCY, ...
 ]
 
 

@@ -79,12 +79,12 @@ def run_cam_quickstart(
     if len(cfg.DATASETS.TEST) != 1:
         raise ValueError(f"{config_file}: the CAM quickstart evaluates one data set, DATASETS.TEST is {cfg.DATASETS.TEST}")
     accuracy = results["classification"]["top1"]
-    model = trainer.model.net.eval()
+    model = trainer.model.backbone.eval()
 
     val_name = cfg.DATASETS.TEST[0]
     val = DatasetCatalog.get(val_name)
     class_names = DatasetCatalog.metadata(val_name)["thing_classes"]
-    size = tuple(cfg.INPUT.IMAGE_SIZE)
+    size = tuple(cfg.INPUT.CLASSIFIER.RESIZE)
     kwargs = classifier_kwargs_from_cfg(cfg)
     kwargs.pop("num_classes")
     card = save_model_card(os.path.join(output_dir, "res2net_small.json"), model, _CARD_BASE,

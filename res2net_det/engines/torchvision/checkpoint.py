@@ -32,18 +32,14 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
-    """Loads ``MODEL.WEIGHTS`` into a detector, or into any model through its own
-    ``load_model_weights(path)`` method when it has one.
+    """Loads ``MODEL.WEIGHTS`` into a detector or a saliency model.
 
     Accepts a detector checkpoint (keys ``backbone.bottom_up.*``, ... as written by
     ``tools/convert_weights.py`` or by a training run of either engine) or a plain official / timm
-    Res2Net ``.pth`` (loaded into ``backbone.bottom_up``). Tensors whose shape differs (a box
+    Res2Net ``.pth`` (loaded into ``backbone.bottom_up``, or ``backbone`` for a saliency model). Tensors whose shape differs (a box
     predictor for another number of classes) are skipped; everything not loaded is logged.
     """
     model = _unwrap(model)
-    own_loader = getattr(model, "load_model_weights", None)
-    if callable(own_loader):  # a task whose checkpoints this detector logic does not describe
-        return own_loader(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"MODEL.WEIGHTS file not found: {path}. Convert an official Res2Net or timm checkpoint "
@@ -57,8 +53,11 @@ def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
                 f"{path} is neither a detector checkpoint (backbone.bottom_up.* keys) nor a Res2Net "
                 f"backbone checkpoint: {describe_state_dict(state)}"
             )
-        report = load_weights(model.backbone.bottom_up, path)
-        return {"missing": [f"backbone.bottom_up.{k}" for k in report.missing], "unexpected": report.unexpected,
+        # The Res2Net sits at backbone.bottom_up in a detector (under its FPN) and at backbone
+        # in the saliency model.
+        prefix = "backbone.bottom_up." if hasattr(model.backbone, "bottom_up") else "backbone."
+        report = load_weights(model.backbone.bottom_up if prefix == "backbone.bottom_up." else model.backbone, path)
+        return {"missing": [f"{prefix}{k}" for k in report.missing], "unexpected": report.unexpected,
                 "skipped": []}
     own = model.state_dict()
     to_load, skipped, unexpected = {}, [], []

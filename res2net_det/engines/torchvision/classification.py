@@ -3,7 +3,7 @@
 Trains a Res2Net classifier on data sets in the WSOL layout (:mod:`res2net_det.data.wsol`:
 images, a class each, object boxes) with the generic trainer, so class activation maps can be
 evaluated on the trained network. Keys: ``MODEL.RES2NET.*`` (the network),
-``MODEL.CLASSIFIER.*``, ``INPUT.IMAGE_SIZE`` and ``DATASETS.WSOL``
+``MODEL.CLASSIFIER.*``, ``INPUT.CLASSIFIER.RESIZE`` and ``DATASETS.WSOL_SPLITS``
 (:func:`res2net_det.config.classification.add_classification_config`).
 """
 from __future__ import annotations
@@ -24,7 +24,6 @@ from ...data.coco import get_dataset_dicts
 from ...data.shapes_wsol import register_shapes_wsol
 from ...data.wsol import IMAGENET_MEAN, IMAGENET_STD, check_labels, flip_horizontal, load_resized, normalize_image, register_wsol_split
 from ...modeling.res2net import Res2Net
-from ...modeling.weights import load_weights, read_state_dict
 from ...utils import comm
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
 from .registry import Task, register_task
@@ -58,8 +57,8 @@ def _check_input_keys(cfg) -> None:
         problems.append(f"MODEL.PIXEL_STD = {list(cfg.MODEL.PIXEL_STD)} (supported: {std}, ImageNet RGB)")
     if cfg.INPUT.RANDOM_FLIP not in ("horizontal", "none"):
         problems.append(f"INPUT.RANDOM_FLIP = {cfg.INPUT.RANDOM_FLIP!r} (supported: 'horizontal', 'none')")
-    if len(cfg.INPUT.IMAGE_SIZE) != 2 or min(cfg.INPUT.IMAGE_SIZE) < 8:
-        problems.append(f"INPUT.IMAGE_SIZE = {cfg.INPUT.IMAGE_SIZE!r} (must be (height, width), each >= 8)")
+    if len(cfg.INPUT.CLASSIFIER.RESIZE) != 2 or min(cfg.INPUT.CLASSIFIER.RESIZE) < 8:
+        problems.append(f"INPUT.CLASSIFIER.RESIZE = {cfg.INPUT.CLASSIFIER.RESIZE!r} (must be (height, width), each >= 8)")
     if problems:
         raise ValueError("the Res2NetClassifier task can't honour these config values:\n  " + "\n  ".join(problems))
 
@@ -72,12 +71,14 @@ class Res2NetClassifier(nn.Module):
     ``logits``, ``scores`` (softmax) and ``pred_class``.
 
     Args:
-        net: the classifier (``net(images) -> logits``), kept as ``.net`` for CAM tools.
+        net: the classifier (``net(images) -> logits``, features and ``fc``), kept as
+            ``.backbone``: the attribute under which the trainer's ``MODEL.WEIGHTS`` loader puts a
+            plain official / timm Res2Net checkpoint (a classifier of another size is skipped).
     """
 
     def __init__(self, net: Res2Net) -> None:
         super().__init__()
-        self.net = net
+        self.backbone = net
 
     @classmethod
     def from_config(cls, cfg) -> "Res2NetClassifier":
@@ -85,30 +86,14 @@ class Res2NetClassifier(nn.Module):
         return cls(Res2Net(**classifier_kwargs_from_cfg(cfg)))
 
     def forward(self, batched_inputs: Sequence[dict]):
-        device = next(self.net.parameters()).device
+        device = next(self.backbone.parameters()).device
         images = torch.stack([d["image"] for d in batched_inputs]).to(device)
-        logits = self.net(images)
+        logits = self.backbone(images)
         if self.training:
             labels = torch.as_tensor([d["label"] for d in batched_inputs], device=device)
             return {"loss_cls": F.cross_entropy(logits, labels)}
         scores = logits.softmax(1)
         return [{"logits": lg, "scores": sc, "pred_class": int(sc.argmax())} for lg, sc in zip(logits, scores)]
-
-    def load_model_weights(self, path: str) -> Dict[str, list]:
-        """``MODEL.WEIGHTS``: a checkpoint of this task (``net.*`` keys, e.g. ``model_final.pth``)
-        or an official / timm Res2Net ``.pth`` (ImageNet weights; a classifier of another size
-        is skipped, see :func:`res2net_det.modeling.weights.load_weights`)."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"MODEL.WEIGHTS file not found: {path}")
-        state = read_state_dict(path)
-        if any(k.startswith("net.") for k in state):
-            missing, unexpected = self.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                logger.warning("%s: missing %s, unexpected %s", path, missing[:5], unexpected[:5])
-            return {"missing": list(missing), "unexpected": list(unexpected), "skipped": []}
-        report = load_weights(self.net, path)
-        return {"missing": [f"net.{k}" for k in report.missing], "unexpected": report.unexpected,
-                "skipped": report.skipped_classifier}
 
 
 class ClassificationMapper:
@@ -125,7 +110,7 @@ class ClassificationMapper:
 
     @classmethod
     def from_config(cls, cfg, is_train: bool) -> "ClassificationMapper":
-        return cls(cfg.INPUT.IMAGE_SIZE, flip=is_train and cfg.INPUT.RANDOM_FLIP == "horizontal")
+        return cls(cfg.INPUT.CLASSIFIER.RESIZE, flip=is_train and cfg.INPUT.RANDOM_FLIP == "horizontal")
 
     def __call__(self, record: dict, rng: Optional[np.random.Generator] = None) -> dict:
         image, boxes = load_resized(record, self.image_size)
@@ -172,11 +157,11 @@ class ClassificationEvaluator:
 
 
 def register_classification_datasets(cfg) -> None:
-    """Registers the generated ``wsol_shapes_train/val`` and ``DATASETS.WSOL`` ([[name, root, split]])."""
+    """Registers the generated ``wsol_shapes_train/val`` and ``DATASETS.WSOL_SPLITS`` ([[name, root, split]])."""
     register_shapes_wsol()
-    for i, entry in enumerate(cfg.DATASETS.WSOL):
+    for i, entry in enumerate(cfg.DATASETS.WSOL_SPLITS):
         if not isinstance(entry, (list, tuple)) or len(entry) != 3:
-            raise ValueError(f"DATASETS.WSOL[{i}] must be [name, root, split], got {entry!r}")
+            raise ValueError(f"DATASETS.WSOL_SPLITS[{i}] must be [name, root, split], got {entry!r}")
         register_wsol_split(*(str(v) for v in entry))
 
 

@@ -52,6 +52,7 @@ _TASKS: Dict[str, Task] = {}
 BUILTIN_TASK_MODULES: Dict[str, str] = {
     "GeneralizedRCNN": "res2net_det.engines.torchvision.detection",
     "Res2NetClassifier": "res2net_det.engines.torchvision.classification",
+    "PoolNetSaliency": "res2net_det.engines.torchvision.saliency",
 }
 
 

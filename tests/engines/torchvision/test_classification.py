@@ -17,9 +17,11 @@ from res2net_det.engines.torchvision.classification import (
     ClassificationMapper,
     Res2NetClassifier,
 )
+from res2net_det.engines.torchvision.checkpoint import load_model_weights
 from res2net_det.engines.torchvision.registry import get_task
 from res2net_det.engines.torchvision.trainer import build_lr_scheduler, lr_factor_at
-from res2net_det.modeling.cam import save_model_card, parse_model_spec
+from res2net_det.modeling.cam import parse_model_spec, save_model_card
+from res2net_det.modeling.res2net import Res2Net
 
 CAM_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs", "cam")
 
@@ -37,8 +39,8 @@ def test_every_cam_config_builds_a_classifier(name):
     cfg = _cfg(name)
     model = get_task(cfg.MODEL.META_ARCHITECTURE).build_model(cfg)
     assert isinstance(model, Res2NetClassifier)
-    assert model.net.fc.out_features == cfg.MODEL.CLASSIFIER.NUM_CLASSES
-    blocks = [len(getattr(model.net, f"layer{i}")) for i in range(1, 5)]
+    assert model.backbone.fc.out_features == cfg.MODEL.CLASSIFIER.NUM_CLASSES
+    blocks = [len(getattr(model.backbone, f"layer{i}")) for i in range(1, 5)]
     assert blocks == (list(cfg.MODEL.CLASSIFIER.BLOCKS_PER_STAGE) or [3, 4, 6, 3])
 
 
@@ -50,12 +52,30 @@ def test_model_follows_the_dict_contract():
     assert set(losses) == {"loss_cls"} and torch.isfinite(losses["loss_cls"])
     with torch.no_grad():
         outs = model.eval()(batch)
-        logits = model.net(torch.stack([b["image"] for b in batch]))
+        logits = model.backbone(torch.stack([b["image"] for b in batch]))
     assert len(outs) == 4
     for out, lg in zip(outs, logits):
         assert torch.allclose(out["logits"], lg)
         assert out["pred_class"] == int(lg.argmax())
         assert abs(float(out["scores"].sum()) - 1.0) < 1e-5
+
+
+def test_model_weights_take_a_plain_res2net_checkpoint(tmp_path):
+    """MODEL.WEIGHTS as an ImageNet-style Res2Net .pth: every tensor but the classifier loads."""
+    cfg = _cfg()
+    kwargs = classifier_kwargs_from_cfg(cfg)
+    kwargs["num_classes"] = 10  # "ImageNet" head of another size
+    torch.manual_seed(1)
+    source = Res2Net(**kwargs)
+    torch.save(source.state_dict(), tmp_path / "plain.pth")
+    model = Res2NetClassifier.from_config(cfg)
+    load_model_weights(model, str(tmp_path / "plain.pth"))
+    own = model.backbone.state_dict()
+    for k, v in source.state_dict().items():
+        if k.startswith("fc."):
+            assert own[k].shape != v.shape
+        elif not k.endswith("num_batches_tracked"):
+            assert torch.equal(own[k], v), k
 
 
 def test_input_keys_the_task_cannot_honour_are_refused():
@@ -107,10 +127,10 @@ def tiny_wsol(tmp_path_factory):
 
 
 def _tiny_opts(root, out, name):
-    return ["DATASETS.WSOL", str([[f"{name}_train", root, "train"], [f"{name}_val", root, "val"]]),
+    return ["DATASETS.WSOL_SPLITS", str([[f"{name}_train", root, "train"], [f"{name}_val", root, "val"]]),
             "DATASETS.TRAIN", f"('{name}_train',)", "DATASETS.TEST", f"('{name}_val',)",
             "MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", "3", "SOLVER.IMS_PER_BATCH", "8",
-            "SOLVER.WARMUP_ITERS", "1", "SOLVER.LOG_PERIOD", "1", "INPUT.IMAGE_SIZE", "(32, 32)",
+            "SOLVER.WARMUP_ITERS", "1", "SOLVER.LOG_PERIOD", "1", "INPUT.CLASSIFIER.RESIZE", "(32, 32)",
             "NUM_THREADS", "1", "OUTPUT_DIR", str(out)]
 
 
@@ -132,12 +152,12 @@ def test_train_net_trains_and_reloads_the_classifier(tiny_wsol, tmp_path):
     # The weights also serve as a model card for the CAM tools, giving the same logits.
     cfg = _cfg("quickstart.yaml", *opts[:-2])
     model = Res2NetClassifier.from_config(cfg)
-    model.load_model_weights(str(tmp_path / "model_final.pth"))
+    load_model_weights(model, str(tmp_path / "model_final.pth"))
     kwargs = classifier_kwargs_from_cfg(cfg)
-    card = save_model_card(str(tmp_path / "card.json"), model.net, "res2net50_26w_4s", kwargs.pop("num_classes"), kwargs)
+    card = save_model_card(str(tmp_path / "card.json"), model.backbone, "res2net50_26w_4s", kwargs.pop("num_classes"), kwargs)
     _, net = parse_model_spec(card)
     x = torch.randn(2, 3, 32, 32)
-    assert torch.allclose(net.eval()(x), model.net.eval()(x), atol=1e-5)
+    assert torch.allclose(net.eval()(x), model.backbone.eval()(x), atol=1e-5)
 
 
 def test_dataset_errors_name_the_problem(tiny_wsol, tmp_path):
@@ -147,7 +167,7 @@ def test_dataset_errors_name_the_problem(tiny_wsol, tmp_path):
         main(default_argument_parser().parse_args(["--config-file", config, *opts]))
     opts = _tiny_opts(tiny_wsol, tmp_path, "tiny_c")
     opts[1] = str([["tiny_c_train", tiny_wsol]])
-    with pytest.raises(ValueError, match=r"DATASETS.WSOL\[0\]"):
+    with pytest.raises(ValueError, match=r"DATASETS.WSOL_SPLITS\[0\]"):
         main(default_argument_parser().parse_args(["--config-file", config, *opts]))
 
 
