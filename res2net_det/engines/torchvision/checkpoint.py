@@ -32,11 +32,11 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
-    """Loads ``MODEL.WEIGHTS`` into a detector or a saliency model.
+    """Loads ``MODEL.WEIGHTS`` into a detector, a saliency model or a classifier.
 
     Accepts a detector checkpoint (keys ``backbone.bottom_up.*``, ... as written by
     ``tools/convert_weights.py`` or by a training run of either engine) or a plain official / timm
-    Res2Net ``.pth`` (loaded into ``backbone.bottom_up``, or ``backbone`` for a saliency model). Tensors whose shape differs (a box
+    Res2Net ``.pth`` (loaded into ``backbone.bottom_up``, or ``backbone`` for a saliency model or a classifier). Tensors whose shape differs (a box
     predictor for another number of classes) are skipped; everything not loaded is logged.
     """
     model = _unwrap(model)
@@ -54,7 +54,7 @@ def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
                 f"backbone checkpoint: {describe_state_dict(state)}"
             )
         # The Res2Net sits at backbone.bottom_up in a detector (under its FPN) and at backbone
-        # in the saliency model.
+        # in the saliency model and the classifier.
         prefix = "backbone.bottom_up." if hasattr(model.backbone, "bottom_up") else "backbone."
         report = load_weights(model.backbone.bottom_up if prefix == "backbone.bottom_up." else model.backbone, path)
         return {"missing": [f"{prefix}{k}" for k in report.missing], "unexpected": report.unexpected,
