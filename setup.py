@@ -19,6 +19,7 @@ setup(
         "tqdm",
         "tensorboard",
         "matplotlib",
+        "pysodmetrics",  # import py_sod_metrics: the SOD metrics (res2net_det.evaluation.saliency)
         # CAM methods and the ROAD metric (class activation mapping)
         "grad-cam>=1.5",
     ],

@@ -3,12 +3,13 @@ in the same run (see res2net_det/utils/benchmark.py). Subcommands:
 
   backbone   our Res2Net features vs timm's Res2Net and torchvision's ResNet-50
   detector   Faster R-CNN R2-50-FPN vs R-50-FPN: inference, training step, peak memory, per engine
+  sod        images/s of the PoolNet saliency model on Res2Net-50 vs ResNet-50 (352 x 352)
 
 Example: python tools/benchmark.py backbone --batch 8 --size 224 224 --threads 2 --repeats 10
 """
 import argparse
 
-from res2net_det.utils.benchmark import benchmark_backbones, format_timings, set_threads
+from res2net_det.utils.benchmark import benchmark_backbones, benchmark_saliency, format_timings, set_threads
 
 
 def run_backbone(args: argparse.Namespace) -> None:
@@ -33,6 +34,28 @@ def add_backbone_parser(subparsers) -> None:
                    help="also time ours, timm and torchvision in channels-last without folding "
                         "(the gain of each step, and a fairer peer for our fused path)")
     p.set_defaults(func=run_backbone)
+
+
+def run_sod(args: argparse.Namespace) -> None:
+    threads = set_threads(args.threads)
+    print(f"input {args.batch}x3x{args.size[0]}x{args.size[1]}, {threads} threads, {args.repeats} interleaved "
+          "repeats, eval, no_grad, PoolNet (res5 dilated, frozen BN), backbone + decoder + upsampling")
+    timings = benchmark_saliency(args.batch, args.size, args.repeats, args.warmup)
+    print(format_timings(timings, ["ResNet-50 PoolNet"]))
+    for name, t in timings.items():
+        print(f"{name}: {args.batch / t.median:.2f} images/s")
+    r2, r50 = timings["Res2Net-50 PoolNet"].median, timings["ResNet-50 PoolNet"].median
+    print(f"Res2Net-50 / ResNet-50 time per image: {r2 / r50:.3f}x")
+
+
+def add_sod_parser(subparsers) -> None:
+    p = subparsers.add_parser("sod", help="PoolNet saliency model: Res2Net-50 vs ResNet-50 images/s")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--size", type=int, nargs=2, default=(352, 352), metavar=("H", "W"))
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.set_defaults(func=run_sod)
 
 
 def run_detector(args: argparse.Namespace) -> None:
@@ -67,8 +90,8 @@ def add_detector_parser(subparsers) -> None:
     p.set_defaults(func=run_detector)
 
 
-# Other subcommands (sod) register themselves here the same way.
-SUBCOMMANDS = [add_backbone_parser, add_detector_parser]
+# Other subcommands register themselves here the same way.
+SUBCOMMANDS = [add_backbone_parser, add_detector_parser, add_sod_parser]
 
 
 def main() -> None:

@@ -219,7 +219,10 @@ def add_trainer_config(cfg: CN) -> CN:
 
 # Config functions of tasks other than detection ("module:function"), applied by get_cfg() so
 # their keys exist before a file is merged. A task adds its line here.
-TASK_CONFIG_FUNCTIONS: List[str] = []
+TASK_CONFIG_FUNCTIONS: List[str] = [
+    "res2net_det.config.classification:add_classification_config",
+    "res2net_det.config.saliency:add_saliency_config",  # MODEL.SALIENCY, INPUT.SALIENCY, ...
+]
 
 
 def add_res2net_det_config(cfg: CN) -> CN:
@@ -356,7 +359,7 @@ TORCHVISION_UNSUPPORTED: Dict[str, Tuple[Any, ...]] = {
     "DATASETS.PROPOSAL_FILES_TRAIN": ((),),
     "DATASETS.PROPOSAL_FILES_TEST": ((),),
     "DATALOADER.SAMPLER_TRAIN": ("TrainingSampler",),
-    "SOLVER.LR_SCHEDULER_NAME": ("WarmupMultiStepLR",),
+    "SOLVER.LR_SCHEDULER_NAME": ("WarmupMultiStepLR", "WarmupCosineLR"),
     "SOLVER.WARMUP_METHOD": ("linear", "constant"),
     "SOLVER.REFERENCE_WORLD_SIZE": (0,),
     "TEST.AUG.ENABLED": (False,),

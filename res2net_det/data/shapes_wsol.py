@@ -26,7 +26,7 @@ from .catalog import datasets_root
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SHAPE_CLASSES", "draw_shape_image", "generate_shapes_wsol", "ensure_shapes_wsol", "default_data_root"]
+__all__ = ["SHAPE_CLASSES", "draw_shape_image", "generate_shapes_wsol", "ensure_shapes_wsol", "default_data_root", "register_shapes_wsol"]
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross")
 _SPLIT_IDS = {"train": 0, "val": 1}
@@ -186,6 +186,10 @@ def generate_shapes_wsol(
     return root
 
 
+def _default_root(num_train: int = 800, num_val: int = 200, image_size: int = 128, seed: int = 0) -> str:
+    return os.path.join(default_data_root(), f"wsol_shapes_{image_size}px_s{seed}_{num_train}_{num_val}")
+
+
 def ensure_shapes_wsol(
     root: Optional[str] = None,
     num_train: int = 800,
@@ -199,7 +203,7 @@ def ensure_shapes_wsol(
     so different settings never overwrite each other.
     """
     if root is None:
-        root = os.path.join(default_data_root(), f"wsol_shapes_{image_size}px_s{seed}_{num_train}_{num_val}")
+        root = _default_root(num_train, num_val, image_size, seed)
     params: Dict = dict(num_train=num_train, num_val=num_val, image_size=image_size, seed=seed,
                         classes=list(SHAPE_CLASSES))
     meta = os.path.join(root, "meta.json")
@@ -211,3 +215,17 @@ def ensure_shapes_wsol(
         logger.info("regenerating %s: parameters changed (%s -> %s)", root, found, params)
     logger.info("generating the WSOL shapes data set in %s", root)
     return generate_shapes_wsol(root, num_train, num_val, image_size, seed)
+
+
+#: Data set names of the generated set with :func:`ensure_shapes_wsol`'s default parameters.
+SHAPES_WSOL_SPLITS = {"wsol_shapes_train": "train", "wsol_shapes_val": "val"}
+
+
+def register_shapes_wsol() -> None:
+    """Registers ``wsol_shapes_train`` / ``wsol_shapes_val`` (the CAM quickstart's data, default
+    parameters of :func:`ensure_shapes_wsol`); the files are generated when first loaded."""
+    from .wsol import register_wsol_split
+
+    root = _default_root()
+    for name, split in SHAPES_WSOL_SPLITS.items():
+        register_wsol_split(name, root, split, prepare=lambda: ensure_shapes_wsol(root))

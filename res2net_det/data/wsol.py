@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -49,7 +49,11 @@ __all__ = [
     "load_wsol_source",
     "check_labels",
     "read_image_rgb",
+    "load_resized",
+    "flip_horizontal",
+    "normalize_image",
     "WSOLDataset",
+    "register_wsol_split",
     "collate_wsol",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -378,6 +382,34 @@ def read_image_rgb(record_or_path) -> np.ndarray:
     return image
 
 
+def load_resized(record: dict, image_size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """``(RGB uint8 image resized to image_size (H, W), boxes (K, 4) in its pixels)`` of a dataset dict."""
+    image = read_image_rgb(record)
+    h, w = image.shape[:2]
+    out_h, out_w = image_size
+    image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+    boxes = np.array([a["bbox"] for a in record["annotations"]], dtype=np.float32).reshape(-1, 4)
+    boxes *= np.array([out_w / w, out_h / h, out_w / w, out_h / h], dtype=np.float32)
+    return image, boxes
+
+
+def flip_horizontal(image: np.ndarray, boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Mirrors an ``H x W x C`` image and its ``(K, 4)`` XYXY boxes left to right."""
+    boxes = boxes.copy()
+    boxes[:, [0, 2]] = image.shape[1] - boxes[:, [2, 0]]
+    return np.ascontiguousarray(image[:, ::-1]), boxes
+
+
+_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+def normalize_image(image: np.ndarray) -> torch.Tensor:
+    """RGB uint8 ``H x W x 3`` -> ImageNet-normalised ``3 x H x W`` float tensor."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    return (x - _MEAN) / _STD
+
+
 class WSOLDataset(torch.utils.data.Dataset):
     """Images resized to ``image_size`` (no crop, so every box stays whole), ImageNet-normalised.
 
@@ -393,35 +425,47 @@ class WSOLDataset(torch.utils.data.Dataset):
         self.records = list(records)
         self.image_size = tuple(image_size)
         self.augment = augment
-        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
     def __len__(self) -> int:
         return len(self.records)
 
     def load_resized(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         """``(resized RGB uint8 image, boxes (K, 4) in its pixels)``."""
-        record = self.records[index]
-        image = read_image_rgb(record)
-        h, w = image.shape[:2]
-        out_h, out_w = self.image_size
-        image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-        boxes = np.array([a["bbox"] for a in record["annotations"]], dtype=np.float32).reshape(-1, 4)
-        boxes *= np.array([out_w / w, out_h / h, out_w / w, out_h / h], dtype=np.float32)
-        return image, boxes
+        return load_resized(self.records[index], self.image_size)
 
-    def normalize(self, image: np.ndarray) -> torch.Tensor:
+    @staticmethod
+    def normalize(image: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``H x W x 3`` -> normalised ``3 x H x W`` float tensor."""
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-        return (x - self.mean) / self.std
+        return normalize_image(image)
 
     def __getitem__(self, index: int):
         image, boxes = self.load_resized(index)
         if self.augment and torch.rand(()) < 0.5:
-            image = image[:, ::-1]
-            boxes = boxes.copy()
-            boxes[:, [0, 2]] = self.image_size[1] - boxes[:, [2, 0]]
+            image, boxes = flip_horizontal(image, boxes)
         return self.normalize(image), self.records[index]["label"], torch.from_numpy(boxes), index
+
+
+def register_wsol_split(name: str, root: str, split: str, prepare: Optional[Callable[[], Any]] = None) -> None:
+    """Registers ``root/<split>`` of this project's WSOL layout (:func:`load_wsol_split`) as data
+    set ``name`` in :data:`res2net_det.data.catalog.DatasetCatalog`; nothing is read until used,
+    then ``prepare()`` (if given) runs first, e.g. to generate the files. Registering the same
+    name for the same files again is a no-op."""
+    from .catalog import DatasetCatalog
+
+    if name in DatasetCatalog:
+        meta = DatasetCatalog.metadata(name)
+        if (meta.get("wsol_root"), meta.get("split")) != (root, split):
+            raise ValueError(f"data set {name!r} is already registered for other files "
+                             f"({meta.get('wsol_root')}, {meta.get('split')}); choose another name")
+        return
+
+    def load() -> List[dict]:
+        if prepare is not None:
+            prepare()
+        DatasetCatalog.metadata(name)["thing_classes"] = read_class_list(os.path.join(root, "classes.txt"))
+        return load_wsol_split(root, split)
+
+    DatasetCatalog.register(name, load, wsol_root=root, split=split, evaluator_type="classification")
 
 
 def collate_wsol(batch):

@@ -26,6 +26,7 @@ __all__ = [
     "cam_method",
     "build_classifier",
     "parse_model_spec",
+    "save_model_card",
     "default_target_layer",
     "resolve_target_layer",
     "CamExtractor",
@@ -110,7 +111,7 @@ def parse_model_spec(spec: str, num_classes: int = 1000) -> Tuple[str, nn.Module
 
     A spec is ``NAME`` (random weights), ``NAME=WEIGHTS.pth``, or the path of a JSON model card
     ``{"name": ..., "weights": ..., "num_classes": ..., "kwargs": {...}, "label": ...}`` (what
-    :func:`res2net_det.engines.classification.save_model_card` writes; a relative ``weights`` path
+    :func:`save_model_card` writes; a relative ``weights`` path
     is relative to the card).
     """
     if spec.endswith(".json"):
@@ -134,6 +135,28 @@ def parse_model_spec(spec: str, num_classes: int = 1000) -> Tuple[str, nn.Module
 
 
 # ---------------------------------------------------------------------------- target layers
+def save_model_card(
+    path: str, model: nn.Module, name: str, num_classes: int, kwargs: Optional[dict] = None,
+    label: Optional[str] = None, extra: Optional[dict] = None,
+) -> str:
+    """Saves ``model``'s state dict next to a JSON model card that
+    :func:`res2net_det.modeling.cam.parse_model_spec` reads back; returns the card's path.
+
+    ``path`` is the card (``*.json``); the weights go to the same name with ``.pth``.
+    """
+    if not path.endswith(".json"):
+        raise ValueError(f"a model card path ends with .json, got {path}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    weights = os.path.splitext(path)[0] + ".pth"
+    torch.save(model.state_dict(), weights)
+    card = {"name": name, "weights": os.path.basename(weights), "num_classes": num_classes,
+            "kwargs": kwargs or {}, "label": label or os.path.splitext(os.path.basename(path))[0]}
+    card.update(extra or {})
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(card, f, indent=1)
+    return path
+
+
 def default_target_layer(model: nn.Module) -> str:
     """The module name a CAM reads by default: the last block of ``layer4``.
 

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from .norm import NormSpec, convert_frozen_batchnorm, fold_norm_into_conv, get_norm, is_foldable
 
-__all__ = ["Bottle2neck", "Res2Net", "STAGE_NAMES", "VARIANTS", "build_res2net", "resolve_name"]
+__all__ = ["Bottle2neck", "Res2Net", "STAGE_NAMES", "VARIANTS", "build_res2net", "resolve_name", "stage_blocks"]
 
 STAGE_NAMES = ("res2", "res3", "res4", "res5")
 STAGE_STRIDES = {"stem": 4, "res2": 4, "res3": 8, "res4": 16, "res5": 32}
@@ -431,6 +431,13 @@ def variant_args(name: str) -> dict:
     return args
 
 
+def stage_blocks(depth: int) -> Tuple[int, int, int, int]:
+    """Blocks per stage of a Res2Net ``depth`` (50, 101 or 152)."""
+    if depth not in _DEPTHS:
+        raise ValueError(f"depth must be one of {sorted(_DEPTHS)}, got {depth}")
+    return _DEPTHS[depth]
+
+
 def build_res2net(
     depth: int = 50,
     base_width: int = 26,
@@ -441,9 +448,7 @@ def build_res2net(
     **kwargs,
 ) -> Res2Net:
     """Builds any Res2Net from its hyper-parameters (what detection configs spell out)."""
-    if depth not in _DEPTHS:
-        raise ValueError(f"depth must be one of {sorted(_DEPTHS)}, got {depth}")
-    return Res2Net(_DEPTHS[depth], base_width=base_width, scale=scale, cardinality=cardinality,
+    return Res2Net(stage_blocks(depth), base_width=base_width, scale=scale, cardinality=cardinality,
                    deep_stem=deep_stem, avg_down=avg_down, **kwargs)
 
 

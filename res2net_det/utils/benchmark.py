@@ -143,3 +143,27 @@ def benchmark_backbones(
     x = torch.randn(batch, 3, *size)
     with torch.no_grad():
         return time_interleaved({k: (lambda f=f: f(x)) for k, f in candidates.items()}, repeats, warmup)
+
+
+# ---------------------------------------------------------------------- saliency benchmark
+SALIENCY_BACKBONES = {
+    "Res2Net-50 PoolNet": dict(base_width=26, scale=4),
+    "ResNet-50 PoolNet": dict(base_width=64, scale=1),
+}
+
+
+def benchmark_saliency(batch: int, size: Sequence[int], repeats: int, warmup: int = 2) -> Dict[str, Timing]:
+    """Interleaved timings of the PoolNet saliency model (configs/sod defaults: res5 dilated,
+    frozen BN, five levels) on a Res2Net-50 and a ResNet-50 backbone, eval, no_grad, on one
+    normalised ``batch x 3 x H x W`` input through backbone, decoder and upsampling."""
+    from ..modeling.res2net import build_res2net
+    from ..modeling.saliency import PoolNetSaliency
+
+    candidates = {}
+    x = torch.randn(batch, 3, *size)
+    for label, kwargs in SALIENCY_BACKBONES.items():
+        backbone = build_res2net(depth=50, num_classes=0, norm="FrozenBN", dilate_last_stage=True, **kwargs)
+        model = PoolNetSaliency(backbone).eval()
+        candidates[label] = lambda m=model: m.forward_logits(x)
+    with torch.no_grad():
+        return time_interleaved(candidates, repeats, warmup)

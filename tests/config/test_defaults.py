@@ -93,7 +93,7 @@ def test_other_tasks_are_not_held_to_detection_keys():
         check_torchvision_support(cfg)
     cfg.MODEL.META_ARCHITECTURE = "SomeSaliencyNet"
     check_torchvision_support(cfg)
-    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupPolyLR"  # not one the engine has
     with pytest.raises(ValueError, match="SOLVER.LR_SCHEDULER_NAME"):
         check_torchvision_support(cfg)
 

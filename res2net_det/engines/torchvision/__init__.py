@@ -4,6 +4,6 @@ trainer on torch.distributed. Imports nothing beyond PyTorch and torchvision.
 Modules: ``modeling`` (detector from config), ``registry`` (tasks by META_ARCHITECTURE),
 ``trainer`` (Trainer, optimizer/schedule, inference_on_dataset), ``checkpoint`` (atomic
 checkpoints, MODEL.WEIGHTS loading), ``data`` (generic loaders), ``detection`` (the detection
-task), ``predictor`` (single-image inference), ``train_net`` (tools/train_net.py's job),
+task), ``classification`` (the Res2Net classifier task of the CAM tools), ``predictor`` (single-image inference), ``train_net`` (tools/train_net.py's job),
 ``benchmark`` (tools/benchmark.py detector).
 """

@@ -32,11 +32,11 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
-    """Loads ``MODEL.WEIGHTS`` into a detector.
+    """Loads ``MODEL.WEIGHTS`` into a detector, a saliency model or a classifier.
 
     Accepts a detector checkpoint (keys ``backbone.bottom_up.*``, ... as written by
     ``tools/convert_weights.py`` or by a training run of either engine) or a plain official / timm
-    Res2Net ``.pth`` (loaded into ``backbone.bottom_up``). Tensors whose shape differs (a box
+    Res2Net ``.pth`` (loaded into ``backbone.bottom_up``, or ``backbone`` for a saliency model or a classifier). Tensors whose shape differs (a box
     predictor for another number of classes) are skipped; everything not loaded is logged.
     """
     model = _unwrap(model)
@@ -53,8 +53,11 @@ def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
                 f"{path} is neither a detector checkpoint (backbone.bottom_up.* keys) nor a Res2Net "
                 f"backbone checkpoint: {describe_state_dict(state)}"
             )
-        report = load_weights(model.backbone.bottom_up, path)
-        return {"missing": [f"backbone.bottom_up.{k}" for k in report.missing], "unexpected": report.unexpected,
+        # The Res2Net sits at backbone.bottom_up in a detector (under its FPN) and at backbone
+        # in the saliency model and the classifier.
+        prefix = "backbone.bottom_up." if hasattr(model.backbone, "bottom_up") else "backbone."
+        report = load_weights(model.backbone.bottom_up if prefix == "backbone.bottom_up." else model.backbone, path)
+        return {"missing": [f"{prefix}{k}" for k in report.missing], "unexpected": report.unexpected,
                 "skipped": []}
     own = model.state_dict()
     to_load, skipped, unexpected = {}, [], []

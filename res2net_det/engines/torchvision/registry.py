@@ -51,6 +51,8 @@ _TASKS: Dict[str, Task] = {}
 # META_ARCHITECTURE -> module whose import registers it.
 BUILTIN_TASK_MODULES: Dict[str, str] = {
     "GeneralizedRCNN": "res2net_det.engines.torchvision.detection",
+    "Res2NetClassifier": "res2net_det.engines.torchvision.classification",
+    "PoolNetSaliency": "res2net_det.engines.torchvision.saliency",
 }
 
 

@@ -1,7 +1,7 @@
 """A compact, task-agnostic trainer on torch.distributed, driven by Detectron2's ``SOLVER.*`` keys.
 
 Any task registered in :mod:`.registry` trains with it: SGD (or Adam/AdamW) with linear warm-up
-and multi-step decay, gradient accumulation, DDP under ``torchrun``, AMP on GPU, gradient
+and multi-step or cosine decay, gradient accumulation, DDP under ``torchrun``, AMP on GPU, gradient
 clipping, atomic periodic/final checkpoints with ``--resume``, TensorBoard + ``metrics.json``,
 a tqdm bar with ETA, a clear stop on a NaN/Inf loss, and evaluation every ``TEST.EVAL_PERIOD``
 iterations and at the end.
@@ -33,6 +33,7 @@ __all__ = [
     "Trainer",
     "build_optimizer",
     "build_lr_scheduler",
+    "LR_SCHEDULERS",
     "lr_factor_at",
     "inference_on_dataset",
     "resolve_device",
@@ -101,10 +102,20 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD', 'Adam' or 'AdamW', got {s.OPTIMIZER!r}")
 
 
+LR_SCHEDULERS = ("WarmupMultiStepLR", "WarmupCosineLR")
+
+
 def lr_factor_at(cfg, iteration: int) -> float:
-    """Detectron2's WarmupMultiStepLR factor at ``iteration``."""
+    """The learning-rate factor of Detectron2's ``SOLVER.LR_SCHEDULER_NAME`` at ``iteration``:
+    ``WarmupMultiStepLR`` (x GAMMA at each of STEPS) or ``WarmupCosineLR`` (half a cosine from 1
+    to 0 over MAX_ITER), both times the warm-up factor during the first WARMUP_ITERS."""
     s = cfg.SOLVER
-    factor = s.GAMMA ** bisect.bisect_right(sorted(s.STEPS), iteration)
+    if s.LR_SCHEDULER_NAME == "WarmupMultiStepLR":
+        factor = s.GAMMA ** bisect.bisect_right(sorted(s.STEPS), iteration)
+    elif s.LR_SCHEDULER_NAME == "WarmupCosineLR":
+        factor = 0.5 * (1.0 + math.cos(math.pi * iteration / max(1, s.MAX_ITER)))
+    else:
+        raise ValueError(f"SOLVER.LR_SCHEDULER_NAME must be one of {LR_SCHEDULERS}, got {s.LR_SCHEDULER_NAME!r}")
     if iteration < s.WARMUP_ITERS:
         if s.WARMUP_METHOD == "constant":
             factor *= s.WARMUP_FACTOR
@@ -115,8 +126,12 @@ def lr_factor_at(cfg, iteration: int) -> float:
 
 
 def build_lr_scheduler(cfg, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    if cfg.SOLVER.LR_SCHEDULER_NAME not in LR_SCHEDULERS:
+        raise ValueError(
+            f"SOLVER.LR_SCHEDULER_NAME must be one of {LR_SCHEDULERS}, got {cfg.SOLVER.LR_SCHEDULER_NAME!r}"
+        )
     late = [st for st in cfg.SOLVER.STEPS if st > cfg.SOLVER.MAX_ITER]
-    if late:
+    if late and cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupMultiStepLR":
         logger.warning("SOLVER.STEPS %s lie beyond SOLVER.MAX_ITER %d and never apply", late, cfg.SOLVER.MAX_ITER)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor_at(cfg, it))
 
