@@ -18,7 +18,7 @@ from detectron2.data import MetadataCatalog as D2MetadataCatalog  # noqa: E402
 
 from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
 from res2net_det.engines.detectron2 import register_catalog_in_detectron2  # noqa: E402
-from res2net_det.engines.detectron2.train_net import Trainer, build_config, launch_main, main  # noqa: E402
+from res2net_det.engines.detectron2.train_net import Trainer, build_config, launch_main, main, trainer_class  # noqa: E402
 
 CLASSES = ["square", "bar"]
 
@@ -190,4 +190,12 @@ def test_trainer_keys_of_our_config():
     with pytest.raises(ValueError, match="SOLVER.OPTIMIZER"):
         Trainer.build_optimizer(build_config("", ["SOLVER.OPTIMIZER", "Lion"]), model)
     with pytest.raises(ValueError, match="SOLVER.GRAD_ACCUM_STEPS"):
-        build_config("", ["SOLVER.GRAD_ACCUM_STEPS", "2"])
+        Trainer(build_config("", ["SOLVER.GRAD_ACCUM_STEPS", "2"]))
+
+
+def test_the_config_picks_the_trainer_of_its_task():
+    from res2net_det.engines.detectron2.saliency import SaliencyTrainer
+
+    assert trainer_class(build_config("configs/faster_rcnn_r2_50.yaml")) is Trainer
+    sod = build_config("configs/sod/poolnet_r2_50_duts.yaml")  # GRAD_ACCUM_STEPS 10: its trainer accumulates
+    assert trainer_class(sod) is SaliencyTrainer

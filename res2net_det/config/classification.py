@@ -17,7 +17,7 @@ __all__ = ["add_classification_config", "classifier_kwargs_from_cfg"]
 
 def add_classification_config(cfg: CN) -> CN:
     """Adds ``MODEL.CLASSIFIER.*``, ``INPUT.CLASSIFIER.RESIZE`` and ``DATASETS.WSOL_SPLITS`` in place."""
-    cfg.MODEL.CLASSIFIER = CN()
+    cfg.MODEL.CLASSIFIER = type(cfg)()  # the config's own node class (Detectron2 refuses to merge into fvcore nodes)
     cfg.MODEL.CLASSIFIER.NUM_CLASSES = 1000
     # Blocks per stage, e.g. [1, 1, 1, 1] for a small network; empty: those of MODEL.RES2NET.DEPTH.
     cfg.MODEL.CLASSIFIER.BLOCKS_PER_STAGE = []
@@ -25,7 +25,7 @@ def add_classification_config(cfg: CN) -> CN:
     cfg.MODEL.CLASSIFIER.ZERO_INIT_LAST = False
     # (height, width) every image is resized to, train and test alike. No crop, so the object
     # boxes stay whole for the localisation metrics that CAMs are judged by.
-    cfg.INPUT.CLASSIFIER = CN()
+    cfg.INPUT.CLASSIFIER = type(cfg)()
     cfg.INPUT.CLASSIFIER.RESIZE = (224, 224)
     # Data sets in this project's WSOL layout (ILSVRC-style XML, res2net_det/data/wsol.py),
     # registered by name before training: [[name, root, split], ...].

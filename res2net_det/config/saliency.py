@@ -16,7 +16,7 @@ def add_saliency_config(cfg: CN) -> CN:
     Our ``get_cfg()`` applies it (``TASK_CONFIG_FUNCTIONS``); with Detectron2, call it after
     ``add_res2net_config``."""
     _C = cfg
-    _C.MODEL.SALIENCY = CN()
+    _C.MODEL.SALIENCY = type(cfg)()  # the config's own node class (Detectron2 refuses to merge into fvcore nodes)
     # Backbone levels the decoder aggregates, fine to coarse. "stem" is the stride-2 output of
     # the first conv (PoolNet's finest level); res5 is at stride 16 with RES5_DILATION 2.
     _C.MODEL.SALIENCY.IN_FEATURES = ["stem", "res2", "res3", "res4", "res5"]
@@ -33,7 +33,7 @@ def add_saliency_config(cfg: CN) -> CN:
     # "mean": averaged over pixels too (scale-free; pair it with a smaller weight decay).
     _C.MODEL.SALIENCY.LOSS_REDUCTION = "sum"
 
-    _C.INPUT.SALIENCY = CN()
+    _C.INPUT.SALIENCY = type(cfg)()
     # [] keeps every image at full size (PoolNet, batch 1); [H, W] resizes (batched recipe).
     # Test-time too: predictions are resized back to each image's original size.
     _C.INPUT.SALIENCY.RESIZE = []

@@ -33,7 +33,7 @@ from .data import register_catalog_in_detectron2
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "setup", "main", "launch_main", "build_config"]
+__all__ = ["Trainer", "trainer_class", "setup", "main", "launch_main", "build_config"]
 
 
 class Trainer(DefaultTrainer):
@@ -41,6 +41,14 @@ class Trainer(DefaultTrainer):
     and our trainer keys: ``SOLVER.OPTIMIZER`` (Adam/AdamW on Detectron2's parameter groups) and
     ``SOLVER.LOG_PERIOD`` (Detectron2 hard-codes 20). ``NUM_THREADS``, ``TEST.VIS_IMAGES`` and
     ``DATASETS.COCO_INSTANCES`` are handled by :func:`main`."""
+
+    def __init__(self, cfg: CfgNode) -> None:
+        if cfg.SOLVER.GRAD_ACCUM_STEPS != 1:
+            raise ValueError(
+                f"SOLVER.GRAD_ACCUM_STEPS is {cfg.SOLVER.GRAD_ACCUM_STEPS}, but this detection trainer has no "
+                "gradient accumulation; set it to 1 (and IMS_PER_BATCH to what fits) or use ENGINE torchvision"
+            )
+        super().__init__(cfg)
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str = None):
@@ -111,11 +119,6 @@ def build_config(config_file: str = "", opts=()) -> CfgNode:
     if config_file:
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
-    if cfg.SOLVER.GRAD_ACCUM_STEPS != 1:
-        raise ValueError(
-            f"SOLVER.GRAD_ACCUM_STEPS is {cfg.SOLVER.GRAD_ACCUM_STEPS}, but Detectron2's trainer has no "
-            "gradient accumulation; set it to 1 (and IMS_PER_BATCH to what fits) or use ENGINE torchvision"
-        )
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("MODEL.DEVICE is %r but CUDA is not available: using the CPU", cfg.MODEL.DEVICE)
         cfg.MODEL.DEVICE = "cpu"
@@ -131,6 +134,15 @@ def setup(args: argparse.Namespace) -> CfgNode:
     return cfg
 
 
+def trainer_class(cfg: CfgNode) -> type:
+    """The ``DefaultTrainer`` for the config's task: saliency (``PoolNetSaliency``) or detection."""
+    if cfg.MODEL.META_ARCHITECTURE == "PoolNetSaliency":
+        from .saliency import SaliencyTrainer  # registers the meta-architecture
+
+        return SaliencyTrainer
+    return Trainer
+
+
 def main(args: argparse.Namespace):
     """One worker: trains (or evaluates with ``--eval-only``) and returns the evaluation results
     ``{dataset: {"bbox": {"AP": ..., "AP50": ...}}}`` (None when nothing was evaluated)."""
@@ -142,20 +154,21 @@ def main(args: argparse.Namespace):
     register_datasets_from_cfg(cfg)
     register_catalog_in_detectron2()
 
+    trainer_cls = trainer_class(cfg)
     if args.eval_only:
-        model = Trainer.build_model(cfg)
+        model = trainer_cls.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
-        results = Trainer.test(cfg, model)
+        results = trainer_cls.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, results)
         return results
 
-    trainer = Trainer(cfg)
+    trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=args.resume)
     trainer.train()
-    for name in cfg.DATASETS.TEST:
+    for name in cfg.DATASETS.TEST if trainer_cls is Trainer else ():
         visualize_predictions(cfg, trainer.model, name, os.path.join(cfg.OUTPUT_DIR, "vis", name), cfg.TEST.VIS_IMAGES)
     # DefaultTrainer.train() returns results only with TEST.EXPECTED_RESULTS; its final
     # evaluation (EvalHook) is always kept here, so callers get the metrics either way.
