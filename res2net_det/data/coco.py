@@ -14,6 +14,7 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..utils.io import read_json_file
 from .catalog import DatasetCatalog, datasets_root
 
 logger = logging.getLogger(__name__)
@@ -37,15 +38,7 @@ class AnnotationError(ValueError):
 
 
 def _read_json(json_file: str) -> dict:
-    if not os.path.isfile(json_file):
-        raise FileNotFoundError(f"annotation file not found: {json_file}")
-    with open(json_file, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise AnnotationError(
-                f"annotation file {json_file} is not valid JSON ({e}); is it truncated?"
-            ) from e
+    data = read_json_file(json_file, "annotation file", AnnotationError)
     if not isinstance(data, dict) or "images" not in data:
         raise AnnotationError(f"annotation file {json_file} has no 'images' list; not COCO format")
     return data

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils.io import read_json_file
+
 __all__ = [
     "NameNotFoundError",
     "CAM_METHODS",
@@ -115,13 +117,7 @@ def parse_model_spec(spec: str, num_classes: int = 1000) -> Tuple[str, nn.Module
     is relative to the card).
     """
     if spec.endswith(".json"):
-        if not os.path.isfile(spec):
-            raise FileNotFoundError(f"model card not found: {spec}")
-        with open(spec, encoding="utf-8") as f:
-            try:
-                card = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"model card {spec} is not valid JSON: {e}") from None
+        card = read_json_file(spec, "model card")
         if "name" not in card:
             raise ValueError(f"model card {spec} has no 'name'")
         weights = card.get("weights")
