@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple

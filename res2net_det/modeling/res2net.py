@@ -19,18 +19,16 @@ Speed: the block is the reference path for training and checkpoints; for inferen
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .norm import NormSpec, convert_frozen_batchnorm, fold_norm_into_conv, get_norm, is_foldable
 
 __all__ = ["Bottle2neck", "Res2Net", "STAGE_NAMES", "VARIANTS", "build_res2net", "resolve_name", "stage_blocks"]
 
 STAGE_NAMES = ("res2", "res3", "res4", "res5")
-STAGE_STRIDES = {"stem": 4, "res2": 4, "res3": 8, "res4": 16, "res5": 32}
 
 
 def _fold_pair(conv_parent: nn.Module, conv_name: str, norm_parent: nn.Module, norm_name: str) -> None:
