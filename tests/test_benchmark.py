@@ -1,7 +1,7 @@
 """The timing helpers (no timing is asserted: only order, counts and arithmetic)."""
 import pytest
 
-from res2net_det.utils.benchmark import Timing, format_timings, time_interleaved
+from res2net_det.utils.timing import Timing, format_timings, time_interleaved
 
 
 def test_runs_are_interleaved_with_rotating_order():

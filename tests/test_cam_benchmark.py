@@ -10,7 +10,7 @@ import res2net_det
 from res2net_det.data.shapes_wsol import generate_shapes_wsol
 from res2net_det.data.wsol import WSOLDataError, load_wsol_split, read_class_list
 from res2net_det.evaluation.cam_benchmark import baseline_rows, evaluate_cam_methods, format_table
-from res2net_det.utils.cam_figure import visualize_cams
+from res2net_det.evaluation.cam_figure import visualize_cams
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from res2net_det.utils.complexity import count_flops, model_complexity
+from res2net_det.evaluation.complexity import count_flops, model_complexity
 
 pytest.importorskip("fvcore", reason="FLOP counting uses fvcore")
 

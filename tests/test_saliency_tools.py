@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from res2net_det.modeling.saliency import build_saliency_model
+from res2net_det.config.saliency import build_saliency_model
 from res2net_det.config import get_cfg, merge_config_file
 
 from sod_helpers import write_pair
@@ -123,7 +123,7 @@ def test_eval_names_missing_prediction_files(setup, tmp_path, capsys):
 
 def test_sod_benchmark_runs_both_backbones():
     """A smoke test of `tools/benchmark.py sod` on a tiny input; it checks what is timed, not speed."""
-    from res2net_det.utils.benchmark import benchmark_saliency
+    from res2net_det.evaluation.benchmark import benchmark_saliency
 
     timings = benchmark_saliency(batch=1, size=(64, 64), repeats=1, warmup=0)
     assert list(timings) == ["Res2Net-50 PoolNet", "ResNet-50 PoolNet"]

@@ -1,5 +1,5 @@
 """Speed benchmarks. Each subcommand prints medians of interleaved runs and ratios measured
-in the same run (see res2net_det/utils/benchmark.py). Subcommands:
+in the same run (see res2net_det/utils/timing.py). Subcommands:
 
   backbone   our Res2Net features vs timm's Res2Net and torchvision's ResNet-50
   detector   Faster R-CNN R2-50-FPN vs R-50-FPN: inference, training step, peak memory, per engine
@@ -9,7 +9,8 @@ Example: python tools/benchmark.py backbone --batch 8 --size 224 224 --threads 2
 """
 import argparse
 
-from res2net_det.utils.benchmark import benchmark_backbones, benchmark_saliency, format_timings, set_threads
+from res2net_det.evaluation.benchmark import benchmark_backbones, benchmark_saliency
+from res2net_det.utils.timing import format_timings, set_threads
 
 
 def run_backbone(args: argparse.Namespace) -> None:

@@ -11,7 +11,7 @@ import os
 import cv2
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
-from res2net_det.data.coco import register_datasets_from_cfg
+from res2net_det.data.builtin import register_datasets_from_cfg
 from res2net_det.data.mapper import read_image
 from res2net_det.engines.torchvision.predictor import Predictor
 from res2net_det.utils.visualization import draw_detections

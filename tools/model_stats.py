@@ -2,7 +2,7 @@
 
 Columns: Params of the classifier; GFLOPs of the backbone (no classifier, multiply-accumulates)
 with mmcv's element-wise rules (BN, ReLU, pooling), fvcore's default count (conv + BN), and
-convolutions only. See res2net_det/utils/complexity.py for the rules.
+convolutions only. See res2net_det/evaluation/complexity.py for the rules.
 """
 import argparse
 import warnings
@@ -10,7 +10,7 @@ import warnings
 import torch
 
 from res2net_det.modeling.res2net import VARIANTS
-from res2net_det.utils.complexity import complexity_table
+from res2net_det.evaluation.complexity import complexity_table
 
 
 def main() -> None:

@@ -8,14 +8,15 @@ a config that sets a key the torchvision engine can't honour to a value other th
 """
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 from fvcore.common.config import CfgNode as CN
 
+from .classification import add_classification_config
 from .res2net import add_res2net_config
+from .saliency import add_saliency_config
 
 __all__ = [
     "CN",
@@ -26,7 +27,6 @@ __all__ = [
     "merge_config_file",
     "merge_config_list",
     "check_torchvision_support",
-    "TASK_CONFIG_FUNCTIONS",
     "TORCHVISION_UNSUPPORTED",
 ]
 
@@ -217,22 +217,14 @@ def add_trainer_config(cfg: CN) -> CN:
     return cfg
 
 
-# Config functions of tasks other than detection ("module:function"), applied by get_cfg() so
-# their keys exist before a file is merged. A task adds its line here.
-TASK_CONFIG_FUNCTIONS: List[str] = [
-    "res2net_det.config.classification:add_classification_config",
-    "res2net_det.config.saliency:add_saliency_config",  # MODEL.SALIENCY, INPUT.SALIENCY, ...
-]
-
-
 def add_res2net_det_config(cfg: CN) -> CN:
     """Adds all of our keys (``MODEL.RES2NET.*``, trainer and task keys) to a Detectron2-schema
     config in place: to our defaults here, to Detectron2's ``get_cfg()`` in the Detectron2 engine."""
     add_res2net_config(cfg)
     add_trainer_config(cfg)
-    for spec in TASK_CONFIG_FUNCTIONS:
-        module, _, func = spec.partition(":")
-        getattr(importlib.import_module(module), func)(cfg)
+    # The tasks' own keys; a new task adds its add_*_config call here.
+    add_classification_config(cfg)
+    add_saliency_config(cfg)
     return cfg
 
 

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from fvcore.common.config import CfgNode as CN
 
-__all__ = ["add_saliency_config"]
+from ..modeling.saliency import PoolNetSaliency
+from .res2net import build_res2net_from_cfg
+
+__all__ = ["add_saliency_config", "build_saliency_model"]
+
 
 def add_saliency_config(cfg: CN) -> CN:
     """Adds ``MODEL.SALIENCY.*``, ``INPUT.SALIENCY.*``, ``DATASETS.SALIENCY_FOLDERS`` and
     ``SOLVER.GRAD_ACCUM_STEPS`` (when absent) to ``cfg`` in place and returns it.
 
-    Our ``get_cfg()`` applies it (``TASK_CONFIG_FUNCTIONS``); with Detectron2, call it after
+    Our ``get_cfg()`` applies it (:func:`res2net_det.config.defaults.add_res2net_det_config`); with Detectron2, call it after
     ``add_res2net_config``."""
     _C = cfg
     _C.MODEL.SALIENCY = type(cfg)()  # the config's own node class (Detectron2 refuses to merge into fvcore nodes)
@@ -50,3 +54,21 @@ def add_saliency_config(cfg: CN) -> CN:
     if "GRAD_ACCUM_STEPS" not in _C.SOLVER:
         _C.SOLVER.GRAD_ACCUM_STEPS = 1
     return cfg
+
+
+def build_saliency_model(cfg) -> PoolNetSaliency:
+    """The saliency model a config describes (``MODEL.RES2NET.*`` + ``MODEL.SALIENCY.*``), on the
+    CPU: the engine moves it to ``MODEL.DEVICE`` (Detectron2's ``build_model`` and the torchvision
+    trainer both do)."""
+    backbone = build_res2net_from_cfg(cfg)
+    s = cfg.MODEL.SALIENCY
+    return PoolNetSaliency(
+        backbone,
+        in_features=s.IN_FEATURES,
+        convert_channels=s.CONVERT_CHANNELS,
+        ppm_bins=s.PPM_BINS,
+        fam_pool_sizes=s.FAM_POOL_SIZES,
+        loss_reduction=s.LOSS_REDUCTION,
+        pixel_mean=cfg.MODEL.PIXEL_MEAN,
+        pixel_std=cfg.MODEL.PIXEL_STD,
+    )

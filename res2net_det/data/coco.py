@@ -23,7 +23,7 @@ __all__ = [
     "load_coco_json",
     "register_coco_instances",
     "register_builtin_coco",
-    "register_datasets_from_cfg",
+    "register_coco_instances_from_cfg",
     "get_dataset_dicts",
     "datasets_root",
     "BUILTIN_COCO",
@@ -157,23 +157,19 @@ BUILTIN_COCO: Dict[str, Tuple[str, str]] = {
 
 
 def register_builtin_coco(root: Optional[str] = None) -> None:
-    """Registers Detectron2's COCO names (and the generated shapes data) once."""
+    """Registers Detectron2's COCO names once (see :mod:`res2net_det.data.builtin` for the rest)."""
     root = datasets_root() if root is None else root
     for name, (image_dir, json_rel) in BUILTIN_COCO.items():
         if name not in DatasetCatalog:
             register_coco_instances(name, {}, os.path.join(root, json_rel), os.path.join(root, image_dir))
-    from .synthetic import register_shapes
-
-    register_shapes(root)
 
 
-def register_datasets_from_cfg(cfg) -> List[str]:
-    """Registers ``DATASETS.COCO_INSTANCES`` ([[name, json_file, image_root], ...]) and the builtins.
+def register_coco_instances_from_cfg(cfg) -> List[str]:
+    """Registers ``DATASETS.COCO_INSTANCES`` ([[name, json_file, image_root], ...]).
 
     Returns the names registered from the config. A name already registered with other files
     raises; registering the same files again is a no-op.
     """
-    register_builtin_coco()
     names = []
     for i, entry in enumerate(getattr(cfg.DATASETS, "COCO_INSTANCES", []) or []):
         if not isinstance(entry, (list, tuple)) or len(entry) != 3:

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from .catalog import DatasetCatalog
-from .coco import datasets_root  # the data root, shared with detection
+from .catalog import datasets_root  # the data root, shared with detection
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ def register_saliency_folders_from_cfg(cfg) -> None:
 
     Re-registering a name with the same folders is a no-op, so builders may call this freely.
     """
-    for entry in cfg.DATASETS.SALIENCY_FOLDERS:
+    for entry in getattr(cfg.DATASETS, "SALIENCY_FOLDERS", None) or []:
         if len(entry) != 3:
             raise ValueError(f"DATASETS.SALIENCY_FOLDERS entries are [name, image_dir, mask_dir], got {entry!r}")
         name, image_dir, mask_dir = entry
@@ -366,7 +366,3 @@ def get_saliency_dicts(names: Sequence[str]) -> List[dict]:
         dicts.extend(part)
     return dicts
 
-
-# The standard names exist as soon as this module is imported (Detectron2 registers its builtin
-# data sets on import too); their folders are only read when a data set is loaded.
-register_standard_saliency_datasets()

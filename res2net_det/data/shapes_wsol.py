@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from .catalog import datasets_root
+from .wsol import register_wsol_split
 
 logger = logging.getLogger(__name__)
 
@@ -224,8 +225,6 @@ SHAPES_WSOL_SPLITS = {"wsol_shapes_train": "train", "wsol_shapes_val": "val"}
 def register_shapes_wsol() -> None:
     """Registers ``wsol_shapes_train`` / ``wsol_shapes_val`` (the CAM quickstart's data, default
     parameters of :func:`ensure_shapes_wsol`); the files are generated when first loaded."""
-    from .wsol import register_wsol_split
-
     root = _default_root()
     for name, split in SHAPES_WSOL_SPLITS.items():
         register_wsol_split(name, root, split, prepare=lambda: ensure_shapes_wsol(root))

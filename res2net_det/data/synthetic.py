@@ -15,6 +15,9 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from .catalog import DatasetCatalog, datasets_root
+from .coco import load_coco_json
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["SHAPE_CLASSES", "SHAPES_SPLITS", "generate_shapes_coco", "register_shapes"]
@@ -179,12 +182,10 @@ def generate_shapes_coco(root: str, seed: int = 0, splits: Optional[Dict[str, Tu
     return out
 
 
-def register_shapes(datasets_root: str) -> None:
-    """Registers ``shapes_train`` / ``shapes_val``; the files are generated when first loaded."""
-    from .catalog import DatasetCatalog
-    from .coco import load_coco_json
-
-    root = os.path.join(datasets_root, "generated", "shapes_coco")
+def register_shapes(root: Optional[str] = None) -> None:
+    """Registers ``shapes_train`` / ``shapes_val`` under the data root (default
+    :func:`datasets_root`); the files are generated when first loaded."""
+    root = os.path.join(datasets_root() if root is None else root, "generated", "shapes_coco")
     for split in SHAPES_SPLITS:
         name = f"shapes_{split}"
         if name in DatasetCatalog:

@@ -21,8 +21,7 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .catalog import DatasetCatalog
-from .coco import datasets_root
+from .catalog import DatasetCatalog, datasets_root
 from .saliency import load_saliency_folder
 
 logger = logging.getLogger(__name__)
@@ -170,6 +169,3 @@ def register_synthetic_saliency(root: Optional[str] = None) -> None:
             )
 
         DatasetCatalog.register(name, load, evaluator_type="saliency", generated=True)
-
-
-register_synthetic_saliency()

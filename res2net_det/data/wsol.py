@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 import torch
 
+from .catalog import DatasetCatalog
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -450,8 +452,6 @@ def register_wsol_split(name: str, root: str, split: str, prepare: Optional[Call
     set ``name`` in :data:`res2net_det.data.catalog.DatasetCatalog`; nothing is read until used,
     then ``prepare()`` (if given) runs first, e.g. to generate the files. Registering the same
     name for the same files again is a no-op."""
-    from .catalog import DatasetCatalog
-
     if name in DatasetCatalog:
         meta = DatasetCatalog.metadata(name)
         if (meta.get("wsol_root"), meta.get("split")) != (root, split):
@@ -466,6 +466,14 @@ def register_wsol_split(name: str, root: str, split: str, prepare: Optional[Call
         return load_wsol_split(root, split)
 
     DatasetCatalog.register(name, load, wsol_root=root, split=split, evaluator_type="classification")
+
+
+def register_wsol_splits_from_cfg(cfg) -> None:
+    """Registers ``DATASETS.WSOL_SPLITS`` ([[name, root, split], ...]) when the config has the key."""
+    for i, entry in enumerate(getattr(cfg.DATASETS, "WSOL_SPLITS", None) or []):
+        if not isinstance(entry, (list, tuple)) or len(entry) != 3:
+            raise ValueError(f"DATASETS.WSOL_SPLITS[{i}] must be [name, root, split], got {entry!r}")
+        register_wsol_split(*(str(v) for v in entry))
 
 
 def collate_wsol(batch):

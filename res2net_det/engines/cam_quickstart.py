@@ -22,7 +22,7 @@ from ..config.classification import classifier_kwargs_from_cfg
 from ..data.catalog import DatasetCatalog
 from ..evaluation.cam_benchmark import evaluate_cam_methods, format_table
 from ..modeling.cam import save_model_card
-from ..utils.cam_figure import visualize_cams
+from ..evaluation.cam_figure import visualize_cams
 from .torchvision.registry import get_task
 from .torchvision.train_net import setup
 from .torchvision.trainer import Trainer

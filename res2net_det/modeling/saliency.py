@@ -26,7 +26,6 @@ __all__ = [
     "FeatureAggregation",
     "GlobalGuidance",
     "PoolNetSaliency",
-    "build_saliency_model",
     "saliency_loss",
 ]
 
@@ -268,22 +267,3 @@ class PoolNetSaliency(nn.Module):
             results.append({"saliency": crop.sigmoid()})
         return results
 
-
-def build_saliency_model(cfg) -> PoolNetSaliency:
-    """The saliency model a config describes (``MODEL.RES2NET.*`` + ``MODEL.SALIENCY.*``), on the
-    CPU: the engine moves it to ``MODEL.DEVICE`` (Detectron2's ``build_model`` and the torchvision
-    trainer both do)."""
-    from ..config.res2net import build_res2net_from_cfg
-
-    backbone = build_res2net_from_cfg(cfg)
-    s = cfg.MODEL.SALIENCY
-    return PoolNetSaliency(
-        backbone,
-        in_features=s.IN_FEATURES,
-        convert_channels=s.CONVERT_CHANNELS,
-        ppm_bins=s.PPM_BINS,
-        fam_pool_sizes=s.FAM_POOL_SIZES,
-        loss_reduction=s.LOSS_REDUCTION,
-        pixel_mean=cfg.MODEL.PIXEL_MEAN,
-        pixel_std=cfg.MODEL.PIXEL_STD,
-    )

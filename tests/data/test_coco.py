@@ -8,7 +8,7 @@ import torch
 
 from res2net_det.config import get_cfg
 from res2net_det.data.catalog import DatasetCatalog
-from res2net_det.data.coco import AnnotationError, get_dataset_dicts, load_coco_json, register_coco_instances, register_datasets_from_cfg
+from res2net_det.data.coco import AnnotationError, get_dataset_dicts, load_coco_json, register_coco_instances, register_coco_instances_from_cfg
 from res2net_det.data.mapper import DetectionMapper, ImageReadError, read_image
 from res2net_det.data.synthetic import SHAPE_CLASSES, generate_shapes_coco
 
@@ -114,13 +114,13 @@ def test_register_from_config(shapes):
     cfg = get_cfg()
     cfg.DATASETS.COCO_INSTANCES = [["_test_cfg_set", shapes[0], shapes[1]]]
     try:
-        assert register_datasets_from_cfg(cfg) == ["_test_cfg_set"]
-        assert register_datasets_from_cfg(cfg) == []  # same files again: no-op
+        assert register_coco_instances_from_cfg(cfg) == ["_test_cfg_set"]
+        assert register_coco_instances_from_cfg(cfg) == []  # same files again: no-op
         assert len(DatasetCatalog.get("_test_cfg_set")) == 12
         assert "coco_2017_train" in DatasetCatalog and "shapes_val" in DatasetCatalog
         cfg.DATASETS.COCO_INSTANCES = [["_test_cfg_set", "other.json", shapes[1]]]
         with pytest.raises(ValueError, match="already registered"):
-            register_datasets_from_cfg(cfg)
+            register_coco_instances_from_cfg(cfg)
     finally:
         DatasetCatalog.remove("_test_cfg_set")
 

@@ -17,17 +17,17 @@ from detectron2.engine import DefaultTrainer, SimpleTrainer
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.solver.build import maybe_add_gradient_clipping
 
-from ...data import synthetic_saliency as _registers_synthetic  # noqa: F401  (sod_synthetic_* names)
-from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts, register_saliency_folders_from_cfg
+from ...data.builtin import register_datasets_from_cfg
+from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts
 from ...evaluation.saliency import SaliencyEvaluator
-from ...modeling.saliency import build_saliency_model
+from ...config.saliency import build_saliency_model
 
 __all__ = ["PoolNetSaliency", "AccumulatingTrainer", "SaliencyTrainer"]
 
 
 @META_ARCH_REGISTRY.register()
 def PoolNetSaliency(cfg):  # noqa: N802  (the registry key is this name)
-    """``MODEL.META_ARCHITECTURE: PoolNetSaliency``: :func:`res2net_det.modeling.saliency.build_saliency_model`."""
+    """``MODEL.META_ARCHITECTURE: PoolNetSaliency``: :func:`res2net_det.config.saliency.build_saliency_model`."""
     return build_saliency_model(cfg)
 
 
@@ -86,7 +86,7 @@ class SaliencyTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        register_saliency_folders_from_cfg(cfg)
+        register_datasets_from_cfg(cfg)
         accum = cfg.SOLVER.GRAD_ACCUM_STEPS
         if cfg.SOLVER.IMS_PER_BATCH % accum:
             raise ValueError(
@@ -102,7 +102,7 @@ class SaliencyTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name: str):
-        register_saliency_folders_from_cfg(cfg)
+        register_datasets_from_cfg(cfg)
         return build_detection_test_loader(
             dataset=get_saliency_dicts([dataset_name]),
             mapper=SaliencyDatasetMapper.from_config(cfg, is_train=False),

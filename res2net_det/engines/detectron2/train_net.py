@@ -26,7 +26,7 @@ from detectron2.solver.build import get_default_optimizer_params, maybe_add_grad
 from detectron2.utils import comm
 
 from ...config.defaults import add_res2net_det_config
-from ...data.coco import register_datasets_from_cfg
+from ...data.builtin import register_datasets_from_cfg
 from ...utils.visualization import draw_detections
 from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
 from .data import register_catalog_in_detectron2

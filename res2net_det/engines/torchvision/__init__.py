@@ -7,3 +7,5 @@ checkpoints, MODEL.WEIGHTS loading), ``data`` (generic loaders), ``detection`` (
 task), ``classification`` (the Res2Net classifier task of the CAM tools), ``predictor`` (single-image inference), ``train_net`` (tools/train_net.py's job),
 ``benchmark`` (tools/benchmark.py detector).
 """
+# Importing the task modules registers their META_ARCHITECTUREs (registry.get_task).
+from . import classification, detection, saliency  # noqa: F401,E402

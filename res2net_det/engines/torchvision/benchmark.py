@@ -1,6 +1,6 @@
 """Detector speed on the torchvision engine: R2-50-FPN vs R-50-FPN (same heads, same input).
 
-Inference latency and a training step's time come from :func:`res2net_det.utils.benchmark.time_interleaved`
+Inference latency and a training step's time come from :func:`res2net_det.utils.timing.time_interleaved`
 (interleaved runs, medians, ratios from the same run). Peak memory is CUDA's allocator peak on a
 GPU; on the CPU it is the growth of the process's peak resident set (VmHWM) during one training
 step, measured in a fresh process per model so models don't share the high-water mark.
@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 
 from ...config.defaults import get_cfg, merge_config_file, merge_config_list
-from ...utils.benchmark import Timing, time_interleaved
+from ...utils.timing import Timing, time_interleaved
 from .modeling import build_rcnn
 
 __all__ = ["DETECTOR_CONFIGS", "build_benchmark_model", "benchmark_detectors", "peak_memory_mb"]

@@ -22,7 +22,7 @@ from ...config.classification import classifier_kwargs_from_cfg
 from ...data.catalog import DatasetCatalog
 from ...data.coco import get_dataset_dicts
 from ...data.shapes_wsol import register_shapes_wsol
-from ...data.wsol import IMAGENET_MEAN, IMAGENET_STD, check_labels, flip_horizontal, load_resized, normalize_image, register_wsol_split
+from ...data.wsol import IMAGENET_MEAN, IMAGENET_STD, check_labels, flip_horizontal, load_resized, normalize_image, register_wsol_splits_from_cfg
 from ...modeling.res2net import Res2Net
 from ...utils import comm
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
@@ -159,10 +159,7 @@ class ClassificationEvaluator:
 def register_classification_datasets(cfg) -> None:
     """Registers the generated ``wsol_shapes_train/val`` and ``DATASETS.WSOL_SPLITS`` ([[name, root, split]])."""
     register_shapes_wsol()
-    for i, entry in enumerate(cfg.DATASETS.WSOL_SPLITS):
-        if not isinstance(entry, (list, tuple)) or len(entry) != 3:
-            raise ValueError(f"DATASETS.WSOL_SPLITS[{i}] must be [name, root, split], got {entry!r}")
-        register_wsol_split(*(str(v) for v in entry))
+    register_wsol_splits_from_cfg(cfg)
 
 
 def _records(cfg, names: Sequence[str]) -> List[dict]:

@@ -7,20 +7,20 @@ registers ``"GeneralizedRCNN"``; another task registers its own name::
     register_task(Task("SaliencyNet", build_model=..., build_train_loader=...,
                        build_test_loader=..., build_evaluator=...))
 
-and adds its module to ``BUILTIN_TASK_MODULES`` so the name resolves without an explicit import.
+and is imported by ``res2net_det/engines/torchvision/__init__.py``, so importing the engine
+registers every builtin task (as importing ``detectron2.modeling`` fills its registries).
 The contract follows Detectron2: in training ``model(list of dicts) -> {loss name: scalar}``; in
 eval ``model(list of dicts) -> [per-image output dict]``; evaluators have ``reset()``,
 ``process(inputs, outputs)`` and ``evaluate() -> dict`` (Detectron2's ``DatasetEvaluator``).
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Optional
 
 from torch import nn
 
-__all__ = ["Task", "register_task", "get_task", "BUILTIN_TASK_MODULES"]
+__all__ = ["Task", "register_task", "get_task"]
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,6 @@ class Task:
 
 _TASKS: Dict[str, Task] = {}
 
-# META_ARCHITECTURE -> module whose import registers it.
-BUILTIN_TASK_MODULES: Dict[str, str] = {
-    "GeneralizedRCNN": "res2net_det.engines.torchvision.detection",
-    "Res2NetClassifier": "res2net_det.engines.torchvision.classification",
-    "PoolNetSaliency": "res2net_det.engines.torchvision.saliency",
-}
-
-
 def register_task(task: Task) -> Task:
     """Registers ``task`` under ``task.name`` (re-registering the same name replaces it)."""
     _TASKS[task.name] = task
@@ -63,11 +55,9 @@ def register_task(task: Task) -> Task:
 
 
 def get_task(name: str) -> Task:
-    """The task registered as ``name``, importing its builtin module on first use."""
-    if name not in _TASKS and name in BUILTIN_TASK_MODULES:
-        importlib.import_module(BUILTIN_TASK_MODULES[name])
+    """The task registered as ``name``."""
     if name not in _TASKS:
-        known = sorted(set(_TASKS) | set(BUILTIN_TASK_MODULES))
+        known = sorted(_TASKS)
         raise KeyError(
             f"MODEL.META_ARCHITECTURE {name!r} has no task in the torchvision engine; known: {known}"
         )

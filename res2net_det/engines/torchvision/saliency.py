@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts, register_saliency_folders_from_cfg
-from ...data import synthetic_saliency as _registers_synthetic  # noqa: F401  (sod_synthetic_* names)
+from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts
+from ...data.builtin import register_datasets_from_cfg
 from ...evaluation.saliency import SaliencyEvaluator
-from ...modeling.saliency import build_saliency_model
+from ...config.saliency import build_saliency_model
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
 from .registry import Task, register_task
 from .trainer import images_per_process
@@ -18,14 +18,14 @@ __all__ = ["build_train_loader", "build_test_loader", "build_evaluator"]
 
 def build_train_loader(cfg):
     """Shuffled micro-batches of ``images_per_process(cfg)`` mapped dicts of ``DATASETS.TRAIN``."""
-    register_saliency_folders_from_cfg(cfg)
+    register_datasets_from_cfg(cfg)
     dataset = MappedDataset(get_saliency_dicts(cfg.DATASETS.TRAIN), SaliencyDatasetMapper.from_config(cfg, True))
     return build_batch_train_loader(dataset, images_per_process(cfg), cfg.DATALOADER.NUM_WORKERS, cfg.SEED)
 
 
 def build_test_loader(cfg, dataset_name: str):
     """One image per batch (full-size images differ in shape), in order, sharded by rank."""
-    register_saliency_folders_from_cfg(cfg)
+    register_datasets_from_cfg(cfg)
     dataset = MappedDataset(get_saliency_dicts([dataset_name]), SaliencyDatasetMapper.from_config(cfg, False))
     return build_batch_test_loader(dataset, cfg.DATALOADER.NUM_WORKERS)
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ...config.defaults import check_torchvision_support, get_cfg, merge_config_file, merge_config_list
-from ...data.coco import register_datasets_from_cfg
+from ...data.builtin import register_datasets_from_cfg
 from ...utils import comm
 from ...utils.logger import setup_logger
 from .checkpoint import Checkpointer

@@ -23,6 +23,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
+from .. import create_model
+
 __all__ = ["Complexity", "count_params", "count_flops", "model_complexity", "complexity_table"]
 
 
@@ -94,8 +96,6 @@ HEADER = f"{'model':24s} {'Params (M)':>10s} {'GFLOPs mmcls':>12s} {'GFLOPs fvco
 
 def model_complexity(name: str, size: Sequence[int] = (224, 224)) -> Complexity:
     """Params of the classifier and GFLOPs of its backbone (no classifier) at ``size``."""
-    from .. import create_model
-
     params = count_params(create_model(name))
     backbone = create_model(name, num_classes=0, out_features=("res5",)).eval()
     x = torch.zeros(1, 3, *size)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..data.wsol import WSOLDataset
-from ..evaluation.wsol import boxes_from_cam
+from .wsol import boxes_from_cam
 from ..modeling.cam import CamExtractor
 
 __all__ = ["compute_cam_columns", "save_cam_grid", "visualize_cams"]
