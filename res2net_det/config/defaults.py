@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import yaml
 from fvcore.common.config import CfgNode as CN
 
+from ..model_zoo import resolve_config_file
 from .classification import add_classification_config
 from .res2net import add_res2net_config
 from .saliency import add_saliency_config
@@ -271,8 +272,7 @@ def _missing_key(cfg: CN, dotted: str) -> bool:
 def merge_config_file(cfg: CN, filename: str) -> CN:
     """``cfg.merge_from_file(filename)`` with ``_BASE_``; an unknown key raises
     :class:`ConfigKeyError` naming the key and the file that sets it."""
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(f"config file not found: {filename}")
+    filename = resolve_config_file(filename)
     try:
         chain = _base_chain(filename)
     except FileNotFoundError as e:

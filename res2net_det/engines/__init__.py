@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any, Optional, Sequence, Union
 
+from ..model_zoo import resolve_config_file
+
 __all__ = ["ENGINES", "default_argument_parser", "detectron2_available", "select_engine", "main"]
 
 ENGINES = ("detectron2", "torchvision")
@@ -75,7 +77,8 @@ def default_argument_parser(description: Optional[str] = None) -> argparse.Argum
             "Multi-GPU with the torchvision engine: torchrun --nproc_per_node N tools/train_net.py ..."
         ),
     )
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to config file")
+    parser.add_argument("--config-file", default="", metavar="FILE", type=resolve_config_file,
+                        help="a config file, or the name of a shipped one (res2net_det.model_zoo.list_configs())")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT_DIR/last_checkpoint (else start from MODEL.WEIGHTS)")
     parser.add_argument("--eval-only", action="store_true", help="evaluate only")

@@ -3,8 +3,9 @@ import os
 import pytest
 
 from res2net_det.config import ConfigKeyError, check_torchvision_support, get_cfg, merge_config_file, merge_config_list
+from tests.helpers import REPO
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+CONFIGS = str(REPO / "configs")
 
 
 def _write(path, text):

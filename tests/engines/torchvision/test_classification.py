@@ -22,8 +22,9 @@ from res2net_det.engines.torchvision.registry import get_task
 from res2net_det.engines.torchvision.trainer import build_lr_scheduler, lr_factor_at
 from res2net_det.modeling.cam import parse_model_spec, save_model_card
 from res2net_det.modeling.res2net import Res2Net
+from tests.helpers import REPO
 
-CAM_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs", "cam")
+CAM_CONFIGS = str(REPO / "configs" / "cam")
 
 
 def _cfg(name="quickstart.yaml", *opts):

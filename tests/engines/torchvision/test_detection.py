@@ -8,8 +8,9 @@ from res2net_det.config import check_torchvision_support, get_cfg, merge_config_
 from res2net_det.engines.torchvision.checkpoint import load_model_weights
 from res2net_det.engines.torchvision.modeling import Res2NetFasterRCNN, Res2NetMaskRCNN, build_rcnn
 from res2net_det.modeling import build_res2net
+from tests.helpers import REPO
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs")
+CONFIGS = str(REPO / "configs")
 DETECTION_CONFIGS = sorted(f for f in os.listdir(CONFIGS) if f.startswith(("faster_rcnn", "mask_rcnn", "quickstart")))
 
 

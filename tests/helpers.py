@@ -1,24 +1,23 @@
-"""Shared helpers of the salient object detection tests: tiny configs and tiny data on disk."""
+"""Helpers shared by the tests: the repository's paths, tiny configs and tiny data on disk."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
 
 from res2net_det.config import get_cfg, merge_config_file
 
-# Real masks + predictions with their pysodmetrics values, kept outside the project: next to the
-# checkout (../shared) or in the workplace's shared folder. Tests using them skip when absent.
-_SHARED_CANDIDATES = [
-    Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "sod-pysodmetrics",
-    Path("/work/shared/testdata/sod-pysodmetrics"),
-]
-SHARED_SOD = next((p for p in _SHARED_CANDIDATES if p.is_dir()), _SHARED_CANDIDATES[0])
-
-
 REPO = Path(__file__).resolve().parents[1]
+# Real reference data from peers, kept outside the project next to the checkout (../shared);
+# tests using it skip when it is absent.
+SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
+# Real masks + predictions with their pysodmetrics values.
+SHARED_SOD = SHARED_TESTDATA / "sod-pysodmetrics"
 
 
 def tiny_sod_cfg():
@@ -48,3 +47,21 @@ def write_pair(image_dir, mask_dir, stem, size=(40, 48), mask_value=255, image_m
     mask[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = mask_value
     Image.fromarray(mask).save(os.path.join(mask_dir, stem + ".png"))
     return mask
+
+
+def randomize_norm_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random BN statistics and affine parameters, so that loading them is actually checked.
+
+    The ranges keep activations of 100+ layer networks in a sane range (residual branches
+    shrink a little, so a missed key or a wrong op still moves outputs by far more than 1e-4).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)):
+                n = m.weight.numel()
+                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=gen) * 0.5 + 0.25)
+                m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
+    return model

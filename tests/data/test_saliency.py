@@ -17,7 +17,7 @@ from res2net_det.data.saliency import (
     register_saliency_folders_from_cfg,
 )
 
-from sod_helpers import tiny_sod_cfg, write_pair
+from tests.helpers import tiny_sod_cfg, write_pair
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from res2net_det.data.catalog import DatasetCatalog
 from res2net_det.engines.torchvision.registry import get_task
 from res2net_det.engines.torchvision.trainer import Trainer
 
-from sod_helpers import tiny_sod_cfg, write_pair
+from tests.helpers import tiny_sod_cfg, write_pair
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ from res2net_det.modeling.convert import (
     official_to_detectron2_resnet,
 )
 from res2net_det.modeling.weights import CheckpointError
+from tests.helpers import REPO
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO)
 
 
 def _backbone_keys(name):

@@ -12,9 +12,9 @@ from PIL import Image
 from res2net_det.config.saliency import build_saliency_model
 from res2net_det.config import get_cfg, merge_config_file
 
-from sod_helpers import write_pair
+from tests.helpers import write_pair
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 TINY_CONFIG = """
 _BASE_: "{base}"

@@ -7,7 +7,7 @@ from torchvision.ops import FrozenBatchNorm2d
 import res2net_det
 from res2net_det.modeling.res2net import ALIASES, VARIANTS, STAGE_NAMES
 
-from conftest import randomize_norm_
+from tests.helpers import randomize_norm_
 
 timm = pytest.importorskip("timm", reason="timm is the reference implementation (pip install '.[test]')")
 

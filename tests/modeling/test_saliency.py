@@ -6,7 +6,7 @@ from res2net_det.modeling.res2net import build_res2net
 from res2net_det.config.saliency import build_saliency_model
 from res2net_det.modeling.saliency import PoolNetSaliency, saliency_loss
 
-from sod_helpers import tiny_sod_cfg
+from tests.helpers import tiny_sod_cfg
 
 
 def _inputs(sizes, with_target=True):

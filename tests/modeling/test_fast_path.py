@@ -8,7 +8,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 import res2net_det
 
-from conftest import randomize_norm_
+from tests.helpers import randomize_norm_
 
 
 def _fused_pair(name, **kwargs):

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 
 from res2net_det.config import check_torchvision_support, get_cfg, merge_config_file
+from tests.helpers import REPO
 
-SOD = Path(__file__).resolve().parents[1] / "configs" / "sod"
+SOD = REPO / "configs" / "sod"
 DUTS_TR_IMAGES = 10553
 
 

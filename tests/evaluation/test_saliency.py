@@ -17,7 +17,7 @@ from res2net_det.evaluation.saliency import (
     write_results,
 )
 
-from sod_helpers import SHARED_SOD
+from tests.helpers import SHARED_SOD
 
 # pysodmetrics' names in the shared expected values -> ours
 _SHARED_NAMES = {"MAE": "MAE", "Smeasure": "Sm", "wFmeasure": "wF", "adpEm": "adpE", "meanEm": "meanE",
