@@ -273,6 +273,10 @@ def merge_config_file(cfg: CN, filename: str) -> CN:
     """``cfg.merge_from_file(filename)`` with ``_BASE_``; an unknown key raises
     :class:`ConfigKeyError` naming the key and the file that sets it."""
     filename = resolve_config_file(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(
+            f"config file not found: {filename} (neither a file nor a config of res2net_det.model_zoo)"
+        )
     try:
         chain = _base_chain(filename)
     except FileNotFoundError as e:

@@ -40,14 +40,11 @@ def get_config_file(name: str) -> str:
 
 
 def resolve_config_file(path_or_name: str) -> str:
-    """``path_or_name`` when it is an existing file, else the shipped config of that name; a path
-    that is neither raises ``FileNotFoundError`` naming both places looked at."""
+    """``path_or_name`` when it is an existing file (or no zoo name), else the shipped config of
+    that name. Whoever opens the result reports a missing file."""
     if not path_or_name or os.path.isfile(path_or_name):
         return path_or_name
     try:
         return get_config_file(path_or_name)
     except FileNotFoundError:
-        raise FileNotFoundError(
-            f"config file not found: {path_or_name} (neither a file nor a name in the model zoo; "
-            f"names: {', '.join(list_configs())})"
-        ) from None
+        return path_or_name

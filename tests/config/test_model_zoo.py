@@ -27,8 +27,9 @@ def test_names_resolve_to_files_inside_the_package():
 def test_an_unknown_name_lists_the_zoo():
     with pytest.raises(FileNotFoundError, match="faster_rcnn_r2_50.yaml"):
         model_zoo.get_config_file("faster_rcnn_r2_5.yaml")
-    with pytest.raises(FileNotFoundError, match="no_such.yaml"):
-        model_zoo.resolve_config_file("no_such.yaml")
+    assert model_zoo.resolve_config_file("no_such.yaml") == "no_such.yaml"
+    with pytest.raises(FileNotFoundError, match="no_such.yaml.*model_zoo"):
+        merge_config_file(get_cfg(), "no_such.yaml")
 
 
 def test_tools_and_configs_accept_zoo_names(tmp_path):

@@ -8,6 +8,7 @@ import torch
 
 from res2net_det.config import get_cfg
 from res2net_det.data.catalog import DatasetCatalog
+from res2net_det.data.builtin import register_datasets_from_cfg
 from res2net_det.data.coco import AnnotationError, get_dataset_dicts, load_coco_json, register_coco_instances, register_coco_instances_from_cfg
 from res2net_det.data.mapper import DetectionMapper, ImageReadError, read_image
 from res2net_det.data.synthetic import SHAPE_CLASSES, generate_shapes_coco
@@ -114,7 +115,7 @@ def test_register_from_config(shapes):
     cfg = get_cfg()
     cfg.DATASETS.COCO_INSTANCES = [["_test_cfg_set", shapes[0], shapes[1]]]
     try:
-        assert register_coco_instances_from_cfg(cfg) == ["_test_cfg_set"]
+        assert register_datasets_from_cfg(cfg) == ["_test_cfg_set"]  # the builtins and the config's
         assert register_coco_instances_from_cfg(cfg) == []  # same files again: no-op
         assert len(DatasetCatalog.get("_test_cfg_set")) == 12
         assert "coco_2017_train" in DatasetCatalog and "shapes_val" in DatasetCatalog
