@@ -210,6 +210,8 @@ def add_trainer_config(cfg: CN) -> CN:
     cfg.SOLVER.GRAD_ACCUM_STEPS = 1
     # Iterations between two lines of metrics.json / TensorBoard (Detectron2 hard-codes 20).
     cfg.SOLVER.LOG_PERIOD = 20
+    # Periodic checkpoints kept on disk (the newest ones; model_final always stays); 0 keeps all.
+    cfg.SOLVER.CHECKPOINT_KEEP = 0
     # torch intra-op threads on the CPU; 0 leaves PyTorch's default (one per core). Small models
     # on a shared machine run far faster on 1 thread: spinning OpenMP threads wait on each other.
     cfg.NUM_THREADS = 0

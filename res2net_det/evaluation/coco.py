@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data.catalog import DatasetCatalog
 from ..utils import comm
+from ..utils.io import write_json_file
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,6 @@ class COCOEvaluator:
             table = format_table(metrics, f"{self.dataset_name} {task} AP (%), {len(image_ids)} images:")
             logger.info("\n%s", table)
         if self.output_dir:
-            with open(os.path.join(self.output_dir, "coco_eval_results.json"), "w", encoding="utf-8") as f:
-                json.dump(results, f, indent=2)
+            # Strict JSON: an AP pycocotools can't compute (no object of a size) is null, not NaN.
+            write_json_file(os.path.join(self.output_dir, "coco_eval_results.json"), results, indent=2)
         return results

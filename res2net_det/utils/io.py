@@ -1,9 +1,10 @@
-"""Reading small files with errors that name the file."""
+"""Reading small files with errors that name the file, and writing strict JSON atomically."""
 from __future__ import annotations
 
 import json
+import math
 import os
-from typing import Any, Type
+from typing import Any, Optional, Type
 
 
 def read_json_file(path: str, what: str, error: Type[Exception] = ValueError) -> Any:
@@ -18,3 +19,25 @@ def read_json_file(path: str, what: str, error: Type[Exception] = ValueError) ->
             return json.load(f)
         except json.JSONDecodeError as e:
             raise error(f"{what} {path} is not valid JSON ({e}); is it truncated?") from e
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None: JSON has no NaN, and readers in
+    other languages (and ``json.loads(..., parse_constant=...)``-strict ones) reject it."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def write_json_file(path: str, obj: Any, indent: Optional[int] = None) -> None:
+    """Writes ``obj`` as strict JSON (NaN -> null) atomically: a crash never leaves a torn file."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(strict_json(obj), f, indent=indent, allow_nan=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

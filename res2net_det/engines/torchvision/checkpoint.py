@@ -21,9 +21,13 @@ __all__ = ["Checkpointer", "load_model_weights", "atomic_save"]
 
 
 def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves a half-written file."""
+    """``torch.save`` to a temporary file, flushed to disk, then renamed: neither a crash nor a
+    power cut leaves a half-written file under ``path``."""
     tmp = f"{path}.tmp.{os.getpid()}"
-    torch.save(obj, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -94,11 +98,31 @@ class Checkpointer:
         **checkpointables: objects with ``state_dict()`` / ``load_state_dict()`` (optimizer, scheduler, scaler).
     """
 
-    def __init__(self, model: nn.Module, save_dir: str, save_to_disk: bool = True, **checkpointables: Any) -> None:
+    def __init__(self, model: nn.Module, save_dir: str, save_to_disk: bool = True, keep: int = 0,
+                 **checkpointables: Any) -> None:
         self.model = _unwrap(model)
         self.save_dir = save_dir
         self.save_to_disk = save_to_disk
+        self.keep = keep  # periodic checkpoints kept (SOLVER.CHECKPOINT_KEEP); 0 keeps all
         self.checkpointables = checkpointables
+        if save_to_disk and os.path.isdir(save_dir):
+            self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files of a run killed while writing: never complete, never read."""
+        for name in os.listdir(self.save_dir):
+            if ".tmp." in name and (name.startswith("last_checkpoint") or name.split(".tmp.")[0].endswith(".pth")):
+                os.remove(os.path.join(self.save_dir, name))
+                logger.info("removed %s, left by an interrupted checkpoint write", name)
+
+    def _prune(self) -> None:
+        """Keeps the newest ``keep`` periodic checkpoints (``model_final`` is never removed)."""
+        if self.keep <= 0:
+            return
+        periodic = sorted(n for n in os.listdir(self.save_dir) if n.startswith("model_") and n.endswith(".pth")
+                          and n[len("model_"):-len(".pth")].isdigit())
+        for name in periodic[:-self.keep]:
+            os.remove(os.path.join(self.save_dir, name))
 
     def save(self, name: str, **extra: Any) -> Optional[str]:
         if not self.save_to_disk:
@@ -114,6 +138,7 @@ class Checkpointer:
             f.write(os.path.basename(path))
         os.replace(tmp, os.path.join(self.save_dir, "last_checkpoint"))
         logger.info("saved checkpoint %s", path)
+        self._prune()
         return path
 
     def last_checkpoint(self) -> Optional[str]:
@@ -121,8 +146,15 @@ class Checkpointer:
         marker = os.path.join(self.save_dir, "last_checkpoint")
         if not os.path.isfile(marker):
             return None
-        with open(marker, encoding="utf-8") as f:
-            path = os.path.join(self.save_dir, f.read().strip())
+        with open(marker, encoding="utf-8", errors="replace") as f:
+            name = f.read().strip()
+        if not name or os.sep in name or "\n" in name or not name.endswith(".pth"):
+            raise CheckpointError(
+                f"{marker} is garbled: it should hold the file name of the newest checkpoint "
+                f"(e.g. model_0004999.pth), but holds {name[:80]!r}. Write the right name into it, or delete "
+                "it to start from MODEL.WEIGHTS"
+            )
+        path = os.path.join(self.save_dir, name)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{marker} names {path}, which does not exist")
         return path

@@ -1,21 +1,23 @@
-"""Generic data loaders of the torchvision engine: list-of-dicts batches, DistributedSampler
-for training, a rank-sharded sequential loader for inference."""
+"""Generic data loaders of the torchvision engine: list-of-dicts batches, a resumable infinite
+sampler for training (Detectron2's ``TrainingSampler`` idea, plus a start position), a
+rank-sharded sequential loader for inference."""
 from __future__ import annotations
 
-from typing import Callable, List, Sequence
+from typing import Callable, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ...utils import comm
 
-__all__ = ["MappedDataset", "trivial_batch_collator", "build_batch_train_loader", "build_batch_test_loader"]
+__all__ = ["MappedDataset", "TrainingSampler", "trivial_batch_collator", "build_batch_train_loader", "build_batch_test_loader"]
 
 
 class MappedDataset(Dataset):
-    """``mapper(records[i], rng)``, with a random generator drawn from torch's (seeded) RNG so
-    augmentations are reproducible with ``SEED`` and differ between workers and epochs."""
+    """``mapper(records[i], rng)``. The training sampler hands out ``(index, seed)`` pairs, so each
+    sample's augmentation depends on its place in the data stream alone: the same with any number
+    of workers, and the same again after ``--resume``. Plain indices (inference) seed with the index."""
 
     def __init__(self, records: Sequence[dict], mapper: Callable) -> None:
         self.records = list(records)
@@ -24,30 +26,60 @@ class MappedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, idx: int):
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
-        return self.mapper(self.records[idx], rng)
+    def __getitem__(self, key: Union[int, Tuple[int, int]]):
+        idx, seed = key if isinstance(key, tuple) else (key, key)
+        return self.mapper(self.records[idx], np.random.default_rng(seed))
 
+
+class TrainingSampler(Sampler):
+    """An endless stream of ``(index, seed)`` for one process, resumable at any position.
+
+    Epoch ``e`` of the global stream is a permutation of the data set drawn from ``(seed, e)``;
+    process ``rank`` of ``world`` takes every ``world``-th item. :meth:`set_start` skips the first
+    ``n`` items of this process's share, so a resumed run sees exactly the items the killed run
+    would have seen next (the trainer calls it with the number of items already consumed).
+    """
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True) -> None:
+        if size <= 0:
+            raise ValueError("the training set is empty")
+        self.size, self.seed, self.rank, self.world, self.shuffle = size, seed, rank, world, shuffle
+        self.start = 0
+
+    def set_start(self, consumed: int) -> None:
+        """Continue after the first ``consumed`` items of this process's stream."""
+        self.start = consumed
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        position = self.start * self.world + self.rank  # in the global stream
+        epoch, order = -1, None
+        while True:
+            if position // self.size != epoch:
+                epoch = position // self.size
+                order = (np.random.default_rng([self.seed, epoch]).permutation(self.size)
+                         if self.shuffle else np.arange(self.size))
+            item_seed = int(np.random.SeedSequence([self.seed, position]).generate_state(1)[0])
+            yield int(order[position % self.size]), item_seed
+            position += self.world
 
 def trivial_batch_collator(batch: List) -> List:
     """Batches stay lists of dicts (Detectron2's convention); models pad images themselves."""
     return batch
 
 
-def build_batch_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int = -1) -> DataLoader:
-    """Shuffled batches of ``batch_size`` per process; DistributedSampler under torchrun."""
+def build_batch_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int) -> DataLoader:
+    """Endless shuffled batches of ``batch_size`` per process (:class:`TrainingSampler`), sharded
+    across the processes of ``torchrun``. ``seed`` (``SEED``, or the one the trainer drew for a
+    run with ``SEED -1``, kept in its checkpoints) fixes the order and the augmentations; a
+    negative seed draws one."""
     if len(dataset) < batch_size:
         raise ValueError(f"the training set has {len(dataset)} items, fewer than one batch of {batch_size}")
-    generator = torch.Generator()
-    generator.manual_seed(seed if seed >= 0 else int(torch.randint(0, 2**31 - 1, (1,)).item()))
-    if comm.get_world_size() > 1:
-        sampler = DistributedSampler(dataset, shuffle=True, seed=max(seed, 0), drop_last=True)
-    else:
-        sampler = RandomSampler(dataset, generator=generator)
+    if seed < 0:
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+    sampler = TrainingSampler(len(dataset), seed, comm.get_rank(), comm.get_world_size())
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
         collate_fn=trivial_batch_collator, drop_last=True, persistent_workers=num_workers > 0,
-        generator=generator,
     )
 
 

@@ -30,6 +30,10 @@ def setup(args: argparse.Namespace):
         merge_config_file(cfg, args.config_file)
     merge_config_list(cfg, args.opts or [])
     check_torchvision_support(cfg, args.config_file or None)
+    if cfg.SEED < 0:
+        # Drawn once (by the main process, shared with the others) and kept in config.yaml and in
+        # every checkpoint, so the run can be repeated and resumed exactly.
+        cfg.SEED = comm.all_gather(int.from_bytes(os.urandom(4), "little") % 2**31)[0]
     cfg.freeze()
     rank = comm.get_rank()
     setup_logger(cfg.OUTPUT_DIR, rank)
@@ -40,8 +44,7 @@ def setup(args: argparse.Namespace):
             f.write(cfg.dump())
     if cfg.NUM_THREADS > 0:
         torch.set_num_threads(cfg.NUM_THREADS)
-    seed = cfg.SEED if cfg.SEED >= 0 else int.from_bytes(os.urandom(4), "little") % 2**31
-    seed += rank
+    seed = cfg.SEED + rank
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import random
 import time
 from collections import defaultdict
 from contextlib import nullcontext
@@ -20,10 +21,12 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 import torch
 from torch import nn
+import numpy as np
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ...utils import comm
+from ...utils.io import strict_json, write_json_file
 from .checkpoint import Checkpointer
 from .registry import Task
 
@@ -39,7 +42,44 @@ __all__ = [
     "resolve_device",
     "images_per_process",
     "flatten_results",
+    "rng_state",
+    "set_rng_state",
+    "FINAL_RESULTS",
 ]
+
+# Written (atomically) once the final evaluation and pictures are done: a run killed before that
+# redoes them on --resume instead of stopping at "nothing to train".
+FINAL_RESULTS = "final_results.json"
+
+
+def rng_state() -> Dict[str, Any]:
+    """Every random generator a training step draws from (torch's, CUDA's, NumPy's and Python's),
+    as tensors, ints and tuples of ints, which ``torch.load(weights_only=True)`` reads back."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: Dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    """Restores what :func:`rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _nonfinite_parameters(model: nn.Module) -> List[str]:
+    return [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
 
 _NORM_TYPES = (
     nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm,
@@ -156,7 +196,7 @@ def inference_on_dataset(model: nn.Module, data_loader: Iterable, evaluator) -> 
     start = time.perf_counter()
     n = 0
     try:
-        for inputs in tqdm(data_loader, desc="inference", disable=not comm.is_main_process(),
+        for inputs in tqdm(data_loader, desc="inference", disable=None if comm.is_main_process() else True,
                            leave=False, dynamic_ncols=True):
             outputs = model(inputs)
             evaluator.process(inputs, outputs)
@@ -185,20 +225,45 @@ def _infinite(loader: Iterable) -> Iterator:
 class _MetricsWriter:
     """``metrics.json`` (one JSON object a line, Detectron2's format) and TensorBoard, main process only."""
 
-    def __init__(self, output_dir: str, enabled: bool) -> None:
+    def __init__(self, output_dir: str, enabled: bool, start_iter: int = 0) -> None:
         self.enabled = enabled
         self.json_path = os.path.join(output_dir, "metrics.json")
         self.tb = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(output_dir)
+            # purge_step drops the events a killed run wrote after its last checkpoint.
+            self.tb = SummaryWriter(output_dir, purge_step=start_iter or None)
+
+    @staticmethod
+    def truncate(output_dir: str, iteration: int) -> None:
+        """Drops the metrics.json lines written after ``iteration`` (by a run killed later than its
+        last checkpoint), so the resumed run does not write them twice."""
+        path = os.path.join(output_dir, "metrics.json")
+        if not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+        kept = []
+        for line in lines:
+            try:
+                if json.loads(line)["iteration"] <= iteration:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by the kill
+        if len(kept) < len(lines):
+            logger.info("resume: dropped %d metrics.json lines written after iteration %d", len(lines) - len(kept), iteration)
+            tmp = f"{path}.tmp.{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(kept)
+            os.replace(tmp, path)
 
     def write(self, iteration: int, metrics: Dict[str, float]) -> None:
         if not self.enabled:
             return
         with open(self.json_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"iteration": iteration, **metrics}, sort_keys=True) + "\n")
+            record = strict_json({"iteration": iteration, **metrics})
+            f.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
         for k, v in metrics.items():
             self.tb.add_scalar(k, v, iteration)
         self.tb.flush()
@@ -237,10 +302,13 @@ class Trainer:
             self.amp = False
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.checkpointer = Checkpointer(
-            self.model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
+            self.model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), keep=cfg.SOLVER.CHECKPOINT_KEEP,
             optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
         )
         self.start_iter = 0
+        # The seed of the data order and augmentations: SEED (train_net.setup replaces -1 with a
+        # drawn seed, so the config holds it). A resumed run takes its checkpoint's.
+        self.seed = max(cfg.SEED, 0)
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.iter = 0
         self.accum = cfg.SOLVER.GRAD_ACCUM_STEPS
@@ -254,6 +322,70 @@ class Trainer:
         at iteration 0 from MODEL.WEIGHTS."""
         extra = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         self.start_iter = extra["iteration"] + 1 if "iteration" in extra else 0
+        if "iteration" not in extra:
+            return
+        if "rng" in extra:
+            set_rng_state(extra["rng"])
+        else:
+            logger.warning("the checkpoint holds no random generator states (written by an older version): "
+                           "the resumed run is a continuation, but not bit for bit the unbroken one")
+        if extra.get("seed", self.seed) != self.seed:
+            logger.info("resuming with the run's seed %d from the checkpoint (SEED is %d)", extra["seed"], self.seed)
+            self.seed = extra["seed"]
+        self._apply_config_schedule()
+        if comm.is_main_process():
+            _MetricsWriter.truncate(self.cfg.OUTPUT_DIR, extra["iteration"])
+
+    def _apply_config_schedule(self) -> None:
+        """After a resume, the config's SOLVER.BASE_LR (and bias LR factor) wins over the learning
+        rates stored in the checkpoint's optimizer, and its schedule (MAX_ITER, STEPS, ...) applies
+        from the resumed iteration on: the LambdaLR reads the config at every step."""
+        fresh = build_optimizer(self.cfg, self.model).param_groups
+        by_param = {id(p): g["lr"] for g in fresh for p in g["params"]}
+        changed = False
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            lr = by_param[id(group["params"][0])]
+            changed |= not math.isclose(lr, base)
+            group["initial_lr"] = lr
+        self.scheduler.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * lr_factor_at(self.cfg, self.start_iter)
+        if changed:
+            logger.info("resume: SOLVER.BASE_LR of the config (%g) replaces the checkpoint's learning rates",
+                        self.cfg.SOLVER.BASE_LR)
+
+    def save_checkpoint(self, name: str) -> Optional[str]:
+        """Writes ``name`` with everything a bit-exact resume needs; refuses non-finite weights, so
+        ``last_checkpoint`` always names a usable file."""
+        bad = _nonfinite_parameters(self.model)
+        if bad:
+            last = self.checkpointer.last_checkpoint()
+            raise FloatingPointError(
+                f"the weights became infinite or NaN by iteration {self.iter} ({len(bad)} tensors, e.g. {bad[0]}); "
+                f"no checkpoint was written. Last good checkpoint: {last or 'none'}. Lower SOLVER.BASE_LR, "
+                "lengthen SOLVER.WARMUP_ITERS or enable SOLVER.CLIP_GRADIENTS, then --resume from it."
+            )
+        return self.checkpointer.save(name, iteration=self.iter, seed=self.seed, rng=rng_state())
+
+    def _cfg_with_seed(self):
+        """The config with SEED set to the run's seed (a resumed run keeps its first seed)."""
+        if self.cfg.SEED == self.seed:
+            return self.cfg
+        cfg = self.cfg.clone()
+        cfg.defrost()
+        cfg.SEED = self.seed
+        cfg.freeze()
+        return cfg
+
+    def _skip_consumed(self, loader) -> None:
+        """Moves a resumable sampler past the items the run has already trained on."""
+        if self.start_iter == 0:
+            return
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_start"):
+            sampler.set_start(self.start_iter * self.accum * getattr(loader, "batch_size", 1))
+        else:
+            logger.warning("the training loader can't skip what it already served: the data order restarts")
 
     # ------------------------------------------------------------------ loop
     def run_step(self, data_iter: Iterator) -> Dict[str, float]:
@@ -311,15 +443,26 @@ class Trainer:
         cfg = self.cfg
         main = comm.is_main_process()
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        writer = _MetricsWriter(cfg.OUTPUT_DIR, enabled=main)
-        loader = self.task.build_train_loader(cfg)
+        writer = _MetricsWriter(cfg.OUTPUT_DIR, enabled=main, start_iter=self.start_iter)
+        try:
+            if self.start_iter < self.max_iter:
+                self._train_loop(writer)
+            return self._final_evaluation(writer)
+        finally:
+            writer.close()
+
+    def _train_loop(self, writer: "_MetricsWriter") -> None:
+        cfg = self.cfg
+        loader = self.task.build_train_loader(self._cfg_with_seed())
+        self._skip_consumed(loader)
         data_iter = _infinite(loader)
         log_period = max(1, cfg.SOLVER.LOG_PERIOD)
         window: Dict[str, List[float]] = defaultdict(list)
-        results: Dict[str, Any] = {}
         logger.info("training from iteration %d to %d", self.start_iter, self.max_iter)
         self.train_model.train()
-        bar = tqdm(total=self.max_iter, initial=self.start_iter, disable=not main, dynamic_ncols=True, desc="train")
+        # disable=None: a bar on a terminal; in a log file or CI, only the periodic log lines.
+        bar = tqdm(total=self.max_iter, initial=self.start_iter, dynamic_ncols=True, desc="train",
+                   disable=None if comm.is_main_process() else True)
         step_start = time.perf_counter()
         try:
             for self.iter in range(self.start_iter, self.max_iter):
@@ -342,12 +485,12 @@ class Trainer:
                                 "  ".join(f"{k}: {v:.4g}" for k, v in sorted(avg.items())))
                     window.clear()
                 period = cfg.SOLVER.CHECKPOINT_PERIOD
-                if period > 0 and (self.iter + 1) % period == 0 and not last:
-                    self.checkpointer.save(f"model_{self.iter:07d}", iteration=self.iter)
                 if last:
-                    self.checkpointer.save("model_final", iteration=self.iter)
+                    self.save_checkpoint("model_final")
+                elif period > 0 and (self.iter + 1) % period == 0:
+                    self.save_checkpoint(f"model_{self.iter:07d}")
                 eval_period = cfg.TEST.EVAL_PERIOD
-                if last or (eval_period > 0 and (self.iter + 1) % eval_period == 0):
+                if not last and eval_period > 0 and (self.iter + 1) % eval_period == 0:
                     results = self.test(cfg, self.task, self.model)
                     if results:
                         writer.write(self.iter, flatten_results(results))
@@ -355,13 +498,27 @@ class Trainer:
                     step_start = time.perf_counter()
         finally:
             bar.close()
-            writer.close()
+
+    def _final_evaluation(self, writer: "_MetricsWriter") -> Dict[str, Any]:
+        """Evaluates and draws after the last iteration, unless a previous run got that far."""
+        cfg = self.cfg
+        marker = os.path.join(cfg.OUTPUT_DIR, FINAL_RESULTS)
+        if self.start_iter >= self.max_iter and os.path.isfile(marker):
+            logger.info("nothing to train or evaluate: already at SOLVER.MAX_ITER %d (%s)", self.max_iter, marker)
+            with open(marker, encoding="utf-8") as f:
+                return json.load(f)
         if self.start_iter >= self.max_iter:
-            logger.info("nothing to train: already at SOLVER.MAX_ITER %d", self.max_iter)
-        elif cfg.TEST.VIS_IMAGES > 0 and self.task.visualize is not None:
+            logger.info("already at SOLVER.MAX_ITER %d: running the final evaluation the last run did not finish",
+                        self.max_iter)
+        results = self.test(cfg, self.task, self.model)
+        if results:
+            writer.write(self.max_iter - 1, flatten_results(results))
+        if cfg.TEST.VIS_IMAGES > 0 and self.task.visualize is not None:
             for name in cfg.DATASETS.TEST:
                 self.task.visualize(cfg, self.model, name, os.path.join(cfg.OUTPUT_DIR, "vis", name),
                                     cfg.TEST.VIS_IMAGES)
+        if comm.is_main_process():
+            write_json_file(marker, results)
         comm.synchronize()
         return results
 
