@@ -80,6 +80,9 @@ def build_batch_train_loader(dataset: Dataset, batch_size: int, num_workers: int
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
         collate_fn=trivial_batch_collator, drop_last=True, persistent_workers=num_workers > 0,
+        # Its own generator: starting an iterator draws a worker base seed, which must not come
+        # from torch's global generator (the model's, e.g. the RPN's sampling, restored on resume).
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -333,8 +333,6 @@ class Trainer:
             logger.info("resuming with the run's seed %d from the checkpoint (SEED is %d)", extra["seed"], self.seed)
             self.seed = extra["seed"]
         self._apply_config_schedule()
-        if comm.is_main_process():
-            _MetricsWriter.truncate(self.cfg.OUTPUT_DIR, extra["iteration"])
 
     def _apply_config_schedule(self) -> None:
         """After a resume, the config's SOLVER.BASE_LR (and bias LR factor) wins over the learning
@@ -443,6 +441,9 @@ class Trainer:
         cfg = self.cfg
         main = comm.is_main_process()
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        if main:
+            # Lines a killed run wrote after its last checkpoint (all of them, when it had none).
+            _MetricsWriter.truncate(cfg.OUTPUT_DIR, self.start_iter - 1)
         writer = _MetricsWriter(cfg.OUTPUT_DIR, enabled=main, start_iter=self.start_iter)
         try:
             if self.start_iter < self.max_iter:
