@@ -26,6 +26,7 @@ __all__ = [
     "add_trainer_config",
     "add_res2net_det_config",
     "merge_config_file",
+    "config_file_chain",
     "merge_config_list",
     "check_torchvision_support",
     "TORCHVISION_UNSUPPORTED",
@@ -271,21 +272,27 @@ def _missing_key(cfg: CN, dotted: str) -> bool:
     return False
 
 
-def merge_config_file(cfg: CN, filename: str) -> CN:
-    """``cfg.merge_from_file(filename)`` with ``_BASE_``; an unknown key raises
-    :class:`ConfigKeyError` naming the key and the file that sets it."""
-    filename = resolve_config_file(filename)
+def config_file_chain(filename: str) -> List[str]:
+    """``filename`` and its ``_BASE_`` files, bases first; a missing file (the config or a base)
+    or invalid YAML raises an error naming the file that is missing or broken and who asked for it.
+    Both engines call it before their own merge."""
     if not os.path.isfile(filename):
         raise FileNotFoundError(
             f"config file not found: {filename} (neither a file nor a config of res2net_det.model_zoo)"
         )
     try:
-        chain = _base_chain(filename)
+        return _base_chain(filename)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{filename}: a _BASE_ file is missing: {e.filename}") from e
     except yaml.YAMLError as e:
-        raise ValueError(f"config file {filename} is not valid YAML: {e}") from e
-    for path in chain:
+        raise ValueError(f"config file {filename} (or one of its _BASE_ files) is not valid YAML: {e}") from e
+
+
+def merge_config_file(cfg: CN, filename: str) -> CN:
+    """``cfg.merge_from_file(filename)`` with ``_BASE_``; an unknown key raises
+    :class:`ConfigKeyError` naming the key and the file that sets it."""
+    filename = resolve_config_file(filename)
+    for path in config_file_chain(filename):
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f) or {}
         if not isinstance(data, dict):

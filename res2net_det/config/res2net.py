@@ -49,6 +49,13 @@ def res2net_kwargs_from_cfg(cfg: CN) -> Dict[str, Any]:
     r = cfg.MODEL.RES2NET
     if r.RES5_DILATION not in (1, 2):
         raise ValueError(f"MODEL.RES2NET.RES5_DILATION must be 1 or 2, got {r.RES5_DILATION}")
+    if r.DEPTH not in (50, 101, 152):
+        raise ValueError(f"MODEL.RES2NET.DEPTH must be 50, 101 or 152, got {r.DEPTH}")
+    for key in ("WIDTH_PER_GROUP", "SCALE", "NUM_GROUPS", "STEM_WIDTH"):
+        value = r[key]
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"MODEL.RES2NET.{key} must be a positive integer, got {value!r} (it would build "
+                             "a convolution without channels)")
     return dict(
         depth=r.DEPTH,
         base_width=r.WIDTH_PER_GROUP,

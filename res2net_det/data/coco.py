@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "AnnotationError",
+    "coco_problems",
+    "read_coco_json",
     "load_coco_json",
     "register_coco_instances",
     "register_builtin_coco",
@@ -36,11 +39,69 @@ class AnnotationError(ValueError):
 
 
 
-def _read_json(json_file: str) -> dict:
+def read_coco_json(json_file: str) -> dict:
+    """The parsed COCO file; an unreadable file or one without an ``images`` list fails naming it."""
     data = read_json_file(json_file, "annotation file", AnnotationError)
-    if not isinstance(data, dict) or "images" not in data:
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise AnnotationError(f"annotation file {json_file} has no 'images' list; not COCO format")
     return data
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def coco_problems(data: dict, json_file: str) -> List[str]:
+    """Every problem of a COCO instances dict that would make training or evaluation wrong, each
+    naming the file and the record: duplicated ids (pycocotools keeps the last one silently, so
+    an image's boxes would land on another), missing or non-numeric fields, NaN/infinite boxes,
+    and references to images or categories that don't exist. Empty when the file is sound."""
+    problems: List[str] = []
+
+    def dup_check(records: list, what: str) -> set:
+        seen, dups = set(), set()
+        for r in records:
+            rid = r.get("id") if isinstance(r, dict) else None
+            if rid is None:
+                problems.append(f"{json_file}: a {what} record has no 'id': {str(r)[:80]}")
+            elif rid in seen:
+                dups.add(rid)
+            seen.add(rid)
+        for rid in sorted(dups, key=str):
+            problems.append(f"{json_file}: {what} id {rid!r} is used more than once")
+        return seen
+
+    image_ids = dup_check(data["images"], "image")
+    for img in data["images"]:
+        if not isinstance(img, dict):
+            continue
+        for key in ("file_name", "width", "height"):
+            if key not in img:
+                problems.append(f"{json_file}: image id {img.get('id')!r} has no '{key}'")
+        for key in ("width", "height"):
+            if key in img and (not _is_number(img[key]) or not img[key] > 0):
+                problems.append(f"{json_file}: image id {img.get('id')!r} has {key} {img[key]!r}, not a positive number")
+    cat_ids = dup_check(data.get("categories", []), "category")
+    annotations = data.get("annotations", [])
+    dup_check(annotations, "annotation")
+    for ann in annotations:
+        if not isinstance(ann, dict):
+            continue
+        aid = ann.get("id")
+        if ann.get("image_id") not in image_ids:
+            problems.append(f"{json_file}: annotation id {aid} refers to image_id {ann.get('image_id')!r}, "
+                            "which is not in 'images'")
+        if ann.get("category_id") not in cat_ids:
+            problems.append(f"{json_file}: annotation id {aid} refers to category_id {ann.get('category_id')!r}, "
+                            f"which is not in 'categories' {sorted(cat_ids, key=str)}")
+        box = ann.get("bbox")
+        if box is None:
+            problems.append(f"{json_file}: annotation id {aid} has no 'bbox'")
+        elif not isinstance(box, (list, tuple)) or len(box) != 4 or not all(_is_number(v) for v in box):
+            problems.append(f"{json_file}: annotation id {aid} has bbox {box!r}; expected [x, y, width, height] numbers")
+        elif not all(math.isfinite(v) for v in box):
+            problems.append(f"{json_file}: annotation id {aid} has a non-finite bbox {box!r}")
+    return problems
 
 
 def load_coco_json(
@@ -54,22 +115,14 @@ def load_coco_json(
     """
     from pycocotools.coco import COCO
 
-    data = _read_json(json_file)
+    data = read_coco_json(json_file)
+    problems = coco_problems(data, json_file)
+    if problems:
+        more = f"\n  ... and {len(problems) - 5} more (python tools/check_data.py lists them all)" if len(problems) > 5 else ""
+        raise AnnotationError(f"{len(problems)} problem(s) in {json_file}:\n  " + "\n  ".join(problems[:5]) + more)
     data.setdefault("annotations", [])
     data.setdefault("categories", [])
-    image_ids = {img["id"] for img in data["images"]}
     cat_ids = sorted(c["id"] for c in data["categories"])
-    for ann in data["annotations"]:
-        if ann.get("image_id") not in image_ids:
-            raise AnnotationError(
-                f"{json_file}: annotation id {ann.get('id')} refers to image_id "
-                f"{ann.get('image_id')!r}, which is not in 'images'"
-            )
-        if ann.get("category_id") not in set(cat_ids):
-            raise AnnotationError(
-                f"{json_file}: annotation id {ann.get('id')} refers to category_id "
-                f"{ann.get('category_id')!r}, which is not in 'categories' {cat_ids}"
-            )
     # pycocotools prints progress to stdout; keep the log tidy.
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()

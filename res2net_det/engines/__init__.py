@@ -12,9 +12,12 @@ import os
 import sys
 from typing import Any, Optional, Sequence, Union
 
+import yaml
+
+from ..config.defaults import config_file_chain
 from ..model_zoo import resolve_config_file
 
-__all__ = ["ENGINES", "default_argument_parser", "detectron2_available", "select_engine", "main"]
+__all__ = ["ENGINES", "check_eval_only_weights", "default_argument_parser", "detectron2_available", "select_engine", "main"]
 
 ENGINES = ("detectron2", "torchvision")
 
@@ -26,10 +29,12 @@ def detectron2_available() -> bool:
 
 def _engine_from_config_file(config_file: str) -> str:
     """The ``ENGINE`` value of a config file and its ``_BASE_`` chain ("auto" when unset)."""
-    from fvcore.common.config import CfgNode
-
-    data = CfgNode.load_yaml_with_base(config_file)
-    return str(data.get("ENGINE", "auto"))
+    engine = "auto"
+    for path in config_file_chain(config_file):  # bases first: the last file that sets it wins
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+        engine = str(data.get("ENGINE", engine)) if isinstance(data, dict) else engine
+    return engine
 
 
 def select_engine(cfg_or_args: Union[argparse.Namespace, Any, str, None] = None) -> str:
@@ -81,7 +86,10 @@ def default_argument_parser(description: Optional[str] = None) -> argparse.Argum
                         help="a config file, or the name of a shipped one (res2net_det.model_zoo.list_configs())")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT_DIR/last_checkpoint (else start from MODEL.WEIGHTS)")
-    parser.add_argument("--eval-only", action="store_true", help="evaluate only")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="evaluate MODEL.WEIGHTS (or, with --resume, OUTPUT_DIR's last checkpoint) only")
+    parser.add_argument("--allow-untrained", action="store_true",
+                        help="let --eval-only evaluate a model without weights (a smoke test of the pipeline)")
     parser.add_argument("--num-gpus", type=int, default=1, help="GPUs per machine")
     parser.add_argument("--num-machines", type=int, default=1, help="total machines")
     parser.add_argument("--machine-rank", type=int, default=0, help="this machine's rank")
@@ -92,6 +100,20 @@ def default_argument_parser(description: Optional[str] = None) -> argparse.Argum
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="config KEY VALUE pairs, after all flags")
     return parser
+
+
+def check_eval_only_weights(args: argparse.Namespace, weights: str, output_dir: str) -> None:
+    """``--eval-only`` with no ``MODEL.WEIGHTS`` (and nothing to ``--resume``) would evaluate a
+    random model and report its numbers as if they meant something: refuse, unless asked."""
+    if not getattr(args, "eval_only", False) or weights or getattr(args, "allow_untrained", False):
+        return
+    if getattr(args, "resume", False) and os.path.isfile(os.path.join(output_dir, "last_checkpoint")):
+        return
+    raise ValueError(
+        "--eval-only without MODEL.WEIGHTS would evaluate an untrained model. Give the weights "
+        "(--eval-only MODEL.WEIGHTS path/to/model_final.pth), --resume to use "
+        f"{os.path.join(output_dir, 'last_checkpoint')}, or --allow-untrained for a smoke test"
+    )
 
 
 def main(args: argparse.Namespace) -> Any:

@@ -64,6 +64,14 @@ def evaluate_coco_results(
 
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO(gt_json)
+    if "annotations" not in coco_gt.dataset:
+        # An image-info file (COCO test-dev): there is nothing to score against, and COCOeval
+        # would print AP -1 (nan) and let the run "succeed".
+        raise ValueError(
+            f"can't evaluate on {gt_json}: it has no 'annotations' (an image-info file such as COCO "
+            "test-dev?). Remove it from DATASETS.TEST, or submit coco_instances_results.json to the "
+            "benchmark's server"
+        )
     if not results:
         logger.warning("no predictions: every %s metric is 0", iou_type)
         return {m: 0.0 for m in METRIC_NAMES}

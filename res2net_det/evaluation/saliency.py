@@ -11,7 +11,6 @@ adaptive F-measure with beta^2 = 0.3 over 256 thresholds of the data-set-mean cu
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.saliency import DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, files_by_stem, read_mask
+from ..utils.io import write_json_file
 
 logger = logging.getLogger(__name__)
 
@@ -212,8 +212,7 @@ def write_results(results: Results, output_dir: str, plot: bool = True) -> Dict[
         for method, per_dataset in results.items()
     }
     paths = {"json": os.path.join(output_dir, "saliency_results.json")}
-    with open(paths["json"], "w") as f:
-        json.dump(payload, f, indent=1)
+    write_json_file(paths["json"], payload, indent=1)  # strict JSON: NaN -> null
     if plot:
         paths.update(plot_curves(results, output_dir))
     return paths

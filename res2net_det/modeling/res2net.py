@@ -76,6 +76,11 @@ class Bottle2neck(nn.Module):
         if scale < 1:
             raise ValueError(f"scale must be >= 1, got {scale}")
         width = int(math.floor(planes * (base_width / 64.0))) * cardinality
+        if width < 1 or cardinality < 1:
+            raise ValueError(
+                f"base_width {base_width} x cardinality {cardinality} gives splits of {width} channels for "
+                f"{planes} planes; use base_width >= {math.ceil(64 / planes)} and cardinality >= 1"
+            )
         self.width = width
         self.scale = scale
         self.is_stage_block = is_stage_block

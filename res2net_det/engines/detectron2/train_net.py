@@ -25,7 +25,9 @@ from detectron2.evaluation import COCOEvaluator, verify_results
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 
-from ...config.defaults import add_res2net_det_config
+from ...config.defaults import add_res2net_det_config, config_file_chain
+from ...model_zoo import resolve_config_file
+from .. import check_eval_only_weights
 from ...data.builtin import register_datasets_from_cfg
 from ...utils.visualization import draw_detections
 from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
@@ -117,6 +119,8 @@ def build_config(config_file: str = "", opts=()) -> CfgNode:
     """
     cfg = add_res2net_det_config(get_cfg())
     if config_file:
+        config_file = resolve_config_file(config_file)
+        config_file_chain(config_file)  # a missing file or _BASE_ fails here, naming it
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
@@ -156,6 +160,7 @@ def main(args: argparse.Namespace):
 
     trainer_cls = trainer_class(cfg)
     if args.eval_only:
+        check_eval_only_weights(args, cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR)
         model = trainer_cls.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume

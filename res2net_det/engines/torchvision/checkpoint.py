@@ -88,6 +88,15 @@ def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
     return {"missing": missing, "unexpected": unexpected, "skipped": skipped}
 
 
+def _describe_backbone(state: Dict[str, torch.Tensor]) -> str:
+    """The Res2Net variant inside a whole model's state dict (at any prefix)."""
+    anchor = "layer1.0.conv1.weight"
+    prefix = next((k[: -len(anchor)] for k in state if k.endswith(anchor)), None)
+    if prefix is None:
+        return "no Res2Net backbone"
+    return describe_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+
 class Checkpointer:
     """Saves and restores a model and its training state.
 
@@ -171,12 +180,36 @@ class Checkpointer:
             load_model_weights(self.model, weights)
         return {}
 
+    def _load_model_state(self, state: Dict[str, torch.Tensor], path: str) -> None:
+        """The whole model, strictly: a checkpoint of another architecture (a run of another
+        variant in the same OUTPUT_DIR, say) fails naming the file and what each side looks like."""
+        own = self.model.state_dict()
+        mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if mismatched or missing or unexpected:
+            details = []
+            if mismatched:
+                k = mismatched[0]
+                details.append(f"{len(mismatched)} tensors of another shape, e.g. {k} {tuple(state[k].shape)} in the "
+                               f"file but {tuple(own[k].shape)} in the model")
+            if missing:
+                details.append(f"{len(missing)} model tensors missing, e.g. {missing[0]}")
+            if unexpected:
+                details.append(f"{len(unexpected)} unknown tensors, e.g. {unexpected[0]}")
+            raise CheckpointError(
+                f"checkpoint {path} was written by another model and can't be resumed: {'; '.join(details)}. "
+                f"The checkpoint's backbone looks like: {_describe_backbone(state)}; this config builds: "
+                f"{_describe_backbone(own)}. Use another OUTPUT_DIR, or the config the checkpoint was trained with."
+            )
+        self.model.load_state_dict(state)
+
     def load(self, path: str) -> Dict[str, Any]:
         try:
             data = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e:
             raise CheckpointError(f"could not read checkpoint {path}: {type(e).__name__}: {e}") from e
-        self.model.load_state_dict(data.pop("model"))
+        self._load_model_state(data.pop("model"), path)
         for k, obj in self.checkpointables.items():
             if k in data:
                 obj.load_state_dict(data.pop(k))

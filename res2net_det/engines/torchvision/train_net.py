@@ -13,6 +13,7 @@ import torch
 from ...config.defaults import check_torchvision_support, get_cfg, merge_config_file, merge_config_list
 from ...data.builtin import register_datasets_from_cfg
 from ...utils import comm
+from .. import check_eval_only_weights
 from ...utils.logger import setup_logger
 from .checkpoint import Checkpointer
 from .registry import get_task
@@ -66,6 +67,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     register_datasets_from_cfg(cfg)
     task = get_task(cfg.MODEL.META_ARCHITECTURE)
     if args.eval_only:
+        check_eval_only_weights(args, cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR)
         model = task.build_model(cfg).to(resolve_device(cfg))
         Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         return Trainer.test(cfg, task, model)

@@ -406,7 +406,9 @@ class Trainer:
                     raise FloatingPointError(
                         f"loss became infinite or NaN at iteration {self.iter}: "
                         + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
-                        + ". Lower SOLVER.BASE_LR, lengthen SOLVER.WARMUP_ITERS or enable SOLVER.CLIP_GRADIENTS."
+                        + f". Last good checkpoint: {self.checkpointer.last_checkpoint() or 'none'}. Lower "
+                        "SOLVER.BASE_LR, lengthen SOLVER.WARMUP_ITERS or enable SOLVER.CLIP_GRADIENTS, then "
+                        "--resume (the config's learning rate replaces the checkpoint's)."
                     )
                 self.scaler.scale(loss / self.accum).backward()
             for k, v in losses.items():

@@ -8,6 +8,7 @@ from torch import nn
 
 from res2net_det.config import get_cfg
 from res2net_det.engines.torchvision.checkpoint import Checkpointer
+from res2net_det.modeling.weights import CheckpointError
 from res2net_det.engines.torchvision.registry import Task, get_task, register_task
 from res2net_det.engines.torchvision.trainer import Trainer, lr_factor_at
 
@@ -184,3 +185,73 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.glob("*.tmp.*")]
     Checkpointer(model, str(tmp_path))
     assert not list(tmp_path.glob("*.tmp.*"))
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+def test_non_finite_weights_are_never_checkpointed(tmp_path):
+    cfg = _cfg(tmp_path, CHECKPOINT_PERIOD=2)
+    cfg.TEST.EVAL_PERIOD = 0
+    trainer = Trainer(cfg, get_task("_Toy"))
+    real_step = trainer.optimizer.step
+
+    def step_that_blows_up(*args, **kwargs):  # the weights overflow in the step of iteration 5, before its checkpoint
+        real_step(*args, **kwargs)
+        if trainer.iter == 5:
+            with torch.no_grad():
+                trainer.model.linear.weight.fill_(float("inf"))
+    trainer.optimizer.step = step_that_blows_up
+    with pytest.raises(FloatingPointError, match=r"by iteration 5 .*linear.weight.*Last good checkpoint: .*model_0000003.pth"):
+        trainer.train()
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000003.pth"
+    assert torch.isfinite(torch.load(tmp_path / "model_0000003.pth", weights_only=True)["model"]["linear.weight"]).all()
+
+
+def test_resume_takes_the_configs_learning_rate(tmp_path, caplog):
+    cfg = _cfg(tmp_path, MAX_ITER=4, CHECKPOINT_PERIOD=2, WARMUP_ITERS=0, STEPS=(100,))
+    cfg.TEST.EVAL_PERIOD = 0
+    first = Trainer(cfg, get_task("_Toy"))
+    first.max_iter = 2
+    first.train()
+    lower = _cfg(tmp_path, MAX_ITER=4, CHECKPOINT_PERIOD=2, WARMUP_ITERS=0, STEPS=(100,), BASE_LR=0.001)
+    resumed = Trainer(lower, get_task("_Toy"))
+    with caplog.at_level("INFO"):
+        resumed.resume_or_load(resume=True)
+    assert resumed.start_iter == 2
+    assert all(g["lr"] == pytest.approx(0.001) for g in resumed.optimizer.param_groups)
+    assert "replaces the checkpoint's learning rates" in caplog.text
+    resumed.train()
+    lrs = [line["lr"] for line in _lines(tmp_path / "metrics.json") if "lr" in line]
+    assert lrs == [pytest.approx(0.05)] * 2 + [pytest.approx(0.001)] * 2
+
+
+def test_checkpoint_keep_and_a_garbled_last_checkpoint(tmp_path):
+    cfg = _cfg(tmp_path, CHECKPOINT_PERIOD=1, CHECKPOINT_KEEP=2)
+    cfg.TEST.EVAL_PERIOD = 0
+    Trainer(cfg, get_task("_Toy")).train()
+    assert sorted(p.name for p in tmp_path.glob("model_*.pth")) == ["model_0000005.pth", "model_0000006.pth", "model_final.pth"]
+    (tmp_path / "last_checkpoint").write_bytes(b"\x00\xffgarbage\n")
+    with pytest.raises(CheckpointError, match=r"last_checkpoint is garbled"):
+        Trainer(cfg, get_task("_Toy")).resume_or_load(resume=True)
+
+
+def test_resuming_another_architectures_checkpoint_names_the_file(tmp_path):
+    cfg = _cfg(tmp_path, MAX_ITER=2)
+    cfg.TEST.EVAL_PERIOD = 0
+    Trainer(cfg, get_task("_Toy"), model=ToyModel()).train()
+
+    class Wider(ToyModel):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 3)
+    with pytest.raises(CheckpointError, match=r"model_final.pth was written by another model.*linear.weight \(1, 2\) in the file but \(3, 2\)"):
+        Trainer(cfg, get_task("_Toy"), model=Wider()).resume_or_load(resume=True)
+
+
+def test_metrics_json_is_strict(tmp_path):
+    cfg = _cfg(tmp_path, MAX_ITER=2)
+    cfg.TEST.EVAL_PERIOD = 0
+    Trainer(cfg, get_task("_Toy")).train()
+    text = (tmp_path / "metrics.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    for line in text.splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
