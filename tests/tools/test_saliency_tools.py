@@ -137,7 +137,7 @@ def test_collect_images_rejects_missing_and_clashing_inputs(tmp_path):
     write_pair(tmp_path / "b", tmp_path / "bm", "x")
     (tmp_path / "empty").mkdir()
     assert collect_images([str(tmp_path / "a")]) == [str(tmp_path / "a" / "x.jpg")]
-    with pytest.raises(ValueError, match="same map x.png"):
+    with pytest.raises(ValueError, match="same saliency map x.png"):
         collect_images([str(tmp_path / "a"), str(tmp_path / "b" / "x.jpg")])
     with pytest.raises(FileNotFoundError, match="nope.jpg"):
         collect_images([str(tmp_path / "nope.jpg")])
