@@ -71,3 +71,6 @@ def test_figure_is_written(shapes, tiny, tmp_path):
                           0.3, read_class_list(root + "/classes.txt"))
     image = cv2.imread(path)
     assert image is not None and image.shape[0] > 100 and image.shape[1] > 200
+    rgb = image[..., ::-1].astype(int)
+    green = (rgb[..., 1] > 200) & (rgb[..., 0] < 60) & (rgb[..., 2] < 60)
+    assert green.sum() > 50  # the ground-truth boxes are drawn

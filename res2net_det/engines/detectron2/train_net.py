@@ -13,13 +13,11 @@ import argparse
 import logging
 import os
 
-import cv2
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog as D2DatasetCatalog
 from detectron2.data import DatasetMapper, MetadataCatalog
-from detectron2.data.detection_utils import read_image
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, hooks, launch
 from detectron2.evaluation import COCOEvaluator, verify_results
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
@@ -29,7 +27,7 @@ from ...config.defaults import add_res2net_det_config, config_file_chain
 from ...model_zoo import resolve_config_file
 from .. import check_eval_only_weights
 from ...data.builtin import register_datasets_from_cfg
-from ...utils.visualization import draw_detections
+from ...evaluation.coco import write_detection_pictures
 from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
 from .data import register_catalog_in_detectron2
 
@@ -84,28 +82,30 @@ class Trainer(DefaultTrainer):
         ]
 
 
+def _instances_dict(instances) -> dict:
+    """Detectron2 ``Instances`` -> the fields :func:`write_detection_pictures` draws."""
+    instances = instances.to("cpu")
+    out = {"pred_boxes": instances.pred_boxes.tensor, "scores": instances.scores, "pred_classes": instances.pred_classes}
+    if instances.has("pred_masks"):
+        out["pred_masks"] = instances.pred_masks
+    return out
+
+
 def visualize_predictions(cfg: CfgNode, model: torch.nn.Module, dataset_name: str, output_dir: str,
                           num_images: int) -> list:
-    """Draws the predictions on the first ``num_images`` images of a data set as PNGs; returns the paths."""
+    """Draws the predictions on the first ``num_images`` images of a data set as PNGs (the same
+    pictures as the torchvision engine's); returns the paths."""
     if not comm.is_main_process() or num_images <= 0:
         return []
-    os.makedirs(output_dir, exist_ok=True)
     mapper = DatasetMapper(cfg, is_train=False)
-    classes = MetadataCatalog.get(dataset_name).get("thing_classes")
     was_training = model.training
     model.eval()
-    paths = []
     with torch.no_grad():
-        for record in D2DatasetCatalog.get(dataset_name)[:num_images]:
-            instances = model([mapper(record)])[0]["instances"].to("cpu")
-            drawn = draw_detections(
-                read_image(record["file_name"], "RGB"), instances.pred_boxes.tensor.numpy(),
-                instances.scores.numpy(), instances.pred_classes.numpy(), classes,
-                masks=instances.pred_masks.numpy() if instances.has("pred_masks") else None,
-            )
-            path = os.path.join(output_dir, os.path.splitext(os.path.basename(record["file_name"]))[0] + ".png")
-            cv2.imwrite(path, cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-            paths.append(path)
+        paths = write_detection_pictures(
+            D2DatasetCatalog.get(dataset_name)[:num_images],
+            lambda record, _image: _instances_dict(model([mapper(record)])[0]["instances"]),
+            output_dir, MetadataCatalog.get(dataset_name).get("thing_classes"),
+        )
     model.train(was_training)
     return paths
 

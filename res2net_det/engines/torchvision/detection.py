@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import List
 
-import cv2
 import torch
 from torch import nn
 
 from ...data.catalog import DatasetCatalog
 from ...data.coco import get_dataset_dicts
-from ...data.mapper import DetectionMapper, read_image
-from ...evaluation.coco import COCOEvaluator
+from ...data.mapper import DetectionMapper
+from ...evaluation.coco import COCOEvaluator, write_detection_pictures
 from ...utils import comm
-from ...utils.visualization import draw_detections
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
 from .modeling import build_rcnn
 from .registry import Task, register_task
@@ -61,24 +58,14 @@ def visualize_predictions(cfg, model: nn.Module, dataset_name: str, output_dir: 
     """Draws predictions on the first ``num_images`` images of a data set; returns the PNG paths."""
     if not comm.is_main_process() or num_images <= 0:
         return []
-    os.makedirs(output_dir, exist_ok=True)
     records = get_dataset_dicts([dataset_name], filter_empty=False)[:num_images]
     mapper = DetectionMapper.from_config(cfg, is_train=False)
-    classes = DatasetCatalog.metadata(dataset_name).get("thing_classes")
     was_training = model.training
     model.eval()
-    paths = []
-    for rec in records:
-        out = model([mapper(rec)])[0]["instances"]
-        image = read_image(rec["file_name"], "RGB")
-        drawn = draw_detections(
-            image, out["pred_boxes"].cpu().numpy(), out["scores"].cpu().numpy(),
-            out["pred_classes"].cpu().numpy(), classes, score_thresh=0.5,
-            masks=out["pred_masks"].cpu().numpy() if "pred_masks" in out else None,
-        )
-        path = os.path.join(output_dir, os.path.splitext(os.path.basename(rec["file_name"]))[0] + ".png")
-        cv2.imwrite(path, cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-        paths.append(path)
+    paths = write_detection_pictures(
+        records, lambda record, _image: model([mapper(record)])[0]["instances"], output_dir,
+        DatasetCatalog.metadata(dataset_name).get("thing_classes"), score_thresh=0.5,
+    )
     model.train(was_training)
     logger.info("drew predictions on %d images of %s in %s", len(paths), dataset_name, output_dir)
     return paths
