@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 import torch
 from PIL import Image
@@ -15,6 +15,7 @@ from PIL import Image
 from ..data.image_io import collect_images as collect_image_paths
 from ..data.image_io import image_size, output_names
 from ..data.saliency import SaliencyDatasetMapper
+from ..modeling.weights import load_weights
 from .saliency import to_uint8
 
 logger = logging.getLogger(__name__)
@@ -36,29 +37,12 @@ def collect_images(inputs: Sequence[str]) -> List[str]:
 
 
 def load_inference_weights(model: torch.nn.Module, path: str) -> None:
-    """Loads a training checkpoint (``{"model": state_dict, ...}``) or a bare state dict,
-    strictly: predictions from a partly loaded model would be silently wrong."""
+    """Loads a training checkpoint (``{"model": state_dict, ...}``) or a bare state dict strictly
+    (predictions from a partly loaded model would be silently wrong), with safe unpickling only:
+    :func:`res2net_det.modeling.weights.load_weights`."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} holds no state dict (got {type(checkpoint).__name__})")
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or mismatched:
-        def show(keys):
-            return f"{keys[:5]}{' ...' if len(keys) > 5 else ''} ({len(keys)})"
-
-        raise ValueError(
-            f"{path} does not fit the configured model: missing {show(missing)}, unexpected "
-            f"{show(unexpected)}, other shape {show(mismatched)}. Is the config the one the weights were trained with?"
-        )
-    model.load_state_dict(state)
+    load_weights(model, path, strict=True)
 
 
 @torch.no_grad()

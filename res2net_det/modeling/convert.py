@@ -18,13 +18,12 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import torch
 
 from .res2net import _DEPTHS, Res2Net, resolve_name, variant_args
-from .weights import CheckpointError, describe_state_dict, from_torchvision_resnet, read_state_dict
+from .weights import CheckpointError, describe_state_dict, from_torchvision_resnet, infer_res2net_args, read_state_dict
 
 __all__ = [
     "BACKBONE_PREFIX",
     "ConversionReport",
     "to_official_keys",
-    "infer_res2net_args",
     "official_to_detectron2_resnet",
     "convert_to_detection_checkpoint",
     "convert_file",
@@ -109,35 +108,12 @@ def to_official_keys(state: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch
     return dict(state), "official/timm"
 
 
-def infer_res2net_args(state: Mapping[str, torch.Tensor]) -> dict:
-    """:class:`Res2Net` constructor arguments (``layers``, widths, stem, shortcut) that fit an
-    official-layout state dict; raises :class:`CheckpointError` when it is no Res2Net/ResNet."""
-    try:
-        blocks = tuple(
-            len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)
-        )
-        conv1 = state["layer1.0.conv1.weight"]
-        conv3x3 = state["layer1.0.convs.0.weight"]
-    except KeyError as e:
-        raise CheckpointError(
-            f"not a Res2Net/ResNet backbone: key {e.args[0]!r} is missing "
-            f"(first keys: {sorted(state)[:5]})"
-        ) from None
-    if blocks not in _DEPTHS.values():
-        raise CheckpointError(
-            f"blocks per stage {blocks} match no supported depth ({sorted(_DEPTHS)})"
-        )
-    width = conv3x3.shape[0]  # split width (x cardinality) of layer1, whose planes are 64
-    deep_stem = "conv1.0.weight" in state
-    return dict(
-        layers=blocks,
-        base_width=width // (width // conv3x3.shape[1]),
-        scale=conv1.shape[0] // width,
-        cardinality=width // conv3x3.shape[1],
-        deep_stem=deep_stem,
-        stem_width=state["conv1.0.weight"].shape[0] if deep_stem else 32,
-        avg_down="layer2.0.downsample.2.weight" in state,
-    )
+def _res2net_args(state: Mapping[str, torch.Tensor]) -> dict:
+    """:func:`~res2net_det.modeling.weights.infer_res2net_args`, limited to the depths :class:`Res2Net` builds."""
+    args = infer_res2net_args(state)
+    if args["layers"] not in _DEPTHS.values():
+        raise CheckpointError(f"blocks per stage {args['layers']} match no supported depth ({sorted(_DEPTHS)})")
+    return args
 
 
 @dataclass
@@ -185,7 +161,7 @@ def convert_to_detection_checkpoint(
     """
     raw = read_state_dict(source) if isinstance(source, str) else dict(source)
     state, source_format = to_official_keys(raw)
-    args = infer_res2net_args(state)
+    args = _res2net_args(state)
     if variant is not None:
         expected = variant_args(variant)
         expected.setdefault("cardinality", 1)

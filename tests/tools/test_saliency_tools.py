@@ -11,6 +11,7 @@ from PIL import Image
 
 from res2net_det.config.saliency import build_saliency_model
 from res2net_det.config import get_cfg, merge_config_file
+from res2net_det.modeling.weights import CheckpointError
 
 from tests.helpers import write_pair
 from tests.helpers import REPO
@@ -73,7 +74,7 @@ def test_predict_rejects_weights_of_another_model(setup, tmp_path):
     root, cfg_file, _ = setup
     bad = tmp_path / "bad.pth"
     torch.save({"model": {"backbone.conv1.weight": torch.zeros(1)}}, bad)
-    with pytest.raises(ValueError, match="does not fit the configured model"):
+    with pytest.raises(CheckpointError, match=r"bad\.pth does not fit this model: key 'backbone\.conv1\.weight'"):
         _tool("predict_saliency").main([
             "--config-file", str(cfg_file), "--weights", str(bad),
             "--input", str(root / "ECSSD" / "Image"), "--output", str(tmp_path / "o"), "--no-progress",

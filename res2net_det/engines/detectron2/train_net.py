@@ -121,7 +121,8 @@ def build_config(config_file: str = "", opts=()) -> CfgNode:
     if config_file:
         config_file = resolve_config_file(config_file)
         config_file_chain(config_file)  # a missing file or _BASE_ fails here, naming it
-        cfg.merge_from_file(config_file)
+        # Detectron2's CfgNode defaults to allow_unsafe=True (yaml.unsafe_load can run code).
+        cfg.merge_from_file(config_file, allow_unsafe=False)
     cfg.merge_from_list(list(opts))
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("MODEL.DEVICE is %r but CUDA is not available: using the CPU", cfg.MODEL.DEVICE)
