@@ -18,9 +18,9 @@ from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
-from PIL import Image
 
-from ..data.saliency import DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, files_by_stem, read_mask
+from ..data.image_io import files_by_stem, open_image
+from ..data.saliency import DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, read_mask
 from ..utils.io import write_json_file
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def to_uint8(saliency) -> np.ndarray:
 
 def read_prediction(path: str) -> np.ndarray:
     """Reads a predicted saliency map as an ``H x W`` uint8 array (8-bit grayscale or equal-channel RGB)."""
-    with Image.open(path) as img:
+    with open_image(path, decode=True) as img:  # errors name the file (missing, truncated)
         mode = img.mode
         if mode == "L":
             return np.asarray(img, dtype=np.uint8).copy()
