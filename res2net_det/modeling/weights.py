@@ -188,11 +188,13 @@ def register_layout(
     _LAYOUTS[:] = [entry for entry in _LAYOUTS if entry[0] != name] + [(name, applies, convert)]
 
 
-register_layout(
-    "torchvision resnet",
-    lambda state, model: any(_TORCHVISION_3X3.match(k) for k in state) and not any(_TORCHVISION_3X3.match(k) for k in model.state_dict()),
-    from_torchvision_resnet,
-)
+def _torchvision_file_for_our_blocks(state: Mapping[str, torch.Tensor], model: nn.Module) -> bool:
+    # A torchvision ResNet file, and a model whose ResNet (anywhere in it) is ours, not torchvision's.
+    return any(_TORCHVISION_3X3.match(k) for k in state) and not any(
+        re.search(r"(^|\.)layer\d+\.\d+\.(conv2|bn2)\.", k) for k in model.state_dict())
+
+
+register_layout("torchvision resnet", _torchvision_file_for_our_blocks, from_torchvision_resnet)
 
 
 # ---------------------------------------------------------------------------- architecture
