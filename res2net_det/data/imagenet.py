@@ -28,8 +28,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
-from .mapper import read_image
-from .saliency import IMAGE_EXTENSIONS  # TODO: image_io.IMAGE_EXTENSIONS once the one reader lands
+from .image_io import has_extension, read_image
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "ImageNetDataError", "ImageNetVal",
            "ImageNetValDataset", "eval_transform", "find_imagenet_val", "read_class_folders",
@@ -59,10 +58,6 @@ class ImageNetVal:
     classes: List[str]
     layout: str
     source: str
-
-
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def read_synsets(path: str) -> List[str]:
@@ -118,7 +113,7 @@ def read_class_folders(folder: str, synsets: Optional[Sequence[str]] = None) -> 
     classes = _classes(wnids, synsets, folder)
     index = {w: i for i, w in enumerate(classes)}
     samples = [(os.path.join(folder, w, f), index[w]) for w in wnids
-               for f in os.listdir(os.path.join(folder, w)) if _is_image(f)]
+               for f in os.listdir(os.path.join(folder, w)) if has_extension(f)]
     if not samples:
         raise ImageNetDataError(f"no images in the class folders of {folder}")
     return ImageNetVal(_by_file_name(samples), classes, "class folders", folder)
@@ -133,7 +128,7 @@ def _match_images(image_dir: str, labels: Dict[str, str], classes: List[str], la
     image is an error naming the file."""
     if not os.path.isdir(image_dir):
         raise FileNotFoundError(f"ImageNet image folder not found: {image_dir}")
-    files = {os.path.splitext(f)[0]: f for f in os.listdir(image_dir) if _is_image(f)}
+    files = {os.path.splitext(f)[0]: f for f in os.listdir(image_dir) if has_extension(f)}
     missing = sorted(set(labels) - set(files))
     if missing:
         raise ImageNetDataError(f"image {os.path.join(image_dir, missing[0])}.JPEG is missing: {label_file} "
