@@ -37,14 +37,16 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
+def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False) -> Dict[str, list]:
     """Loads ``MODEL.WEIGHTS`` into a detector, a saliency model or a classifier with
     :func:`res2net_det.modeling.weights.load_weights` (safe unpickling only).
 
     Accepts a full-model checkpoint (as written by ``tools/convert_weights.py`` or by a training
     run of either engine) or a plain official / timm Res2Net ``.pth`` (loaded into the model's
-    Res2Net). Tensors whose shape differs (a box predictor for another number of classes) are
-    skipped and logged. Returns ``{"missing", "unexpected", "skipped"}`` key lists.
+    Res2Net). Head tensors whose shape differs (a box predictor for another number of classes)
+    are skipped and logged; a backbone tensor of another shape (another variant's checkpoint)
+    fails naming the file, unless ``allow_partial`` (``MODEL.WEIGHTS_ALLOW_PARTIAL``). Returns
+    ``{"missing", "unexpected", "skipped"}`` key lists.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -53,6 +55,13 @@ def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
             "MODEL.WEIGHTS \"\" to train from scratch."
         )
     report = load_weights(_unwrap(model), path, skip_mismatched=True)
+    backbone = [k for k in report.skipped_shape if k.startswith("backbone.")]
+    if backbone and not allow_partial:
+        raise CheckpointError(
+            f"MODEL.WEIGHTS {path} does not fit this model's backbone: {len(backbone)} tensors have other "
+            f"shapes, e.g. {backbone[0]} (file -> model); it was trained with another variant or width. Use "
+            "the config it was trained with, or set MODEL.WEIGHTS_ALLOW_PARTIAL True to load only what fits"
+        )
     return {"missing": report.missing, "unexpected": report.unexpected,
             "skipped": report.skipped_shape + report.skipped_classifier}
 
@@ -131,7 +140,7 @@ class Checkpointer:
             raise FileNotFoundError(f"{marker} names {path}, which does not exist")
         return path
 
-    def resume_or_load(self, weights: str, resume: bool) -> Dict[str, Any]:
+    def resume_or_load(self, weights: str, resume: bool, allow_partial: bool = False) -> Dict[str, Any]:
         """With ``resume`` and a checkpoint in ``save_dir``: restore everything and return its extra
         fields (``iteration``); else load ``weights`` (if any) into the model only and return ``{}``."""
         last = self.last_checkpoint() if resume else None
@@ -140,7 +149,7 @@ class Checkpointer:
         if resume:
             logger.info("--resume: no checkpoint in %s, starting from MODEL.WEIGHTS", self.save_dir)
         if weights:
-            load_model_weights(self.model, weights)
+            load_model_weights(self.model, weights, allow_partial=allow_partial)
         return {}
 
     def load(self, path: str) -> Dict[str, Any]:

@@ -69,7 +69,8 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     if args.eval_only:
         check_eval_only_weights(args, cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR)
         model = task.build_model(cfg).to(resolve_device(cfg))
-        Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
         return Trainer.test(cfg, task, model)
     trainer = Trainer(cfg, task)
     trainer.resume_or_load(resume=args.resume)

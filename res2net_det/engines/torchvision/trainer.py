@@ -320,7 +320,8 @@ class Trainer:
     def resume_or_load(self, resume: bool = True) -> None:
         """``--resume``: continue after the iteration of OUTPUT_DIR/last_checkpoint; else start
         at iteration 0 from MODEL.WEIGHTS."""
-        extra = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        extra = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume,
+                                                 allow_partial=self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
         self.start_iter = extra["iteration"] + 1 if "iteration" in extra else 0
         if "iteration" not in extra:
             return
