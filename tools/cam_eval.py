@@ -3,6 +3,9 @@
 Examples:
   # ResNet-50 vs Res2Net-50 with Grad-CAM and Grad-CAM++ on the embedded default data
   python tools/cam_eval.py --models torchvision:resnet50=r50.pth res2net50_26w_4s=res2net50_26w_4s-06e79181.pth
+  # the authors' metadata (clovaai/wsolevaluation): CUB / ILSVRC boxes, OpenImages masks
+  python tools/cam_eval.py --wsol-metadata wsolevaluation/metadata/CUB --split test --data-root dataset/CUB \
+      --models ... --methods gradcam
   # ImageNet validation (ILSVRC XML boxes)
   python tools/cam_eval.py --images ILSVRC/Data/CLS-LOC/val --annotations ILSVRC/Annotations/CLS-LOC/val \
       --classes LOC_synset_mapping.txt --models ... --methods gradcam gradcam++ scorecam
@@ -18,14 +21,20 @@ import torch
 
 from res2net_det.data.shapes_wsol import ensure_shapes_wsol
 from res2net_det.data.wsol import load_wsol_source
+from res2net_det.data.wsol_metadata import load_wsol_metadata
 from res2net_det.evaluation.cam_benchmark import evaluate_cam_methods, format_table
+from res2net_det.evaluation.wsol import PROTOCOLS
 from res2net_det.modeling.cam import CAM_METHODS, parse_model_spec
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data (default: the generated shapes set)")
-    data.add_argument("--data-root", help="this project's layout: ROOT/classes.txt, ROOT/SPLIT/{images,annotations}")
+    data.add_argument("--data-root", help="this project's layout: ROOT/classes.txt, ROOT/SPLIT/{images,annotations}; "
+                      "with --wsol-metadata, the folder the image ids are relative to")
     data.add_argument("--split", default="val")
+    data.add_argument("--wsol-metadata", help="the authors' metadata: metadata/<CUB|ILSVRC|OpenImages>[/<split>] "
+                      "(image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt)")
+    data.add_argument("--mask-root", help="folder the OpenImages mask paths are relative to (default: --data-root)")
     data.add_argument("--images", help="ILSVRC-style image folder")
     data.add_argument("--annotations", help="folder of <image stem>.xml (ILSVRC / PASCAL VOC format)")
     data.add_argument("--classes", help="class list, one 'name [description]' a line (LOC_synset_mapping.txt)")
@@ -33,6 +42,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_data(args: argparse.Namespace):
+    if args.wsol_metadata is not None:
+        if args.data_root is None:
+            raise SystemExit("--wsol-metadata needs --data-root, the folder its image ids are relative to")
+        return load_wsol_metadata(args.wsol_metadata, args.data_root, args.split, args.mask_root)
     data_root = args.data_root
     if data_root is None and args.images is None and args.cub_root is None:
         data_root = ensure_shapes_wsol()
@@ -48,9 +61,14 @@ def main() -> None:
                         help="module the CAM reads (default: last block of layer4); MODEL= picks one model")
     parser.add_argument("--num-classes", type=int, help="classifier outputs of models built by name "
                         "(default: the data set's number of classes)")
-    parser.add_argument("--no-align-cams", dest="align_cams", action="store_false",
-                        help="keep the library's plain upsampling (the protocol of published WSOL numbers), "
-                        "which places maps half a feature stride right of and below the evidence")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="wsol",
+                        help="wsol: the published protocol (clovaai/wsolevaluation); continuous: our earlier "
+                        "definitions, not comparable with published numbers")
+    parser.add_argument("--cam-curve-interval", type=float, default=0.01,
+                        help="CAM threshold step: np.arange(0, 1, STEP) (the paper's tables: 0.01)")
+    parser.add_argument("--align-cams", action="store_true",
+                        help="also print, as separate rows labelled (aligned), maps shifted half a feature "
+                        "stride onto the evidence (not part of either protocol)")
     parser.add_argument("--image-size", type=int, nargs="+", default=[224], help="H [W]")
     parser.add_argument("--max-images", type=int, help="evaluate the first N images only")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -83,6 +101,7 @@ def main() -> None:
         models, args.methods, records, size, args.batch_size, target_layers,
         loc_cam_threshold=args.loc_cam_threshold, faithfulness_images=args.faithfulness_images,
         faithfulness_steps=args.faithfulness_steps, road=not args.no_road, align_to_input=args.align_cams,
+        protocol=args.protocol, cam_curve_interval=args.cam_curve_interval,
     )
     result["settings"].update(model_specs=args.models, num_classes=num_classes)
     print(format_table(result["rows"]))

@@ -51,6 +51,7 @@ __all__ = [
     "load_wsol_source",
     "check_labels",
     "read_image_rgb",
+    "original_image_size",
     "load_resized",
     "flip_horizontal",
     "normalize_image",
@@ -362,6 +363,13 @@ def read_image_rgb(record_or_path) -> np.ndarray:
                 if x0 < 0 or y0 < 0 or x1 > w + 1 or y1 > h + 1:  # CUB boxes are 1-based
                     raise WSOLDataError(f"{path}: box {ann['bbox']} lies outside the {w}x{h} image")
     return image
+
+
+def original_image_size(record: dict) -> Tuple[int, int]:
+    """``(H, W)`` of a record's original image: from the record, else (CUB) from the decoded file."""
+    if record.get("height") is not None:
+        return record["height"], record["width"]
+    return read_image_rgb(record).shape[:2]
 
 
 def load_resized(record: dict, image_size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:

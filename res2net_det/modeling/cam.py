@@ -225,6 +225,10 @@ class CamExtractor:
             on the evidence (see :func:`align_cam_to_input`). False gives the library's plain
             upsampling, the protocol of published WSOL numbers. With several target layers the
             first one's stride is used.
+        upsample: False returns each map at its target layer's resolution (still min-max
+            scaled by the library, not aligned), for evaluation protocols that resize maps
+            their own way (:func:`res2net_det.evaluation.wsol.resize_scoremap`); needs one
+            target layer.
 
     ``extractor(images, classes)`` returns ``(N, H, W)`` float32 maps, each scaled to [0, 1]
     (the library's min-max scaling) at the input's resolution; ``last_logits`` keeps the
@@ -239,16 +243,23 @@ class CamExtractor:
         target_layers: Optional[Union[str, Sequence[str]]] = None,
         batch_size: int = 32,
         align_to_input: bool = True,
+        upsample: bool = True,
     ) -> None:
         if isinstance(target_layers, str) or target_layers is None:
             target_layers = [target_layers]
+        if not upsample and len(target_layers) != 1:
+            raise ValueError(f"maps at the feature resolution need one target layer, got {list(target_layers)}")
         self.method = _canonical_method(method)
         self.layer_names = [n if n is not None else default_target_layer(model) for n in target_layers]
         layers = [resolve_target_layer(model, n) for n in self.layer_names]
         self.model = model
         self.cam = cam_method(method)(model=model, target_layers=layers)
         self.cam.batch_size = batch_size  # read by ScoreCAM and AblationCAM
-        self.align_to_input = align_to_input
+        self.align_to_input = align_to_input and upsample
+        if not upsample:
+            # The library resizes to this size; None keeps the layer's resolution (its min-max
+            # scaling stays, a positive affine map that resize_scoremap's normalisation undoes).
+            self.cam.get_target_width_height = lambda input_tensor: None
 
     def __call__(self, images: torch.Tensor, classes: Sequence[int]) -> np.ndarray:
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
