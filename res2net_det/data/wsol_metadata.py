@@ -139,20 +139,20 @@ def load_wsol_metadata(
 
     kind = None
     for line_no, values in _rows(loc_path, (3, 5)):
-        row_kind = "boxes" if len(values) == 5 else "masks"
+        row_kind = "box" if len(values) == 5 else "mask"
         if kind is not None and row_kind != kind:
-            raise WSOLDataError(f"{loc_path}:{line_no}: a {row_kind[:-1]} row among {kind} rows")
+            raise WSOLDataError(f"{loc_path}:{line_no}: a {row_kind} row among {kind} rows")
         kind = row_kind
         record = records[_known(values[0], index, loc_path, line_no, ids_path)]
-        if kind == "boxes":
+        if kind == "box":
             _add_box(record, values[1:], loc_path, line_no, sizes_path)
         else:
             _add_mask(record, values[1], values[2], mask_root, loc_path, line_no, check_mask_files)
     if kind is None:
         raise WSOLDataError(f"{loc_path} has no box or mask")
     for record in records:
-        if not (record["annotations"] if kind == "boxes" else record.get("mask_files")):
-            raise WSOLDataError(f"{loc_path}: no {kind[:-1]} for image {record['wsol_id']!r}")
+        if not (record["annotations"] if kind == "box" else record.get("mask_files")):
+            raise WSOLDataError(f"{loc_path}: no {kind} for image {record['wsol_id']!r}")
 
     dataset = os.path.basename(os.path.dirname(os.path.abspath(folder)))
     num_classes = KNOWN_NUM_CLASSES.get(dataset, max(r["label"] for r in records) + 1)
