@@ -10,12 +10,14 @@ Every convention below is there because the published numbers (the paper's table
 later WSOL paper using its code) were computed with it; changing any one moves MaxBoxAcc by up
 to a few points, so none is "fixed", including the ones that look like off-by-ones.
 
-* **Maps.** The raw map at the feature resolution is resized to the evaluation crop (the image
-  as fed to the model) with bicubic interpolation (``cv2.INTER_CUBIC``), then min-max
-  normalised to [0, 1]; a map that is constant or contains NaN becomes all zeros
-  (:func:`resize_scoremap`, :func:`normalize_scoremap`). OpenCV takes the size as ``(W, H)``;
-  the authors only ever use 224 x 224, where the order does not matter.
-* **8 bits.** The [0, 1] score map is quantised by truncation, ``uint8(map * 255)``.
+* **Maps.** The raw map at the feature resolution, as float64 (the authors' ``t2n`` casts to
+  ``np.float``), is resized to the evaluation crop (the image as fed to the model) with bicubic
+  interpolation (``cv2.INTER_CUBIC``), then min-max normalised to [0, 1]; a map that is
+  constant or contains NaN becomes all zeros (:func:`resize_scoremap`,
+  :func:`normalize_scoremap`). OpenCV takes the size as ``(W, H)``; the authors only ever use
+  224 x 224, where the order does not matter.
+* **8 bits.** The [0, 1] score map is quantised by truncation, ``uint8(map * 255)``, in the
+  map's own float type (float64 here; float32 would truncate some pixels differently).
 * **Threshold.** A CAM threshold ``tau`` keeps the pixels *strictly above*
   ``int(tau * max(uint8 map))`` (OpenCV ``THRESH_BINARY``): the threshold is relative to the
   map's own 8-bit maximum and truncated to an integer. So ``tau = 0`` drops the pixels at 0
@@ -122,8 +124,11 @@ def _check_protocol(protocol: str) -> str:
 
 # ---------------------------------------------------------------------------- maps
 def normalize_scoremap(scoremap: np.ndarray) -> np.ndarray:
-    """Min-max normalisation to [0, 1] (float32); a constant map or one with NaN gives zeros."""
-    scoremap = np.asarray(scoremap, np.float32)
+    """Min-max normalisation to [0, 1] in the map's float type (float64 for integer input); a
+    constant map or one with NaN gives zeros."""
+    scoremap = np.asarray(scoremap)
+    if not np.issubdtype(scoremap.dtype, np.floating):
+        scoremap = scoremap.astype(np.float64)
     if np.isnan(scoremap).any() or scoremap.min() == scoremap.max():
         return np.zeros_like(scoremap)
     shifted = scoremap - scoremap.min()
@@ -131,11 +136,12 @@ def normalize_scoremap(scoremap: np.ndarray) -> np.ndarray:
 
 
 def resize_scoremap(raw: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """The ``wsol`` protocol's score map: ``raw`` resized to ``size`` ``(H, W)`` bicubically,
-    then :func:`normalize_scoremap`. Any positive affine rescaling of ``raw`` (e.g. the CAM
-    library's own min-max scaling) gives the same map, since both steps commute with it."""
+    """The ``wsol`` protocol's score map: ``raw`` as float64, resized to ``size`` ``(H, W)``
+    bicubically, then :func:`normalize_scoremap`. Any positive affine rescaling of ``raw`` (e.g.
+    the CAM library's own min-max scaling) gives the same map up to rounding, since both steps
+    commute with it."""
     height, width = size
-    resized = cv2.resize(np.asarray(raw, np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+    resized = cv2.resize(np.asarray(raw, np.float64), (width, height), interpolation=cv2.INTER_CUBIC)
     return normalize_scoremap(resized)
 
 
@@ -154,8 +160,12 @@ def library_upsample(raw: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
 
 
 def quantize_scoremap(scoremap: np.ndarray) -> np.ndarray:
-    """``uint8(map * 255)``, truncating; the map must lie in [0, 1]."""
-    return (np.asarray(scoremap, np.float32) * 255).astype(np.uint8)
+    """``uint8(map * 255)``, truncating, computed in the map's own float type (float32 and
+    float64 can truncate differently); the map must lie in [0, 1]."""
+    scoremap = np.asarray(scoremap)
+    if not np.issubdtype(scoremap.dtype, np.floating):
+        scoremap = scoremap.astype(np.float64)
+    return (scoremap * 255).astype(np.uint8)
 
 
 def _check_scoremap(scoremap: np.ndarray, index: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The published WSOL protocol (``protocol="wsol"``) on cases small enough to check on paper.
 
-8-bit values: ``uint8(v * 255)`` truncates, so 1.0 -> 255, 0.8 -> 204, 0.6 -> 153, 0.2 -> 51. A
-threshold ``tau`` keeps pixels strictly above ``int(tau * 255)`` when the map's maximum is 255.
+8-bit values (float64 maps, as the protocol's): ``uint8(v * 255)`` truncates, so 1.0 -> 255,
+0.8 -> 204, 0.6 -> 153, 0.2 -> 51. A threshold ``tau`` keeps pixels strictly above
+``int(tau * 255)`` when the map's maximum is 255.
 """
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from res2net_det.evaluation.wsol import (
 
 def boxes_at(scoremap, tau):
     """(all boxes as lists, the largest contour's box) at one threshold."""
-    (boxes, largest), = scoremap_boxes(np.asarray(scoremap, np.float32), [tau])
+    (boxes, largest), = scoremap_boxes(np.asarray(scoremap, np.float64), [tau])
     return boxes.tolist(), boxes[largest].tolist()
 
 
@@ -27,7 +28,7 @@ MAP5 = np.array([
     [0.0, 0.0, 0.6, 1.0, 0.0],   # row 2
     [0.0, 0.0, 0.6, 0.6, 0.0],   # row 3
     [0.0, 0.0, 0.0, 0.0, 0.0],   # row 4
-], np.float32)
+], np.float64)
 
 
 def test_quantisation_truncates():
@@ -55,14 +56,14 @@ def test_threshold_zero_drops_the_zero_pixels():
     # level int(0 * 255) = 0: pixels > 0 survive, so the zero border is not part of the mask
     assert boxes_at(MAP5, 0.0)[1] == [1, 1, 4, 4]
     # a map without a zero pixel... has one after min-max normalisation: its minimum
-    ramp = normalize_scoremap(np.arange(1, 26, dtype=np.float32).reshape(5, 5))
+    ramp = normalize_scoremap(np.arange(1, 26, dtype=np.float64).reshape(5, 5))
     assert ramp[0, 0] == 0 and ramp[4, 4] == 1
     # 24 pixels > 0: one contour whose rect is the whole map; the end clips to W-1, H-1
     assert boxes_at(ramp, 0.0)[1] == [0, 0, 4, 4]
 
 
 def test_all_zero_map_gives_the_top_left_pixel_box():
-    zero = np.zeros((5, 5), np.float32)
+    zero = np.zeros((5, 5), np.float64)
     for tau in (0.0, 0.5, 0.99):
         assert boxes_at(zero, tau) == ([[0, 0, 0, 0]], [0, 0, 0, 0])
     # [0, 0, 0, 0] is one pixel: IoU 1/4 with [0, 0, 1, 1], 0 with a box away from the corner
@@ -77,7 +78,7 @@ def test_all_zero_map_gives_the_top_left_pixel_box():
 def test_two_contours_largest_and_all():
     # 4x7 map: blob A (1.0) 2x2 at rows 0-1, cols 0-1; blob B (0.8) 2x3 at rows 1-2, cols 4-6,
     # touching the right border. contourArea (polygon through pixel centres): A 1x1 = 1, B 2x1 = 2.
-    cam = np.zeros((4, 7), np.float32)
+    cam = np.zeros((4, 7), np.float64)
     cam[0:2, 0:2] = 1.0
     cam[1:3, 4:7] = 0.8
     # A: x=0, y=0, w=h=2 -> [0, 0, 2, 2]. B: x=4, y=1, w=3, h=2 -> [4, 1, min(7, 6), min(3, 3)] = [4, 1, 6, 3]
@@ -90,11 +91,11 @@ def test_two_contours_largest_and_all():
 
 
 def test_box_touching_the_border_is_exact():
-    cam = np.zeros((5, 5), np.float32)
+    cam = np.zeros((5, 5), np.float64)
     cam[3:5, 3:5] = 1.0  # rows/cols 3-4: x=3, w=2 -> x1 = min(5, 4) = 4: no extra pixel at the border
     assert boxes_at(cam, 0.5)[1] == [3, 3, 4, 4]
     assert wsol_best_iou_per_threshold(cam, np.array([[3, 3, 4, 4]]), [0.5])[0].tolist() == [1.0]
-    cam = np.zeros((5, 5), np.float32)
+    cam = np.zeros((5, 5), np.float64)
     cam[0:2, 0:2] = 1.0  # top-left: x=0, w=2 -> x1 = 2, one past the blob
     assert boxes_at(cam, 0.5)[1] == [0, 0, 2, 2]
 
@@ -107,7 +108,7 @@ def test_threshold_grid_is_not_rounded():
     assert grid[57] == 0.5700000000000001 and int(grid[57] * 100) == 57 and int(0.57 * 100) == 56
     # so on a map whose 8-bit maximum is 100, a pixel at 57 is dropped at the grid's 0.57
     # (57 is not above 57) and kept at a rounded 0.57 (level 56)
-    cam = np.zeros((3, 3), np.float32)
+    cam = np.zeros((3, 3), np.float64)
     cam[0, 0], cam[2, 2] = 100.5 / 255, 57.5 / 255
     assert quantize_scoremap(cam)[[0, 2], [0, 2]].tolist() == [100, 57]
     assert boxes_at(cam, grid[57])[0] == [[0, 0, 1, 1]]
@@ -127,9 +128,9 @@ def test_ground_truth_rescaled_and_truncated():
 
 def test_resize_scoremap_undoes_any_affine_scaling():
     rng = np.random.default_rng(0)
-    raw = rng.random((7, 5)).astype(np.float32)
+    raw = rng.random((7, 5)).astype(np.float64)
     out = resize_scoremap(raw, (32, 24))
-    assert out.shape == (32, 24) and out.dtype == np.float32 and out.min() == 0 and out.max() == 1
+    assert out.shape == (32, 24) and out.dtype == np.float64 and out.min() == 0 and out.max() == 1
     assert np.allclose(resize_scoremap(3 * raw + 5, (32, 24)), out, atol=1e-5)
     assert not resize_scoremap(np.full((4, 4), 2.0), (8, 8)).any()
     # the continuous protocol's map is the library's: bilinear, not bicubic
@@ -143,10 +144,10 @@ def _evaluator_on_hand_set(**kwargs):
     1: block at the border, GT [3, 3, 4, 4]: IoU 1 at every tau (the blob is 1.0 on 0)
     2: all-zero map, GTs [4, 4, 4, 4] and [0, 0, 1, 1] (two boxes): the [0, 0, 0, 0] box, IoU 1/4
     """
-    border = np.zeros((5, 5), np.float32)
+    border = np.zeros((5, 5), np.float64)
     border[3:5, 3:5] = 1.0
     ev = WSOLEvaluator(**kwargs)
-    ev.process(np.stack([MAP5, border, np.zeros((5, 5), np.float32)]),
+    ev.process(np.stack([MAP5, border, np.zeros((5, 5), np.float64)]),
                [np.array([[2, 2, 3, 3]]), np.array([[3, 3, 4, 4]]), np.array([[4, 4, 4, 4], [0, 0, 1, 1]])],
                gt_labels=[0, 1, 2], pred_labels=[0, 0, 2])
     return ev
@@ -171,7 +172,7 @@ def test_maps_of_any_size_and_boxes_from_the_original_image():
     # a 6x10 map (H x W) of an image of 30 x 50: the GT [10, 5, 29, 19] becomes [2, 1, 5, 3]
     # (10/5 = 2, 5/5 = 1, 29/5 = 5.8 -> 5, 19/5 = 3.8 -> 3); the blob rows 1-2, cols 2-4 gives
     # [2, 1, 5, 3] (x=2, w=3; y=1, h=2): IoU 1
-    cam = np.zeros((6, 10), np.float32)
+    cam = np.zeros((6, 10), np.float64)
     cam[1:3, 2:5] = 1.0
     ev = WSOLEvaluator([0.5])
     ev.process(cam[None], [np.array([[10, 5, 29, 19]])], image_sizes=[(30, 50)])
@@ -199,7 +200,7 @@ def test_pxap_and_piou_by_hand():
     PxAP = 1 * 1/2 + 2/3 * 1/2 + 1/2 * 0 = 5/6.   PIoU on the grid: t=0.5: 2/(2+1), t=0: 2/(2+2).
     Ignoring the bottom-left pixel removes the false positive at 0.5: PxAP 1, PIoU 1.
     """
-    scores = np.array([[[1.0, 0.5], [0.5, 0.0]]], np.float32)
+    scores = np.array([[[1.0, 0.5], [0.5, 0.0]]], np.float64)
     foreground = [np.array([[True, True], [False, False]])]
     for kwargs in ({"cam_thresholds": [0.0, 0.5]}, {}):  # a two-value grid, and the default 0.01 grid
         ev = PixelEvaluator(**kwargs)
@@ -215,10 +216,10 @@ def test_pxap_and_piou_by_hand():
 def test_pxap_accumulates_pixels_over_images():
     # two 1x2 images whose pixels together are the 2x2 case above
     ev = PixelEvaluator([0.0, 0.5])
-    ev.process(np.array([[[1.0, 0.5]], [[0.5, 0.0]]], np.float32),
+    ev.process(np.array([[[1.0, 0.5]], [[0.5, 0.0]]], np.float64),
                [np.array([[True, True]]), np.array([[False, False]])])
     assert ev.evaluate()["pxap"] == pytest.approx(500 / 6)
     with pytest.raises(RuntimeError, match="no foreground"):
         empty = PixelEvaluator()
-        empty.process(np.zeros((1, 2, 2), np.float32), [np.zeros((2, 2), bool)])
+        empty.process(np.zeros((1, 2, 2), np.float64), [np.zeros((2, 2), bool)])
         empty.evaluate()
