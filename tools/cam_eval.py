@@ -22,7 +22,7 @@ import torch
 from res2net_det.data.shapes_wsol import ensure_shapes_wsol
 from res2net_det.data.wsol import load_wsol_source
 from res2net_det.data.wsol_metadata import load_wsol_metadata
-from res2net_det.evaluation.cam_benchmark import evaluate_cam_methods, format_table
+from res2net_det.evaluation.cam_benchmark import evaluate_cam_methods, evaluate_scoremaps, format_table
 from res2net_det.evaluation.wsol import PROTOCOLS
 from res2net_det.modeling.cam import CAM_METHODS, parse_model_spec
 
@@ -61,6 +61,8 @@ def main() -> None:
                         help="module the CAM reads (default: last block of layer4); MODEL= picks one model")
     parser.add_argument("--num-classes", type=int, help="classifier outputs of models built by name "
                         "(default: the data set's number of classes)")
+    parser.add_argument("--scoremaps", metavar="DIR", help="evaluate saved score maps <DIR>/<image id>.npy "
+                        "(e.g. the authors' scoremaps/ folder) instead of models")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="wsol",
                         help="wsol: the published protocol (clovaai/wsolevaluation); continuous: our earlier "
                         "definitions, not comparable with published numbers")
@@ -88,6 +90,13 @@ def main() -> None:
     records, class_names = load_data(args)
     if args.max_images:
         records = records[: args.max_images]
+    size = tuple(args.image_size) * (2 if len(args.image_size) == 1 else 1)
+    common = dict(loc_cam_threshold=args.loc_cam_threshold, protocol=args.protocol,
+                  cam_curve_interval=args.cam_curve_interval)
+    if args.scoremaps:
+        result = evaluate_scoremaps(args.scoremaps, records, size, **common)
+        finish(result, args.output)
+        return
     num_classes = args.num_classes or len(class_names)
     models = dict(parse_model_spec(spec, num_classes) for spec in args.models)
     target_layers = {}
@@ -95,20 +104,21 @@ def main() -> None:
         model_label, _, layer = item.rpartition("=")
         for label in ([model_label] if model_label else list(models)):
             target_layers[label] = layer
-    size = tuple(args.image_size) * (2 if len(args.image_size) == 1 else 1)
-
     result = evaluate_cam_methods(
         models, args.methods, records, size, args.batch_size, target_layers,
-        loc_cam_threshold=args.loc_cam_threshold, faithfulness_images=args.faithfulness_images,
-        faithfulness_steps=args.faithfulness_steps, road=not args.no_road, align_to_input=args.align_cams,
-        protocol=args.protocol, cam_curve_interval=args.cam_curve_interval,
+        faithfulness_images=args.faithfulness_images, faithfulness_steps=args.faithfulness_steps,
+        road=not args.no_road, align_to_input=args.align_cams, **common,
     )
     result["settings"].update(model_specs=args.models, num_classes=num_classes)
+    finish(result, args.output)
+
+
+def finish(result: dict, output: str) -> None:
     print(format_table(result["rows"]))
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
-    print(f"saved {args.output}")
+    print(f"saved {output}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ maps are shifted half a feature stride onto the evidence: not part of either pro
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -32,7 +33,8 @@ from .wsol import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["evaluate_cam_methods", "baseline_rows", "format_table", "PROTOCOL_TITLES"]
+__all__ = ["evaluate_cam_methods", "evaluate_scoremaps", "read_scoremap", "baseline_rows", "format_table",
+           "PROTOCOL_TITLES"]
 
 #: The table title of each protocol, so no table is read as the other protocol's.
 PROTOCOL_TITLES = {
@@ -242,6 +244,71 @@ def evaluate_cam_methods(
         cam_thresholds=[float(cam_thresholds[0]), float(cam_thresholds[-1]), len(cam_thresholds)],
         boxes=has_boxes, masks=has_masks,
     )
+    return {"settings": settings, "rows": rows}
+
+
+def read_scoremap(scoremap_dir: str, record: dict, image_size: Tuple[int, int]) -> np.ndarray:
+    """A saved score map of ``record`` at the crop size ``image_size`` ``(H, W)``.
+
+    Files are named as the authors' evaluator reads them: ``<dir>/<image id>.npy`` (their
+    inference code saves ``val/x.JPEG`` as ``val/x.JPEG.npy``; ``val/x.npy`` is accepted too).
+    A map of the crop's size is used as it is (it must lie in [0, 1]); a smaller one is taken as
+    a raw map and resized by the protocol (:func:`~res2net_det.evaluation.wsol.resize_scoremap`).
+    """
+    image_id = record.get("wsol_id") or os.path.basename(record["file_name"])
+    candidates = [os.path.join(scoremap_dir, image_id + ".npy"),
+                  os.path.join(scoremap_dir, os.path.splitext(image_id)[0] + ".npy")]
+    path = next((c for c in candidates if os.path.isfile(c)), None)
+    if path is None:
+        raise FileNotFoundError(f"no score map for image {image_id!r}: looked for {' and '.join(candidates)}")
+    scoremap = np.load(path)
+    if scoremap.ndim != 2:
+        raise ValueError(f"{path}: a score map is 2-D (H, W), got shape {scoremap.shape}")
+    if tuple(scoremap.shape) != tuple(image_size):
+        return resize_scoremap(scoremap, image_size)
+    if not np.issubdtype(scoremap.dtype, np.floating) or scoremap.min() < 0 or scoremap.max() > 1:
+        raise ValueError(f"{path}: a map of the crop's size must be float in [0, 1], got {scoremap.dtype} "
+                         f"in [{scoremap.min()}, {scoremap.max()}]")
+    return scoremap
+
+
+def evaluate_scoremaps(
+    scoremap_dir: str,
+    records: Sequence[dict],
+    image_size: Tuple[int, int] = (224, 224),
+    cam_thresholds: Optional[Sequence[float]] = None,
+    loc_cam_threshold: Optional[float] = None,
+    protocol: str = "wsol",
+    cam_curve_interval: float = 0.01,
+) -> dict:
+    """The localisation metrics of saved score maps (e.g. the authors' ``scoremaps/`` folder,
+    :func:`read_scoremap`) with the baseline rows: the way to recompute a published number from
+    the maps it was computed on. Returns ``{"settings", "rows"}`` like :func:`evaluate_cam_methods`."""
+    if not records:
+        raise ValueError("no images to evaluate")
+    if cam_thresholds is None:
+        cam_thresholds = cam_threshold_grid(cam_curve_interval)
+    has_boxes, has_masks = _targets(records)
+    image_sizes = [original_image_size(r) for r in records] if has_boxes else None
+    boxes_eval = WSOLEvaluator(cam_thresholds, protocol=protocol)
+    pixels_eval = PixelEvaluator(cam_thresholds)
+    for i, record in enumerate(tqdm(records, desc="score maps", leave=False)):
+        scoremap = read_scoremap(scoremap_dir, record, image_size)[None]
+        if has_boxes:
+            boxes_eval.process(scoremap, [_original_boxes(record)], image_sizes=[image_sizes[i]])
+        if has_masks:
+            foreground, ignore = load_wsol_masks(record, image_size)
+            pixels_eval.process(scoremap, [foreground], [ignore])
+    row: Dict[str, object] = {"model": "score maps", "method": os.path.basename(os.path.normpath(scoremap_dir)),
+                              "protocol": protocol, "num_images": len(records)}
+    if has_boxes:
+        row.update(boxes_eval.evaluate(loc_cam_threshold))
+    if has_masks:
+        row.update(pixels_eval.evaluate())
+    rows = baseline_rows(records, image_size, cam_thresholds, protocol, image_sizes) + [row]
+    settings = dict(protocol=protocol, image_size=list(image_size), num_images=len(records), scoremaps=scoremap_dir,
+                    loc_cam_threshold=loc_cam_threshold, boxes=has_boxes, masks=has_masks,
+                    cam_thresholds=[float(cam_thresholds[0]), float(cam_thresholds[-1]), len(cam_thresholds)])
     return {"settings": settings, "rows": rows}
 
 
