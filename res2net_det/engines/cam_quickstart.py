@@ -116,6 +116,7 @@ def run_cam_quickstart(
         f"{methods[0]}_aligned_gt_known_loc": rows[("res2net-small", f"{methods[0]} (aligned)")]["gt_known_loc"],
         "protocol": result["settings"]["protocol"],
         "baseline_centre_box_gt_known_loc": rows[("baseline", "centre box")]["gt_known_loc"],
+        "baseline_centre_box_max_box_acc_v2": rows[("baseline", "centre box")]["max_box_acc_v2"],
         "baseline_whole_image_gt_known_loc": rows[("baseline", "whole image")]["gt_known_loc"],
         "model_card": card,
         "results": os.path.join(output_dir, "results.json"),
