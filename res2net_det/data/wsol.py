@@ -36,6 +36,7 @@ import torch
 
 from .catalog import DatasetCatalog
 from .image_io import collect_images, list_images, read_image
+from .image_io import image_size as header_image_size
 
 logger = logging.getLogger(__name__)
 
@@ -366,10 +367,11 @@ def read_image_rgb(record_or_path) -> np.ndarray:
 
 
 def original_image_size(record: dict) -> Tuple[int, int]:
-    """``(H, W)`` of a record's original image: from the record, else (CUB) from the decoded file."""
+    """``(H, W)`` of a record's original image: from the record, else (CUB) from the file's header."""
     if record.get("height") is not None:
         return record["height"], record["width"]
-    return read_image_rgb(record).shape[:2]
+    width, height = header_image_size(record["file_name"])
+    return height, width
 
 
 def load_resized(record: dict, image_size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:

@@ -196,6 +196,8 @@ def _add_mask(record: dict, mask: str, ignore: str, mask_root: str, path: str, l
 
 
 def _read_mask(path: str, size: Tuple[int, int]) -> np.ndarray:
+    # OpenCV's grayscale decoding, not data/image_io's reader: the protocol's masks are what the
+    # authors' evaluator reads with cv2.imread(IMREAD_GRAYSCALE) (e.g. how a 16-bit PNG maps to 8 bits)
     mask = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise WSOLDataError(f"could not read mask {path} (missing, corrupt or not an image)")
