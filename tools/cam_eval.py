@@ -3,6 +3,9 @@
 Examples:
   # ResNet-50 vs Res2Net-50 with Grad-CAM and Grad-CAM++ on the embedded default data
   python tools/cam_eval.py --models torchvision:resnet50=r50.pth res2net50_26w_4s=res2net50_26w_4s-06e79181.pth
+  # the authors' metadata (clovaai/wsolevaluation): CUB / ILSVRC boxes, OpenImages masks
+  python tools/cam_eval.py --wsol-metadata wsolevaluation/metadata/CUB --split test --data-root dataset/CUB \
+      --models ... --methods gradcam
   # ImageNet validation (ILSVRC XML boxes)
   python tools/cam_eval.py --images ILSVRC/Data/CLS-LOC/val --annotations ILSVRC/Annotations/CLS-LOC/val \
       --classes LOC_synset_mapping.txt --models ... --methods gradcam gradcam++ scorecam
@@ -18,14 +21,20 @@ import torch
 
 from res2net_det.data.shapes_wsol import ensure_shapes_wsol
 from res2net_det.data.wsol import load_wsol_source
-from res2net_det.evaluation.cam_benchmark import evaluate_cam_methods, format_table
+from res2net_det.data.wsol_metadata import load_wsol_metadata
+from res2net_det.evaluation.cam_benchmark import evaluate_cam_methods, evaluate_scoremaps, format_table
+from res2net_det.evaluation.wsol import PROTOCOLS
 from res2net_det.modeling.cam import CAM_METHODS, parse_model_spec
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data (default: the generated shapes set)")
-    data.add_argument("--data-root", help="this project's layout: ROOT/classes.txt, ROOT/SPLIT/{images,annotations}")
+    data.add_argument("--data-root", help="this project's layout: ROOT/classes.txt, ROOT/SPLIT/{images,annotations}; "
+                      "with --wsol-metadata, the folder the image ids are relative to")
     data.add_argument("--split", default="val")
+    data.add_argument("--wsol-metadata", help="the authors' metadata: metadata/<CUB|ILSVRC|OpenImages>[/<split>] "
+                      "(image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt)")
+    data.add_argument("--mask-root", help="folder the OpenImages mask paths are relative to (default: --data-root)")
     data.add_argument("--images", help="ILSVRC-style image folder")
     data.add_argument("--annotations", help="folder of <image stem>.xml (ILSVRC / PASCAL VOC format)")
     data.add_argument("--classes", help="class list, one 'name [description]' a line (LOC_synset_mapping.txt)")
@@ -33,6 +42,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_data(args: argparse.Namespace):
+    if args.wsol_metadata is not None:
+        if args.data_root is None:
+            raise SystemExit("--wsol-metadata needs --data-root, the folder its image ids are relative to")
+        return load_wsol_metadata(args.wsol_metadata, args.data_root, args.split, args.mask_root)
     data_root = args.data_root
     if data_root is None and args.images is None and args.cub_root is None:
         data_root = ensure_shapes_wsol()
@@ -48,9 +61,16 @@ def main() -> None:
                         help="module the CAM reads (default: last block of layer4); MODEL= picks one model")
     parser.add_argument("--num-classes", type=int, help="classifier outputs of models built by name "
                         "(default: the data set's number of classes)")
-    parser.add_argument("--no-align-cams", dest="align_cams", action="store_false",
-                        help="keep the library's plain upsampling (the protocol of published WSOL numbers), "
-                        "which places maps half a feature stride right of and below the evidence")
+    parser.add_argument("--scoremaps", metavar="DIR", help="evaluate saved score maps <DIR>/<image id>.npy "
+                        "(e.g. the authors' scoremaps/ folder) instead of models")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="wsol",
+                        help="wsol: the published protocol (clovaai/wsolevaluation); continuous: our earlier "
+                        "definitions, not comparable with published numbers")
+    parser.add_argument("--cam-curve-interval", type=float, default=0.01,
+                        help="CAM threshold step: np.arange(0, 1, STEP) (the paper's tables: 0.01)")
+    parser.add_argument("--align-cams", action="store_true",
+                        help="also print, as separate rows labelled (aligned), maps shifted half a feature "
+                        "stride onto the evidence (not part of either protocol)")
     parser.add_argument("--image-size", type=int, nargs="+", default=[224], help="H [W]")
     parser.add_argument("--max-images", type=int, help="evaluate the first N images only")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -70,6 +90,13 @@ def main() -> None:
     records, class_names = load_data(args)
     if args.max_images:
         records = records[: args.max_images]
+    size = tuple(args.image_size) * (2 if len(args.image_size) == 1 else 1)
+    common = dict(loc_cam_threshold=args.loc_cam_threshold, protocol=args.protocol,
+                  cam_curve_interval=args.cam_curve_interval)
+    if args.scoremaps:
+        result = evaluate_scoremaps(args.scoremaps, records, size, **common)
+        finish(result, args.output)
+        return
     num_classes = args.num_classes or len(class_names)
     models = dict(parse_model_spec(spec, num_classes) for spec in args.models)
     target_layers = {}
@@ -77,19 +104,21 @@ def main() -> None:
         model_label, _, layer = item.rpartition("=")
         for label in ([model_label] if model_label else list(models)):
             target_layers[label] = layer
-    size = tuple(args.image_size) * (2 if len(args.image_size) == 1 else 1)
-
     result = evaluate_cam_methods(
         models, args.methods, records, size, args.batch_size, target_layers,
-        loc_cam_threshold=args.loc_cam_threshold, faithfulness_images=args.faithfulness_images,
-        faithfulness_steps=args.faithfulness_steps, road=not args.no_road, align_to_input=args.align_cams,
+        faithfulness_images=args.faithfulness_images, faithfulness_steps=args.faithfulness_steps,
+        road=not args.no_road, align_to_input=args.align_cams, **common,
     )
     result["settings"].update(model_specs=args.models, num_classes=num_classes)
+    finish(result, args.output)
+
+
+def finish(result: dict, output: str) -> None:
     print(format_table(result["rows"]))
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
-    print(f"saved {args.output}")
+    print(f"saved {output}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def main() -> None:
     print(f"{m} GT-known Loc {summary[m + '_gt_known_loc']:.1f}%  vs  "
           f"centre box {summary['baseline_centre_box_gt_known_loc']:.1f}%  "
           f"whole image {summary['baseline_whole_image_gt_known_loc']:.1f}%  "
-          f"(unaligned maps {summary[m + '_unaligned_gt_known_loc']:.1f}%)")
+          f"(aligned maps {summary[m + '_aligned_gt_known_loc']:.1f}%)")
     print(f"figure: {summary['figure']}  model card: {summary['model_card']}")
 
 

@@ -36,6 +36,7 @@ import torch
 
 from .catalog import DatasetCatalog
 from .image_io import collect_images, list_images, read_image
+from .image_io import image_size as header_image_size
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ __all__ = [
     "load_wsol_source",
     "check_labels",
     "read_image_rgb",
+    "original_image_size",
     "load_resized",
     "flip_horizontal",
     "normalize_image",
@@ -362,6 +364,14 @@ def read_image_rgb(record_or_path) -> np.ndarray:
                 if x0 < 0 or y0 < 0 or x1 > w + 1 or y1 > h + 1:  # CUB boxes are 1-based
                     raise WSOLDataError(f"{path}: box {ann['bbox']} lies outside the {w}x{h} image")
     return image
+
+
+def original_image_size(record: dict) -> Tuple[int, int]:
+    """``(H, W)`` of a record's original image: from the record, else (CUB) from the file's header."""
+    if record.get("height") is not None:
+        return record["height"], record["width"]
+    width, height = header_image_size(record["file_name"])
+    return height, width
 
 
 def load_resized(record: dict, image_size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
