@@ -39,7 +39,7 @@ from .saliency import PoolNetSaliency
 __all__ = [
     "EXPORT_EXTRA_HINT", "FORMATS", "BackboneForExport", "SaliencyForExport", "DetectorForExport", "ExportSpec",
     "CheckReport", "backbone_spec", "saliency_spec", "detector_spec", "export", "export_onnx",
-    "export_torchscript", "export_program", "check_export", "import_onnx", "onnx_session", "MIN_OPSET",
+    "export_torchscript", "export_program", "program_input_ranges", "check_export", "import_onnx", "onnx_session", "MIN_OPSET",
 ]
 
 EXPORT_EXTRA_HINT = "pip install -e '.[export]' (or pip install onnx onnxruntime)"
@@ -239,6 +239,27 @@ def export_program(spec: ExportSpec, path: str) -> str:
     return path
 
 
+def program_input_ranges(path: str, spec: ExportSpec) -> str:
+    """The sizes a saved torch.export program accepts on each dynamic axis, e.g.
+    ``images: batch 2..inf, height 129..inf, width 129..inf`` (torch.export narrows them)."""
+    program = torch.export.load(path)
+    placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
+    user_inputs = placeholders[len(placeholders) - len(spec.input_names):]
+    parts = []
+    for name, node in zip(spec.input_names, user_inputs):
+        axes = []
+        for axis, label in spec.dynamic_axes[name].items():
+            dim = node.meta["val"].shape[axis]
+            bounds = program.range_constraints.get(getattr(dim, "node", None) and dim.node.expr)
+            if bounds is None:
+                text = f"{dim} (fixed)"
+            else:
+                text = f"{bounds.lower}..{'inf' if 'oo' in str(bounds.upper) else bounds.upper}"  # sympy's int_oo
+            axes.append(f"{label} {text}")
+        parts.append(f"{name}: " + ", ".join(axes))
+    return "; ".join(parts)
+
+
 def export(spec: ExportSpec, stem: str, fmt: str, opset: int = MIN_OPSET) -> str:
     """Exports ``spec`` as ``fmt`` (one of :data:`FORMATS`) to ``stem`` + the format's suffix."""
     if fmt not in FORMATS:
@@ -325,6 +346,9 @@ def check_export(spec: ExportSpec, fmt: str, path: str, batch: int, size: Sequen
     with torch.no_grad():
         ref = spec.module(*inputs)
     ref = list(ref) if isinstance(ref, (tuple, list)) else [ref]
+    if fmt == "export":
+        # Lower bounds of 2 are torch.export's assumption for dynamic sizes; 1 runs too (tested for a batch).
+        report.notes.append("torch.export ranges: " + program_input_ranges(path, spec))
     try:
         got = _load_and_run(fmt, path, inputs)
     except Exception as e:  # an export that only runs at its example's size, e.g.
