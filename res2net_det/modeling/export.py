@@ -14,7 +14,7 @@ What works (torch 2.14, torchvision 0.29):
 model          ONNX    TorchScript (trace)     torch.export
 =============  ======  ======================  ============
 backbone       yes     yes                     yes
-saliency       yes     yes                     yes (H, W >= 129 at the default levels)
+saliency       yes     yes                     yes (exported at 224: H, W >= 129)
 detector       yes     yes                     no: NMS output sizes depend on the data
 =============  ======  ======================  ============
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
