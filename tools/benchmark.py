@@ -1,7 +1,7 @@
 """Speed benchmarks. Each subcommand prints medians of interleaved runs and ratios measured
 in the same run (see res2net_det/utils/timing.py). Subcommands:
 
-  backbone   our Res2Net features vs timm's Res2Net and torchvision's ResNet-50
+  backbone   our Res2Net features (PyTorch, fused, onnxruntime) vs timm's Res2Net and torchvision's ResNet-50
   detector   Faster R-CNN R2-50-FPN vs R-50-FPN: inference, training step, peak memory, per engine
   sod        images/s of the PoolNet saliency model on Res2Net-50 vs ResNet-50 (352 x 352)
 
@@ -21,6 +21,9 @@ def run_backbone(args: argparse.Namespace) -> None:
                                   args.all_layouts)
     baselines = [n for n in timings if n.startswith(("timm", "torchvision")) and "channels_last" not in n]
     print(format_timings(timings, baselines))
+    onnx_row, fused_row = f"ours {args.model} onnxruntime", f"ours {args.model} fused"
+    if onnx_row in timings:
+        print(f"onnxruntime / PyTorch fused: {timings[onnx_row].median / timings[fused_row].median:.3f}x")
 
 
 def add_backbone_parser(subparsers) -> None:

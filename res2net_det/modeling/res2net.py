@@ -333,6 +333,12 @@ class Res2Net(nn.Module):
     # ------------------------------------------------------------------ forward
     @staticmethod
     def _check_input(x: torch.Tensor) -> None:
+        # Checks for eager callers only: TorchScript compiles just this branch (is_scripting is
+        # resolved statically), and a traced or exported graph would bake them in or warn.
+        if torch.jit.is_scripting():
+            return
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+            return
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"Res2Net expects a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != 3:

@@ -13,7 +13,6 @@ The meta-architecture follows Detectron2's conventions: ``model(list_of_dicts)``
 """
 from __future__ import annotations
 
-import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -40,6 +39,29 @@ def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
 
 
+def _pooling_matrix(length, bins, like: torch.Tensor) -> torch.Tensor:
+    """``bins x length`` matrix averaging the windows of adaptive average pooling:
+    bin i covers ``[floor(i * length / bins), ceil((i + 1) * length / bins))``."""
+    i = torch.arange(bins, device=like.device)
+    start = torch.div(i * length, bins, rounding_mode="floor")
+    end = torch.div((i + 1) * length + bins - 1, bins, rounding_mode="floor")
+    j = torch.arange(length, device=like.device)
+    inside = (j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])
+    return inside.to(like.dtype) / (end - start).to(like.dtype)[:, None]
+
+
+def _adaptive_avg_pool2d(x: torch.Tensor, size) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d``, which the ONNX exporter and torch.export only handle for a
+    fixed input size; when tracing or exporting, the same windows as two averaging matmuls,
+    which follow the input's size (matched to eager within float rounding by the export tests)."""
+    if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()):
+        return F.adaptive_avg_pool2d(x, size)
+    out_h, out_w = (size, size) if isinstance(size, int) else size
+    rows = _pooling_matrix(x.shape[-2], out_h, x)
+    cols = _pooling_matrix(x.shape[-1], out_w, x)
+    return torch.matmul(torch.matmul(rows, x), cols.t())
+
+
 class GlobalGuidance(nn.Module):
     """PoolNet's global guidance module: pyramid pooling on the top level, then one guidance
     branch per lower level (upsample + 3x3 conv to that level's width).
@@ -62,7 +84,7 @@ class GlobalGuidance(nn.Module):
         size = top.shape[-2:]
         pooled = top
         for bin_size, branch in zip(self.bins, self.branches):
-            pooled = pooled + _resize(branch(F.adaptive_avg_pool2d(top, bin_size)), size)
+            pooled = pooled + _resize(branch(_adaptive_avg_pool2d(top, bin_size)), size)
         context = self.fuse(pooled)
         return [guide(_resize(context, s)) for guide, s in zip(self.guides, sizes)]
 
@@ -99,7 +121,8 @@ class FeatureAggregation(nn.Module):
         for k, conv in zip(self.pool_sizes, self.convs):
             # Adaptive pooling to ceil(size / k) instead of AvgPool2d(k, k): the same windows on
             # sizes divisible by k, and no error on maps smaller than k (small or odd inputs).
-            pooled = F.adaptive_avg_pool2d(x, (math.ceil(size[0] / k), math.ceil(size[1] / k)))
+            # Integer ceil division keeps the size symbolic when tracing (math.ceil would bake it in).
+            pooled = _adaptive_avg_pool2d(x, ((size[0] + k - 1) // k, (size[1] + k - 1) // k))
             out = out + _resize(conv(pooled), size)
         out = self.conv_sum(self.relu(out))
         if self.conv_fuse is None:
