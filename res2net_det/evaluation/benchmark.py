@@ -10,8 +10,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 import torchvision
 
-from .. import create_model
-from ..modeling.res2net import build_res2net
+from ..modeling.res2net import build_res2net, create_model
 from ..modeling.saliency import PoolNetSaliency
 from ..utils.timing import Timing, time_interleaved
 

@@ -32,8 +32,8 @@ def test_unknown_key_names_key_and_the_file_that_sets_it(tmp_path):
 
 
 def test_detectron2_only_key_says_so(tmp_path):
-    path = _write(tmp_path / "retina.yaml", "MODEL:\n  RETINANET:\n    NUM_CLASSES: 3\n")
-    with pytest.raises(ConfigKeyError, match="MODEL.RETINANET.NUM_CLASSES.*torchvision engine does not honour"):
+    path = _write(tmp_path / "semseg.yaml", "MODEL:\n  SEM_SEG_HEAD:\n    NUM_CLASSES: 3\n")
+    with pytest.raises(ConfigKeyError, match="MODEL.SEM_SEG_HEAD.NUM_CLASSES.*torchvision engine does not honour"):
         merge_config_file(get_cfg(), path)
 
 
