@@ -5,33 +5,31 @@ Every check here names config keys; the builders' own checks name their argument
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Dict, List, Tuple
 
 from fvcore.common.config import CfgNode as CN
 
 from ..modeling.detection import fpn_level_names
-from ..modeling.res2net import STAGE_NAMES, Res2Net, find_variant, stage_blocks, stage_strides, variant_args
+from ..modeling.res2net import STAGE_NAMES, find_variant, stage_blocks, stage_strides, variant_args
 from .res2net import res2net_kwargs_from_cfg
 
 __all__ = ["backbone_args_from_cfg", "rcnn_args_from_cfg", "retinanet_args_from_cfg"]
 
 _FPN_BACKBONES = {"build_res2net_fpn_backbone": "maxpool", "build_retinanet_res2net_fpn_backbone": "p6p7"}
 _BACKBONES = (*_FPN_BACKBONES, "build_res2net_backbone")
-_DEFAULT_STEM_WIDTH = inspect.signature(Res2Net).parameters["stem_width"].default
 
 
-def _variant_from_cfg(cfg: CN) -> Dict[str, Any]:
-    """``variant``: the table's row for ``MODEL.RES2NET.*`` (``res2net50_26w_4s`` when none matches),
-    and ``backbone_kwargs``: the Res2Net arguments where the config differs from that row."""
-    arch = res2net_kwargs_from_cfg(cfg)
+def _variant_from_arch(arch: Dict[str, Any]) -> Dict[str, Any]:
+    """``variant``: the table's row for the architecture of :func:`res2net_kwargs_from_cfg`
+    (``res2net50_26w_4s`` when none matches), and ``backbone_kwargs``: the Res2Net arguments where
+    the config differs from that row."""
     hyper = {k: arch[k] for k in ("depth", "base_width", "scale", "cardinality", "deep_stem", "avg_down")}
     variant = find_variant(**hyper) or "res2net50_26w_4s"
-    wanted = dict(hyper, layers=stage_blocks(hyper["depth"]))
-    del wanted["depth"]
+    wanted = {k: arch[k] for k in ("base_width", "scale", "cardinality", "deep_stem", "avg_down")}
+    wanted["layers"] = stage_blocks(arch["depth"])
+    if arch["deep_stem"]:  # the stem width means nothing without a deep stem
+        wanted["stem_width"] = arch["stem_width"]
     overrides = {k: v for k, v in wanted.items() if variant_args(variant)[k] != v}
-    if arch["deep_stem"] and arch["stem_width"] != _DEFAULT_STEM_WIDTH:
-        overrides["stem_width"] = arch["stem_width"]
     return {"variant": variant, "backbone_kwargs": overrides}
 
 
@@ -63,7 +61,7 @@ def backbone_args_from_cfg(cfg: CN) -> Dict[str, Any]:
     if not 0 <= m.BACKBONE.FREEZE_AT <= 5:
         raise ValueError(f"MODEL.BACKBONE.FREEZE_AT must be in 0..5, got {m.BACKBONE.FREEZE_AT}")
     return dict(
-        **_variant_from_cfg(cfg),
+        **_variant_from_arch(arch),
         trainable_layers=5 - m.BACKBONE.FREEZE_AT,
         norm=arch["norm"],
         out_features=tuple(in_features),

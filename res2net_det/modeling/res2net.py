@@ -413,6 +413,7 @@ class Variant:
         scale: number of splits (the "4s"); 1 with width 64 is ResNet.
         cardinality: groups of the split 3x3 convs (Res2NeXt).
         deep_stem: v1b / "d": three 3x3 convs as the stem.
+        stem_width: channels of the deep stem's first two convs.
         avg_down: v1b / "d": average-pool shortcuts.
         checkpoint: file name of the official Res2Net-PretrainedModels checkpoint (None: none published).
         timm_name: timm's name for the same architecture and weights (None: timm has none).
@@ -423,6 +424,7 @@ class Variant:
     scale: int
     cardinality: int = 1
     deep_stem: bool = False
+    stem_width: int = 32
     avg_down: bool = False
     checkpoint: Optional[str] = None
     timm_name: Optional[str] = None
@@ -430,7 +432,8 @@ class Variant:
     def res2net_args(self) -> Dict[str, Any]:
         """The :class:`Res2Net` arguments of this architecture."""
         return dict(layers=stage_blocks(self.depth), base_width=self.base_width, scale=self.scale,
-                    cardinality=self.cardinality, deep_stem=self.deep_stem, avg_down=self.avg_down)
+                    cardinality=self.cardinality, deep_stem=self.deep_stem, stem_width=self.stem_width,
+                    avg_down=self.avg_down)
 
     def aliases(self, name: str) -> Tuple[str, ...]:
         """Other names of this row: timm's, and the official file's stem (``res2next50_4s``)."""
@@ -467,7 +470,7 @@ OFFICIAL_CHECKPOINTS: Mapping[str, str] = MappingProxyType(
     {name: v.checkpoint for name, v in MODEL_TABLE.items() if v.checkpoint})
 VARIANTS: Mapping[str, Dict[str, Any]] = MappingProxyType({
     name: dict(depth=v.depth, base_width=v.base_width, scale=v.scale, cardinality=v.cardinality,
-               deep_stem=v.deep_stem, avg_down=v.avg_down)
+               deep_stem=v.deep_stem, stem_width=v.stem_width, avg_down=v.avg_down)
     for name, v in MODEL_TABLE.items()
 })
 
