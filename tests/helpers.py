@@ -149,7 +149,8 @@ class ColourClassifier(nn.Module):
 def tiny_retinanet_args(tmp_path, engine: str, iterations: int = 3):
     """``tools/train_net.py`` arguments that train configs/retinanet_r2_50.yaml for a few iterations on
     a tiny generated shapes set (8 train, 4 val images, registered through DATASETS.COCO_INSTANCES)
-    with a narrow Res2Net, from scratch, on the CPU, then evaluate COCO AP. Both engines read them."""
+    with a narrow Res2Net, from scratch, on the CPU, then evaluate COCO AP and draw one image's
+    predictions. Both engines read them."""
     files = generate_shapes_coco(str(tmp_path / "shapes"), splits={"train": (8, 0), "val": (4, 1)})
     tag = f"retina_{engine}_{os.getpid()}_{tmp_path.name}"
     sets = [[f"{tag}_{split}", *files[split]] for split in ("train", "val")]
@@ -165,6 +166,7 @@ def tiny_retinanet_args(tmp_path, engine: str, iterations: int = 3):
         "INPUT.MAX_SIZE_TEST", "96", "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "2",
         "SOLVER.BASE_LR", "0.001", "SOLVER.STEPS", "()", "SOLVER.WARMUP_ITERS", "0",
         "SOLVER.MAX_ITER", str(iterations), "SOLVER.CHECKPOINT_PERIOD", "1000", "SOLVER.LOG_PERIOD", "1", "SEED", "0",
+        "TEST.VIS_IMAGES", "1",
     ]
     return argparse.Namespace(
         config_file=str(REPO / "configs" / "retinanet_r2_50.yaml"), resume=False, eval_only=False,

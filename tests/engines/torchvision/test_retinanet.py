@@ -84,4 +84,5 @@ def test_train_net_trains_and_prints_coco_ap(tmp_path):
     assert set(bbox) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
     assert all(math.isfinite(bbox[k]) for k in ("AP", "AP50", "AP75"))  # APl is NaN: no large objects here
     assert (tmp_path / "out" / "model_final.pth").is_file()
+    assert len(list((tmp_path / "out" / "vis").glob("*/*.png"))) == 1  # TEST.VIS_IMAGES 1
     print(f"torchvision RetinaNet after 3 iterations: box AP {bbox['AP']:.2f}, AP50 {bbox['AP50']:.2f}")
