@@ -1,6 +1,7 @@
 """Helpers shared by the tests: the repository's paths, tiny configs and tiny data on disk."""
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from res2net_det.config import get_cfg, merge_config_file
+from res2net_det.data.synthetic import SHAPE_CLASSES, generate_shapes_coco
 
 REPO = Path(__file__).resolve().parents[1]
 # Real reference data from peers, kept outside the project next to the checkout (../shared);
@@ -142,3 +144,31 @@ class ColourClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return images.mean(dim=(2, 3))
+
+
+def tiny_retinanet_args(tmp_path, engine: str, iterations: int = 3):
+    """``tools/train_net.py`` arguments that train configs/retinanet_r2_50.yaml for a few iterations on
+    a tiny generated shapes set (8 train, 4 val images, registered through DATASETS.COCO_INSTANCES)
+    with a narrow Res2Net, from scratch, on the CPU, then evaluate COCO AP and draw one image's
+    predictions. Both engines read them."""
+    files = generate_shapes_coco(str(tmp_path / "shapes"), splits={"train": (8, 0), "val": (4, 1)})
+    tag = f"retina_{engine}_{os.getpid()}_{tmp_path.name}"
+    sets = [[f"{tag}_{split}", *files[split]] for split in ("train", "val")]
+    opts = [
+        "ENGINE", engine, "OUTPUT_DIR", str(tmp_path / "out"), "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu",
+        # from scratch: batch norm that learns (frozen BN of a random init diverges)
+        "MODEL.RES2NET.NORM", "BN", "MODEL.BACKBONE.FREEZE_AT", "0", "MODEL.RES2NET.WIDTH_PER_GROUP", "4",
+        "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.RETINANET.NUM_CLASSES", str(len(SHAPE_CLASSES)),
+        "MODEL.RETINANET.SCORE_THRESH_TEST", "0.0",  # an untrained model's boxes still reach COCOeval
+        "DATASETS.COCO_INSTANCES", repr(sets), "DATASETS.TRAIN", f"('{sets[0][0]}',)",
+        "DATASETS.TEST", f"('{sets[1][0]}',)",
+        "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "96", "INPUT.MIN_SIZE_TEST", "64",
+        "INPUT.MAX_SIZE_TEST", "96", "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "2",
+        "SOLVER.BASE_LR", "0.001", "SOLVER.STEPS", "()", "SOLVER.WARMUP_ITERS", "0",
+        "SOLVER.MAX_ITER", str(iterations), "SOLVER.CHECKPOINT_PERIOD", "1000", "SOLVER.LOG_PERIOD", "1", "SEED", "0",
+        "TEST.VIS_IMAGES", "1",
+    ]
+    return argparse.Namespace(
+        config_file=str(REPO / "configs" / "retinanet_r2_50.yaml"), resume=False, eval_only=False,
+        allow_untrained=False, num_gpus=0, num_machines=1, machine_rank=0, dist_url="auto", opts=opts,
+    )

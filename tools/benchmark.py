@@ -65,7 +65,7 @@ def add_sod_parser(subparsers) -> None:
 def run_detector(args: argparse.Namespace) -> None:
     import importlib.util
 
-    from res2net_det.engines.torchvision.benchmark import DETECTOR_CONFIGS, benchmark_detectors, peak_memory_mb
+    from res2net_det.engines.torchvision.benchmark import DETECTORS, benchmark_detectors, peak_memory_mb
 
     threads = set_threads(args.threads)
     print(f"engine torchvision: Faster R-CNN + FPN, input {args.batch}x3x{args.size[0]}x{args.size[1]}, "
@@ -75,7 +75,7 @@ def run_detector(args: argparse.Namespace) -> None:
     print(format_timings(inference, ["R-50-FPN", "R-50-FPN backbone+FPN"]))
     print("training step (forward, backward, SGD step):")
     print(format_timings(training, ["R-50-FPN"]))
-    peaks = {n: peak_memory_mb(c, args.batch, tuple(args.size), args.device, threads) for n, c in DETECTOR_CONFIGS.items()}
+    peaks = {n: peak_memory_mb(d, args.batch, tuple(args.size), args.device, threads) for n, d in DETECTORS.items()}
     print("peak memory of a training step (MiB above the built model): "
           + ", ".join(f"{n} {v:.0f}" for n, v in peaks.items())
           + f"; ratio {peaks['R2-50-FPN'] / peaks['R-50-FPN']:.3f}x")

@@ -12,9 +12,8 @@ from typing import Callable, Dict, List, Sequence
 import torch
 import torchvision
 
-from .. import create_model
 from ..modeling.export import backbone_spec, export_onnx, onnx_session
-from ..modeling.res2net import Res2Net, build_res2net
+from ..modeling.res2net import Res2Net, build_res2net, create_model
 from ..modeling.saliency import PoolNetSaliency
 from ..utils.timing import Timing, time_interleaved
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..utils.io import read_json_file
+from .res2net import create_model
 from .weights import load_weights
 
 __all__ = [
@@ -92,8 +93,6 @@ def build_classifier(
 
     ``weights`` is a checkpoint path; a classifier head of another size is skipped on load.
     """
-    from .. import create_model
-
     if name.startswith("torchvision:"):
         import torchvision
 

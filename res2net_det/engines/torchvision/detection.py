@@ -1,4 +1,5 @@
-"""The detection task of the torchvision engine (``MODEL.META_ARCHITECTURE: GeneralizedRCNN``)."""
+"""The detection tasks of the torchvision engine: ``MODEL.META_ARCHITECTURE`` ``GeneralizedRCNN``
+(Faster / Mask R-CNN) and ``RetinaNet``, sharing data, evaluation and drawing."""
 from __future__ import annotations
 
 import logging
@@ -13,22 +14,24 @@ from ...data.mapper import DetectionMapper
 from ...evaluation.coco import COCOEvaluator, write_detection_pictures
 from ...utils import comm
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
-from .modeling import build_rcnn
+from .modeling import build_rcnn, build_retinanet
 from .registry import Task, register_task
 from .trainer import images_per_process
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_train_loader", "build_test_loader", "build_evaluator", "visualize_predictions", "TASK"]
+__all__ = ["build_train_loader", "build_test_loader", "build_evaluator", "visualize_predictions", "TASK",
+           "RETINANET_TASK"]
 
 
 def _check_num_classes(cfg, names) -> None:
+    key = "RETINANET" if cfg.MODEL.META_ARCHITECTURE == "RetinaNet" else "ROI_HEADS"
+    num_classes = cfg.MODEL[key].NUM_CLASSES
     for name in names:
         classes = DatasetCatalog.metadata(name).get("thing_classes")
-        if classes is not None and len(classes) != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
+        if classes is not None and len(classes) != num_classes:
             raise ValueError(
-                f"data set {name!r} has {len(classes)} classes but MODEL.ROI_HEADS.NUM_CLASSES is "
-                f"{cfg.MODEL.ROI_HEADS.NUM_CLASSES}"
+                f"data set {name!r} has {len(classes)} classes but MODEL.{key}.NUM_CLASSES is {num_classes}"
             )
 
 
@@ -74,6 +77,15 @@ def visualize_predictions(cfg, model: nn.Module, dataset_name: str, output_dir: 
 TASK = register_task(Task(
     name="GeneralizedRCNN",
     build_model=build_rcnn,
+    build_train_loader=build_train_loader,
+    build_test_loader=build_test_loader,
+    build_evaluator=build_evaluator,
+    visualize=visualize_predictions,
+))
+
+RETINANET_TASK = register_task(Task(
+    name="RetinaNet",
+    build_model=build_retinanet,
     build_train_loader=build_train_loader,
     build_test_loader=build_test_loader,
     build_evaluator=build_evaluator,
