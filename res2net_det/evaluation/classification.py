@@ -13,27 +13,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..modeling import CheckpointError, load_weights, read_state_dict, resolve_name
+from ..modeling import MODEL_TABLE, CheckpointError, load_weights, read_state_dict, resolve_name
 
 logger = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- ImageNet top-k (issue 14)
 
-# Published ImageNet-1k val Top-1 / Top-5 (%), single 224 centre crop of the short side resized to
-# 256 (PIL bilinear in every source). "official": Res2Net-PretrainedModels README, 100 - error.
-# "mmcls": the mmcls / mmpretrain model page (the official weights converted, re-evaluated), the
-# seed table of our backbone table; official Top-5 there: 93.86, 94.37, 94.43.
-# TODO(lead): fold into the variant table of modeling/res2net.py.
+# Published ImageNet-1k val Top-1 / Top-5 (%), a view of the variant table's columns.
 PUBLISHED_ACCURACY: Dict[str, dict] = {
-    "res2net50_48w_2s": dict(top1=77.32, top5=93.53, source="official"),
-    "res2net50_26w_4s": dict(top1=77.99, top5=93.85, source="official"),
-    "res2net50_14w_8s": dict(top1=78.14, top5=93.85, source="mmcls"),
-    "res2net50_26w_6s": dict(top1=78.58, top5=94.13, source="official"),
-    "res2net50_26w_8s": dict(top1=79.20, top5=94.36, source="mmcls"),
-    "res2net101_26w_4s": dict(top1=79.19, top5=94.44, source="mmcls"),
-    "res2next50": dict(top1=78.24, top5=93.91, source="official"),
-    "res2net50_v1b_26w_4s": dict(top1=80.27, top5=95.04, source="official"),
-    "res2net101_v1b_26w_4s": dict(top1=81.23, top5=95.36, source="official"),
+    name: dict(top1=v.top1, top5=v.top5, source=v.accuracy_source)
+    for name, v in MODEL_TABLE.items() if v.top1 is not None
 }
 
 

@@ -423,6 +423,10 @@ class Variant:
         avg_down: v1b / "d": average-pool shortcuts.
         checkpoint: file name of the official Res2Net-PretrainedModels checkpoint (None: none published).
         timm_name: timm's name for the same architecture and weights (None: timm has none).
+        top1, top5: published ImageNet-1k val accuracy (%) of the official weights, single 224
+            centre crop of the short side resized to 256 (None: none published).
+        accuracy_source: where ``top1``/``top5`` come from: "official" (Res2Net-PretrainedModels
+            README, 100 - error) or "mmcls" (the mmcls / mmpretrain model page, the seed table).
     """
 
     depth: int
@@ -434,6 +438,9 @@ class Variant:
     avg_down: bool = False
     checkpoint: Optional[str] = None
     timm_name: Optional[str] = None
+    top1: Optional[float] = None
+    top5: Optional[float] = None
+    accuracy_source: Optional[str] = None
 
     def res2net_args(self) -> Dict[str, Any]:
         """The :class:`Res2Net` arguments of this architecture."""
@@ -447,22 +454,33 @@ class Variant:
         return tuple(dict.fromkeys(a for a in others if a and a != name))
 
 
-# THE variant table: name -> architecture, official checkpoint file, timm name. Constructors,
-# create_model, list_models, the aliases and the checkpoint names all read it.
-# Official file names from Res2Net-PretrainedModels.
+# THE variant table: name -> architecture, official checkpoint file, timm name, published ImageNet
+# accuracy. Constructors, create_model, list_models, the aliases, the checkpoint names and
+# tools/eval_imagenet.py's published column all read it. Official file names and accuracies from
+# Res2Net-PretrainedModels; where the mmcls page is the seed table's source (14w_8s, 26w_8s,
+# 101_26w_4s) its figures (official Top-5 there: 93.86, 94.37, 94.43).
 MODEL_TABLE: Mapping[str, Variant] = MappingProxyType({
-    "res2net50_26w_4s": Variant(50, 26, 4, checkpoint="res2net50_26w_4s-06e79181.pth", timm_name="res2net50_26w_4s"),
-    "res2net50_48w_2s": Variant(50, 48, 2, checkpoint="res2net50_48w_2s-afed724a.pth", timm_name="res2net50_48w_2s"),
-    "res2net50_14w_8s": Variant(50, 14, 8, checkpoint="res2net50_14w_8s-6527dddc.pth", timm_name="res2net50_14w_8s"),
-    "res2net50_26w_6s": Variant(50, 26, 6, checkpoint="res2net50_26w_6s-19041792.pth", timm_name="res2net50_26w_6s"),
-    "res2net50_26w_8s": Variant(50, 26, 8, checkpoint="res2net50_26w_8s-2c7c9f12.pth", timm_name="res2net50_26w_8s"),
+    "res2net50_26w_4s": Variant(50, 26, 4, checkpoint="res2net50_26w_4s-06e79181.pth", timm_name="res2net50_26w_4s",
+        top1=77.99, top5=93.85, accuracy_source="official"),
+    "res2net50_48w_2s": Variant(50, 48, 2, checkpoint="res2net50_48w_2s-afed724a.pth", timm_name="res2net50_48w_2s",
+        top1=77.32, top5=93.53, accuracy_source="official"),
+    "res2net50_14w_8s": Variant(50, 14, 8, checkpoint="res2net50_14w_8s-6527dddc.pth", timm_name="res2net50_14w_8s",
+        top1=78.14, top5=93.85, accuracy_source="mmcls"),
+    "res2net50_26w_6s": Variant(50, 26, 6, checkpoint="res2net50_26w_6s-19041792.pth", timm_name="res2net50_26w_6s",
+        top1=78.58, top5=94.13, accuracy_source="official"),
+    "res2net50_26w_8s": Variant(50, 26, 8, checkpoint="res2net50_26w_8s-2c7c9f12.pth", timm_name="res2net50_26w_8s",
+        top1=79.2, top5=94.36, accuracy_source="mmcls"),
     "res2net101_26w_4s": Variant(101, 26, 4, checkpoint="res2net101_26w_4s-02a759a1.pth",
-                                 timm_name="res2net101_26w_4s"),
-    "res2next50": Variant(50, 4, 4, cardinality=8, checkpoint="res2next50_4s-6ef7e7bf.pth", timm_name="res2next50"),
+                                 timm_name="res2net101_26w_4s",
+        top1=79.19, top5=94.44, accuracy_source="mmcls"),
+    "res2next50": Variant(50, 4, 4, cardinality=8, checkpoint="res2next50_4s-6ef7e7bf.pth", timm_name="res2next50",
+        top1=78.24, top5=93.91, accuracy_source="official"),
     "res2net50_v1b_26w_4s": Variant(50, 26, 4, deep_stem=True, avg_down=True,
-                                    checkpoint="res2net50_v1b_26w_4s-3cf99910.pth", timm_name="res2net50d"),
+                                    checkpoint="res2net50_v1b_26w_4s-3cf99910.pth", timm_name="res2net50d",
+        top1=80.27, top5=95.04, accuracy_source="official"),
     "res2net101_v1b_26w_4s": Variant(101, 26, 4, deep_stem=True, avg_down=True,
-                                     checkpoint="res2net101_v1b_26w_4s-0812c246.pth", timm_name="res2net101d"),
+                                     checkpoint="res2net101_v1b_26w_4s-0812c246.pth", timm_name="res2net101d",
+        top1=81.23, top5=95.36, accuracy_source="official"),
     "res2net152_v1b_26w_4s": Variant(152, 26, 4, deep_stem=True, avg_down=True),
     # scale 1, width 64: exactly torchvision's ResNet-50 (stride on the 3x3), the baseline; its
     # weights are torchvision's (resnet50-*.pth), which load with a rename (modeling/weights.py).
