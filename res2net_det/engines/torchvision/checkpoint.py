@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
+from ...config.from_scratch import FROM_SCRATCH_HINT
 from ...modeling.weights import CheckpointError, describe_state_dict, load_weights, read_state_dict
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,7 @@ def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"MODEL.WEIGHTS file not found: {path}. Convert an official Res2Net or timm checkpoint "
-            f"with `python tools/convert_weights.py <downloaded.pth> {path}` (see README), or set "
-            "MODEL.WEIGHTS \"\" to train from scratch."
+            f"with `python tools/convert_weights.py <downloaded.pth> {path}` (see README). {FROM_SCRATCH_HINT}."
         )
     state = read_state_dict(path)
     if not any(k.startswith(("backbone.", "rpn.", "roi_heads.")) for k in state):

@@ -12,7 +12,7 @@ from torch import nn
 from ...data.catalog import DatasetCatalog
 from ...data.coco import get_dataset_dicts
 from ...data.mapper import DetectionMapper, read_image
-from ...evaluation.coco import COCOEvaluator
+from ...evaluation.detection import build_detection_evaluator
 from ...utils import comm
 from ...utils.visualization import draw_detections
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
@@ -49,11 +49,8 @@ def build_test_loader(cfg, dataset_name: str):
 
 
 def build_evaluator(cfg, dataset_name: str, output_dir: str):
-    meta = DatasetCatalog.metadata(dataset_name)
-    if meta.get("evaluator_type", "coco") != "coco":
-        raise ValueError(f"data set {dataset_name!r} has evaluator_type {meta['evaluator_type']!r}; "
-                         "the torchvision engine evaluates COCO-format detection only")
-    return COCOEvaluator(dataset_name, output_dir)
+    """COCO or VOC AP, by the data set's ``evaluator_type`` (as Detectron2 chooses)."""
+    return build_detection_evaluator(dataset_name, output_dir)
 
 
 @torch.no_grad()
