@@ -9,3 +9,4 @@ from .defaults import (
     merge_config_file,
     merge_config_list,
 )
+from .from_scratch import check_initial_weights, check_trainable_from_scratch

@@ -41,6 +41,9 @@ def add_res2net_config(cfg: CN) -> CN:
     # (res2net_det.data.coco.register_datasets_from_cfg): [[name, json_file, image_root], ...].
     # From the command line: DATASETS.COCO_INSTANCES "[['my_train', 'ann.json', 'images/']]"
     _C.DATASETS.COCO_INSTANCES = []
+    # User PASCAL VOC folders (Annotations/, JPEGImages/, ImageSets/Main/<split>.txt), the same way:
+    # [[name, dirname, split, year (2007: 11-point AP, 2012: all-point)(, [class names])], ...]
+    _C.DATASETS.PASCAL_VOC = []
     return cfg
 
 

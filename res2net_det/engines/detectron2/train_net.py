@@ -19,17 +19,19 @@ from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog as D2DatasetCatalog
 from detectron2.data import DatasetMapper, MetadataCatalog
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, hooks, launch
-from detectron2.evaluation import COCOEvaluator, verify_results
+from detectron2.evaluation import verify_results
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 
 from ...config.defaults import add_res2net_det_config, config_file_chain
+from ...config.from_scratch import check_initial_weights
 from ...model_zoo import resolve_config_file
 from .. import check_eval_only_weights
 from ...data.builtin import register_datasets_from_cfg
 from ...evaluation.coco import write_detection_pictures
 from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
 from .data import register_catalog_in_detectron2
+from .evaluation import build_detection_evaluator
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class Trainer(DefaultTrainer):
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str = None):
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        return COCOEvaluator(dataset_name, output_dir=output_folder)
+        return build_detection_evaluator(dataset_name, output_folder)  # COCO or VOC, by evaluator_type
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -134,6 +136,7 @@ def setup(args: argparse.Namespace) -> CfgNode:
     """The frozen config for ``args`` (``config_file``, ``opts``) and Detectron2's ``default_setup``
     (output dir, logger, config dump, seed)."""
     cfg = build_config(args.config_file, args.opts)
+    check_initial_weights(cfg, args)
     cfg.freeze()
     default_setup(cfg, args)
     return cfg

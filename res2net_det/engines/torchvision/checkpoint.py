@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
+from ...config.from_scratch import FROM_SCRATCH_HINT
 from ...modeling.weights import CheckpointError, check_safe_to_load, load_checkpoint, load_weights
 
 logger = logging.getLogger(__name__)
@@ -51,8 +52,7 @@ def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"MODEL.WEIGHTS file not found: {path}. Convert an official Res2Net or timm checkpoint "
-            f"with `python tools/convert_weights.py <downloaded.pth> {path}` (see README), or set "
-            "MODEL.WEIGHTS \"\" to train from scratch."
+            f"with `python tools/convert_weights.py <downloaded.pth> {path}` (see README). {FROM_SCRATCH_HINT}."
         )
     report = load_weights(_unwrap(model), path, skip_mismatched=True)
     backbone = [k for k in report.skipped_shape if k.startswith("backbone.")]

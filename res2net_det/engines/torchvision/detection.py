@@ -11,7 +11,8 @@ from torch import nn
 from ...data.catalog import DatasetCatalog
 from ...data.coco import get_dataset_dicts
 from ...data.mapper import DetectionMapper
-from ...evaluation.coco import COCOEvaluator, write_detection_pictures
+from ...evaluation.coco import write_detection_pictures
+from ...evaluation.detection import build_detection_evaluator
 from ...utils import comm
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
 from .modeling import build_rcnn, build_retinanet
@@ -49,11 +50,8 @@ def build_test_loader(cfg, dataset_name: str):
 
 
 def build_evaluator(cfg, dataset_name: str, output_dir: str):
-    meta = DatasetCatalog.metadata(dataset_name)
-    if meta.get("evaluator_type", "coco") != "coco":
-        raise ValueError(f"data set {dataset_name!r} has evaluator_type {meta['evaluator_type']!r}; "
-                         "the torchvision engine evaluates COCO-format detection only")
-    return COCOEvaluator(dataset_name, output_dir)
+    """COCO or VOC AP, by the data set's ``evaluator_type`` (as Detectron2 chooses)."""
+    return build_detection_evaluator(dataset_name, output_dir)
 
 
 @torch.no_grad()

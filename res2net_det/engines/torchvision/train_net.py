@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ...config.defaults import check_torchvision_support, get_cfg, merge_config_file, merge_config_list
+from ...config.from_scratch import check_initial_weights
 from ...data.builtin import register_datasets_from_cfg
 from ...utils import comm
 from .. import check_eval_only_weights
@@ -31,6 +32,7 @@ def setup(args: argparse.Namespace):
         merge_config_file(cfg, args.config_file)
     merge_config_list(cfg, args.opts or [])
     check_torchvision_support(cfg, args.config_file or None)
+    check_initial_weights(cfg, args)
     if cfg.SEED < 0:
         # Drawn once (by the main process, shared with the others) and kept in config.yaml and in
         # every checkpoint, so the run can be repeated and resumed exactly.

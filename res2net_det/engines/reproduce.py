@@ -1,0 +1,306 @@
+"""``tools/reproduce.py TASK``: the paper's comparison of a task, ResNet-50 against Res2Net-50,
+under identical settings, then the table.
+
+Each run is a subprocess of the task's command (:data:`COMMANDS`: ``tools/train_net.py``, or the
+CAM tool), in its own ``OUTPUT_DIR`` (``<output root>/<task>/<run>``), with the same data,
+schedule and ``SEED``; trailing ``KEY VALUE`` overrides go to both runs. A run that finished
+(``reproduce_run.json`` written after its command succeeded) is skipped, so an interrupted
+reproduction picks up where it stopped; a run that started but did not finish needs
+``--resume`` (continue from its last checkpoint) or a deleted folder. At the end the runs go
+through :func:`res2net_det.evaluation.compare.compare_runs`.
+
+``--quick`` runs the same pipeline on the embedded generated data (shapes for detection, in COCO
+or VOC format; the generated saliency and CAM sets) with the tasks' quickstart models on the
+CPU: narrow Res2Net blocks (8w x 4s), trainable batch norm, from scratch, a few hundred
+iterations; the baseline is the same network at scale 1 with the width (24) that matches its
+parameter count, as ResNet-50 matches Res2Net-50.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import urlparse
+
+from ..evaluation.compare import compare_runs, format_markdown, write_comparison
+from ..model_zoo import get_config_file
+from . import select_engine
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TASKS", "COMMANDS", "ReproTask", "RunPlan", "plan_runs", "reproduce", "FINISHED_MARKER"]
+
+# Written into a run's folder once its command succeeded: the run is skipped next time.
+FINISHED_MARKER = "reproduce_run.json"
+# The repository holding tools/ (this package's parent folder in a checkout).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGE_PARENT = REPO_ROOT
+
+
+@dataclass(frozen=True)
+class Run:
+    """One side of a comparison: a label, its config and its own overrides."""
+
+    label: str
+    config: str
+    opts: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReproTask:
+    """A paper comparison: the baseline run first (the Δ reference), then Res2Net's."""
+
+    name: str
+    runs: Tuple[Run, Run]
+    quick_runs: Tuple[Run, Run]
+    command: str  # a key of COMMANDS
+    quick_opts: Tuple[str, ...] = ()  # both quick runs (CPU, shortened schedule)
+    anchors: str = ""  # what the full runs should reach on real data
+
+
+# The quick baseline: the quickstart network at scale 1, width 24 (its parameter count is within
+# 2% of the 8w x 4s Res2Net's for each task's quickstart model, as ResNet-50's is of Res2Net-50's).
+_QUICK_RESNET = ("MODEL.RES2NET.SCALE", "1", "MODEL.RES2NET.WIDTH_PER_GROUP", "24")
+_QUICK_DETECTION = ("MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", "300", "SOLVER.STEPS", "(240,)",
+                    "SOLVER.CHECKPOINT_PERIOD", "100", "TEST.VIS_IMAGES", "4")
+
+TASKS: Dict[str, ReproTask] = {
+    "detection-coco": ReproTask(
+        "detection-coco",
+        (Run("R-50", "faster_rcnn_r_50.yaml"), Run("R2-50", "faster_rcnn_r2_50.yaml")),
+        (Run("resnet-24w1s", "quickstart.yaml", _QUICK_RESNET), Run("res2net-8w4s", "quickstart.yaml")),
+        "train_net", _QUICK_DETECTION,
+        anchors="Faster R-CNN on COCO (paper): AP 31.1 (R-50) vs 33.7 (R2-50); FPN 1x box AP of Detectron2's "
+                "R50-FPN: 37.9",
+    ),
+    "detection-voc": ReproTask(
+        "detection-voc",
+        (Run("R-50", "faster_rcnn_r_50_voc.yaml"), Run("R2-50", "faster_rcnn_r2_50_voc.yaml")),
+        (Run("resnet-24w1s", "quickstart.yaml", _QUICK_RESNET), Run("res2net-8w4s", "quickstart.yaml")),
+        "train_net",
+        _QUICK_DETECTION + ("DATASETS.TRAIN", "('shapes_voc_train',)", "DATASETS.TEST", "('shapes_voc_val',)"),
+        anchors="Faster R-CNN on VOC07 test (paper): mAP 74.4 (R2-50)",
+    ),
+    "saliency": ReproTask(
+        "saliency",
+        (Run("R-50", "sod/poolnet_r_50_duts.yaml"), Run("R2-50", "sod/poolnet_r2_50_duts.yaml")),
+        (Run("resnet-24w1s", "sod/quickstart.yaml", _QUICK_RESNET), Run("res2net-8w4s", "sod/quickstart.yaml")),
+        "train_net",
+        ("MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", "200", "SOLVER.STEPS", "(150,)", "SOLVER.CHECKPOINT_PERIOD", "100"),
+        anchors="PoolNet maxF / MAE, R2-50 vs R-50 (authors): ECSSD .947/.036 vs .940/.042, PASCAL-S .871/.070 vs "
+                ".863/.075, DUT-OMRON .837/.052 vs .830/.055, HKU-IS .936/.031 vs .934/.032, SOD .885/.096 vs "
+                ".867/.100, DUTS-TE .892/.037 vs .886/.040",
+    ),
+    "cam": ReproTask(
+        "cam",
+        (Run("R-50", "cam/resnet50_finetune.yaml"), Run("R2-50", "cam/res2net50_finetune.yaml")),
+        (Run("resnet-24w1s", "cam/quickstart.yaml", _QUICK_RESNET), Run("res2net-8w4s", "cam/quickstart.yaml")),
+        "cam", ("MODEL.DEVICE", "cpu"),
+        anchors="the paper shows Grad-CAM pictures of ResNet-50 and Res2Net-50 and no numbers",
+    ),
+}
+
+
+@dataclass
+class RunPlan:
+    """What one run executes: its folder, the commands and the settings recorded with it."""
+
+    label: str
+    config: str
+    output_dir: str
+    opts: List[str]
+    commands: List[List[str]]
+    env: Dict[str, str] = field(default_factory=dict)
+
+
+def _tool(name: str) -> str:
+    path = os.path.join(REPO_ROOT, "tools", name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: tools/reproduce.py runs the tools of a checkout of the repository")
+    return path
+
+
+def _train_net(plan: RunPlan, args: argparse.Namespace) -> List[List[str]]:
+    """``tools/train_net.py`` under the engine's launcher: Detectron2's own ``launch`` takes
+    ``--num-gpus`` / ``--num-machines``; the torchvision engine runs under ``torchrun``."""
+    world = max(args.num_gpus, 1) * args.num_machines
+    cmd = ["--config-file", plan.config]
+    if args.resume:
+        cmd.append("--resume")
+    cmd += [*plan.opts, "OUTPUT_DIR", plan.output_dir]
+    engine = select_engine(argparse.Namespace(config_file=plan.config, opts=plan.opts))
+    if engine == "torchvision" and world > 1:
+        url = urlparse(args.dist_url)
+        launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={max(args.num_gpus, 1)}",
+                    f"--nnodes={args.num_machines}", f"--node_rank={args.machine_rank}",
+                    f"--master_addr={url.hostname or '127.0.0.1'}", f"--master_port={url.port or 29500}"]
+        return [launcher + [_tool("train_net.py")] + cmd]
+    flags = [f"--num-gpus={args.num_gpus}", f"--num-machines={args.num_machines}",
+             f"--machine-rank={args.machine_rank}", f"--dist-url={args.dist_url}"]
+    return [[sys.executable, _tool("train_net.py"), *flags, *cmd]]
+
+
+def _cam(plan: RunPlan, args: argparse.Namespace) -> List[List[str]]:
+    """Train the classifier and evaluate its CAMs (one process, one CPU or GPU)."""
+    if max(args.num_gpus, 1) * args.num_machines > 1:
+        logger.warning("the CAM task runs in one process: --num-gpus / --num-machines are ignored")
+    return [[sys.executable, _tool("cam_quickstart.py"), "--config-file", plan.config, "--output", plan.output_dir,
+             *plan.opts]]
+
+
+# How a task's run is made: the one place to change when a tool changes.
+COMMANDS: Dict[str, Callable[[RunPlan, argparse.Namespace], List[List[str]]]] = {
+    "train_net": _train_net,
+    "cam": _cam,
+}
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_").lower() or "run"
+
+
+def plan_runs(task: ReproTask, args: argparse.Namespace) -> List[RunPlan]:
+    """The runs of ``task`` with the command-line settings of ``args`` (``quick``, ``output_root``,
+    ``seed``, ``opts``, launcher flags)."""
+    runs = task.quick_runs if args.quick else task.runs
+    root = os.path.join(args.output_root, task.name + ("-quick" if args.quick else ""))
+    env = dict(os.environ)
+    # The subprocesses import the same res2net_det as this process (a checkout, or a worktree).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH", "")) if p)
+    plans = []
+    for run in runs:
+        opts = [*(task.quick_opts if args.quick else ()), *run.opts, "SEED", str(args.seed), *(args.opts or [])]
+        plan = RunPlan(run.label, get_config_file(run.config), os.path.join(root, _slug(run.label)), opts, [], env)
+        plan.commands = COMMANDS[task.command](plan, args)
+        plans.append(plan)
+    return plans
+
+
+def _settings(plan: RunPlan) -> Dict[str, object]:
+    return {"config": plan.config, "opts": plan.opts}
+
+
+def _status(plan: RunPlan) -> str:
+    """``"finished"``, ``"started"`` (a checkpoint but no finished marker) or ``"new"``; a folder that
+    finished with other settings raises."""
+    marker = os.path.join(plan.output_dir, FINISHED_MARKER)
+    if os.path.isfile(marker):
+        with open(marker, encoding="utf-8") as f:
+            done = json.load(f)
+        if done.get("settings") != _settings(plan):
+            raise RuntimeError(
+                f"{plan.output_dir} holds a finished run with other settings ({done.get('settings')}, now "
+                f"{_settings(plan)}); choose another --output-root, or delete the folder to run it again"
+            )
+        return "finished"
+    if os.path.isfile(os.path.join(plan.output_dir, "last_checkpoint")):
+        return "started"
+    return "new"
+
+
+def reproduce(task_name: str, args: argparse.Namespace) -> Dict[str, object]:
+    """Runs (or skips) both runs of ``task_name`` and writes the comparison; returns
+    ``{"comparison", "paths", "markdown", "seconds": {label: s}}``."""
+    if task_name not in TASKS:
+        raise KeyError(f"unknown task {task_name!r}; tasks: {', '.join(TASKS)}")
+    task = TASKS[task_name]
+    plans = plan_runs(task, args)
+    seconds: Dict[str, Optional[float]] = {}
+    for i, plan in enumerate(plans, 1):
+        status = _status(plan)
+        head = f"[{i}/{len(plans)}] {task.name} {plan.label} -> {plan.output_dir}"
+        if status == "finished":
+            print(f"{head}: finished earlier, skipped", flush=True)
+            seconds[plan.label] = None
+            continue
+        if status == "started" and not args.resume:
+            raise RuntimeError(
+                f"{plan.output_dir} holds a started, unfinished run (it has a last_checkpoint); add --resume to "
+                "continue it, or delete the folder to start it over"
+            )
+        for cmd in plan.commands:
+            print(f"{head}\n  $ {shlex.join(cmd)}", flush=True)
+        if args.dry_run:
+            continue
+        start = time.perf_counter()
+        os.makedirs(plan.output_dir, exist_ok=True)
+        for cmd in plan.commands:
+            rc = subprocess.run(cmd, env=plan.env).returncode
+            if rc != 0:
+                raise RuntimeError(f"{task.name} {plan.label}: `{shlex.join(cmd)}` failed with exit code {rc}; its log "
+                                   f"is in {plan.output_dir} (fix it, then run the same reproduce command again)")
+        seconds[plan.label] = round(time.perf_counter() - start, 1)
+        with open(os.path.join(plan.output_dir, FINISHED_MARKER), "w", encoding="utf-8") as f:
+            json.dump({"task": task.name, "label": plan.label, "settings": _settings(plan), "commands": plan.commands,
+                       "seconds": seconds[plan.label]}, f, indent=1)
+    if args.dry_run:
+        return {"plans": plans}
+    comparison = compare_runs([p.output_dir for p in plans], [p.label for p in plans])
+    out_dir = os.path.join(os.path.dirname(plans[0].output_dir), "comparison")
+    paths = write_comparison(comparison, out_dir)
+    return {"comparison": comparison, "paths": paths, "markdown": format_markdown(comparison), "seconds": seconds,
+            "task": task}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``tools/reproduce.py``'s arguments."""
+    parser.add_argument("task", choices=list(TASKS), help="the paper comparison to run")
+    parser.add_argument("--quick", action="store_true",
+                        help="small models on the embedded generated data, on the CPU, in minutes")
+    parser.add_argument("--output-root", default="output/reproduce",
+                        help="runs go to OUTPUT_ROOT/TASK[-quick]/<run>, the table to .../comparison")
+    parser.add_argument("--resume", action="store_true", help="continue started runs from their last checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="SEED of both runs (the same data order and initialisation)")
+    parser.add_argument("--num-gpus", type=int, default=1, help="GPUs per machine (passed to the engine's launcher)")
+    parser.add_argument("--num-machines", type=int, default=1)
+    parser.add_argument("--machine-rank", type=int, default=0)
+    parser.add_argument("--dist-url", default="tcp://127.0.0.1:29500", help="the first machine's address")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Flags anywhere; what is left are the config ``KEY VALUE`` pairs for both runs (``args.opts``)."""
+    args, opts = parser.parse_known_args(argv)
+    if len(opts) % 2:
+        parser.error(f"trailing config options must be KEY VALUE pairs, got {opts}")
+    for key in opts[0::2]:
+        if key.startswith("-"):
+            parser.error(f"unknown option {key}")
+    args.opts = opts
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Runs the baseline and the Res2Net config of a paper comparison under identical settings, "
+                    "then prints the table with a Δ column.",
+        epilog="e.g. tools/reproduce.py detection-voc --quick SOLVER.MAX_ITER 100;  "
+               "tools/reproduce.py detection-coco --num-gpus 8",
+    )
+    add_arguments(parser)
+    parser.usage = "%(prog)s TASK [flags] [KEY VALUE ...]"
+    args = parse_args(parser, argv)
+    try:
+        result = reproduce(args.task, args)
+    except (RuntimeError, FileNotFoundError, ValueError) as e:
+        print(f"reproduce: {e}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        return 0
+    print()
+    print(result["markdown"])
+    took = ", ".join(f"{k} {v:.0f} s" if v is not None else f"{k} (earlier)" for k, v in result["seconds"].items())
+    print(f"runs: {took}")
+    if not args.quick and result["task"].anchors:
+        print(f"expected on real data: {result['task'].anchors}")
+    print(f"table: {result['paths']['markdown']}  json: {result['paths']['json']}  "
+          f"figure: {result['paths']['figure']}")
+    return 0

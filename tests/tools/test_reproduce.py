@@ -1,0 +1,162 @@
+"""tools/reproduce.py: identical settings for both runs, the launcher per engine, skipping finished
+runs, --resume for started ones, and the table at the end (commands faked: no training here)."""
+import argparse
+import json
+import os
+
+import pytest
+
+from res2net_det.config import get_cfg, merge_config_file, merge_config_list
+from res2net_det.engines import reproduce
+from res2net_det.engines.reproduce import FINISHED_MARKER, TASKS, add_arguments, parse_args, plan_runs
+from res2net_det.model_zoo import get_config_file
+
+
+def _args(*argv):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parse_args(parser, list(argv))
+
+
+# Keys allowed to differ between the two runs of a comparison: the backbone and its weights.
+BACKBONE_KEYS = {"MODEL.RES2NET.WIDTH_PER_GROUP", "MODEL.RES2NET.SCALE", "MODEL.WEIGHTS", "OUTPUT_DIR"}
+
+
+def _flat(cfg, prefix=""):
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _merged(plan):
+    return dict(_flat(merge_config_list(merge_config_file(get_cfg(), plan.config), plan.opts)))
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("quick", [False, True])
+def test_both_runs_differ_only_in_the_backbone(task, quick, tmp_path):
+    argv = [task, "--output-root", str(tmp_path), "SOLVER.MAX_ITER", "7"] + (["--quick"] if quick else [])
+    base, res2 = plan_runs(TASKS[task], _args(*argv))
+    a, b = _merged(base), _merged(res2)
+    differ = {k for k in a if a[k] != b[k]}
+    assert differ <= BACKBONE_KEYS, differ
+    assert a["SOLVER.MAX_ITER"] == b["SOLVER.MAX_ITER"] == 7  # trailing overrides reach both runs
+    assert a["SEED"] == b["SEED"] == 0
+    assert (a["MODEL.RES2NET.SCALE"], b["MODEL.RES2NET.SCALE"]) in ((1, 4),)
+    assert base.output_dir != res2.output_dir and os.path.dirname(base.output_dir) == os.path.dirname(res2.output_dir)
+    if quick:
+        assert a["MODEL.DEVICE"] == "cpu" and a["MODEL.WEIGHTS"] == "" and a["MODEL.RES2NET.NORM"] == "BN"
+        assert a["MODEL.BACKBONE.FREEZE_AT"] == 0
+
+
+def test_quick_detection_voc_trains_and_tests_on_the_voc_copy(tmp_path):
+    _, res2 = plan_runs(TASKS["detection-voc"], _args("detection-voc", "--quick", "--output-root", str(tmp_path)))
+    cfg = _merged(res2)
+    assert cfg["DATASETS.TRAIN"] == ("shapes_voc_train",) and cfg["DATASETS.TEST"] == ("shapes_voc_val",)
+
+
+def test_quick_baseline_matches_the_res2net_parameter_count():
+    """ResNet-50 and Res2Net-50 have the same size; so do the quick pair (within 2 %)."""
+    import res2net_det.engines.torchvision  # noqa: F401  (registers the tasks)
+    from res2net_det.engines.torchvision.registry import get_task
+
+    for name in ("detection-coco", "saliency", "cam"):
+        sizes = []
+        for run in TASKS[name].quick_runs:
+            cfg = merge_config_list(merge_config_file(get_cfg(), get_config_file(run.config)),
+                                    ["MODEL.DEVICE", "cpu", *run.opts])
+            model = get_task(cfg.MODEL.META_ARCHITECTURE).build_model(cfg)
+            sizes.append(sum(p.numel() for p in model.parameters()))
+        assert abs(sizes[0] / sizes[1] - 1) < 0.02, (name, sizes)
+
+
+def test_launcher_follows_the_engine(tmp_path, monkeypatch):
+    args = _args("detection-coco", "--num-gpus", "8", "--num-machines", "2", "--machine-rank", "1",
+                 "--dist-url", "tcp://10.0.0.1:1234", "--output-root", str(tmp_path), "ENGINE", "torchvision")
+    (cmd,) = plan_runs(TASKS["detection-coco"], args)[0].commands
+    assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc_per_node=8"]
+    assert "--nnodes=2" in cmd and "--node_rank=1" in cmd and "--master_addr=10.0.0.1" in cmd and "--master_port=1234" in cmd
+    assert cmd[cmd.index("--config-file") - 1].endswith("train_net.py")
+
+    monkeypatch.setattr(reproduce, "select_engine", lambda _: "detectron2")
+    (cmd,) = plan_runs(TASKS["detection-coco"], args)[0].commands
+    assert cmd[1].endswith("train_net.py")
+    assert {"--num-gpus=8", "--num-machines=2", "--machine-rank=1", "--dist-url=tcp://10.0.0.1:1234"} <= set(cmd)
+
+
+def test_cam_runs_the_cam_tool(tmp_path):
+    (cmd,) = plan_runs(TASKS["cam"], _args("cam", "--quick", "--output-root", str(tmp_path)))[1].commands
+    assert cmd[1].endswith("cam_quickstart.py") and cmd[cmd.index("--output") + 1].endswith("res2net-8w4s")
+
+
+def test_bad_trailing_options_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        _args("saliency", "SOLVER.MAX_ITER")
+    with pytest.raises(SystemExit):
+        _args("saliency", "--quik", "1")
+    assert "unknown option --quik" in capsys.readouterr().err
+
+
+class FakeRuns:
+    """Stands in for the training subprocesses: writes the results a finished run has."""
+
+    def __init__(self, fail=False):
+        self.commands, self.fail = [], fail
+
+    def __call__(self, cmd, env=None):
+        self.commands.append(cmd)
+        out = cmd[cmd.index("OUTPUT_DIR") + 1]
+        ap = 30.0 if "MODEL.RES2NET.SCALE" in cmd else 32.5
+        path = os.path.join(out, "inference", "shapes_voc_val", "voc_eval_results.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump({"bbox": {"AP50": ap, "AP50_allpoint": ap + 1, "AP": ap / 2, "AP75": ap / 3}}, f)
+        with open(os.path.join(out, "last_checkpoint"), "w") as f:
+            f.write("model_final.pth")
+        return argparse.Namespace(returncode=1 if self.fail else 0)
+
+
+def test_runs_then_table_then_skips_finished_runs(tmp_path, monkeypatch, capsys):
+    fake = FakeRuns()
+    monkeypatch.setattr(reproduce.subprocess, "run", fake)
+    argv = ["detection-voc", "--quick", "--output-root", str(tmp_path)]
+    assert reproduce.main(argv) == 0
+    out = capsys.readouterr().out
+    assert len(fake.commands) == 2
+    assert "| mAP | 30.0 | 32.5 | +2.5 |" in out
+    assert "figure: " + str(tmp_path / "detection-voc-quick" / "comparison" / "comparison.png") in out
+    assert (tmp_path / "detection-voc-quick" / "comparison" / "comparison.png").is_file()
+    for run in ("resnet-24w1s", "res2net-8w4s"):
+        marker = json.loads((tmp_path / "detection-voc-quick" / run / FINISHED_MARKER).read_text())
+        assert marker["label"] == run and marker["seconds"] >= 0
+
+    # again: both finished, nothing runs, the same table
+    assert reproduce.main(argv) == 0
+    assert len(fake.commands) == 2 and "finished earlier, skipped" in capsys.readouterr().out
+
+    # other settings in the same folders: refused rather than mixed up
+    assert reproduce.main(argv + ["SOLVER.MAX_ITER", "5"]) == 1
+    assert "holds a finished run with other settings" in capsys.readouterr().err
+
+
+def test_started_run_needs_resume(tmp_path, monkeypatch, capsys):
+    fake = FakeRuns()
+    monkeypatch.setattr(reproduce.subprocess, "run", fake)
+    started = tmp_path / "detection-voc-quick" / "resnet-24w1s"
+    started.mkdir(parents=True)
+    (started / "last_checkpoint").write_text("model_0000099.pth")
+    argv = ["detection-voc", "--quick", "--output-root", str(tmp_path)]
+    assert reproduce.main(argv) == 1
+    err = capsys.readouterr().err
+    assert str(started) in err and "--resume" in err and not fake.commands
+    assert reproduce.main(argv + ["--resume"]) == 0
+    assert all("--resume" in cmd for cmd in fake.commands) and len(fake.commands) == 2
+
+
+def test_a_failed_run_is_reported_and_not_marked_finished(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce.subprocess, "run", FakeRuns(fail=True))
+    assert reproduce.main(["saliency", "--quick", "--output-root", str(tmp_path)]) == 1
+    assert "failed with exit code 1" in capsys.readouterr().err
+    assert not (tmp_path / "saliency-quick" / "resnet-24w1s" / FINISHED_MARKER).exists()
