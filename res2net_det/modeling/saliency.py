@@ -39,6 +39,7 @@ __all__ = [
     "OFFICIAL_LAYOUT_CONFIGS",
     "PoolNetSaliency",
     "detect_poolnet_layout",
+    "from_official_poolnet",
     "is_unused_official_key",
     "official_layout_conflicts",
     "official_poolnet_to_ours",
@@ -293,7 +294,7 @@ class PoolNetSaliency(nn.Module):
         """``N x 1 x H x W`` saliency logits for a normalised ``N x 3 x H x W`` batch."""
         features = self._levels(x)
         levels = [conv(f) for conv, f in zip(self.convert, features)][::-1]  # top-down
-        # The guidance starts from the raw top feature, not its reduced copy (as the authors' code).
+        # The guidance starts from the raw top feature, not its reduced copy (as in the authors' code).
         guides = self.guidance(features[-1], [f.shape[-2:] for f in levels[1:]])
         merge = levels[0]
         for i, fam in enumerate(self.aggregate):
@@ -486,3 +487,20 @@ def official_layout_conflicts(model: PoolNetSaliency, layout: str) -> List[str]:
         "MODEL.PIXEL_STD": (tuple(round(v, 3) for v in model.pixel_mean_std[1]), tuple(round(v, 3) for v in std)),
     }
     return [f"{key} is {got} here but {want} in their network" for key, (got, want) in expected.items() if got != want]
+
+
+def from_official_poolnet(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str
+) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
+    """What the weight loaders call on a whole-model state dict: ``(state in our layout, the authors'
+    layout it was in)``, or ``(state, None)`` unchanged when it is in none of theirs. Raises
+    :class:`CheckpointError` naming ``source`` when ``model`` is not the network those weights
+    were trained in (:func:`official_layout_conflicts`)."""
+    layout = detect_poolnet_layout(state)
+    if layout is None:
+        return dict(state), None
+    conflicts = official_layout_conflicts(model, layout)
+    if conflicts:
+        raise CheckpointError(f"{source} holds {layout} weights, but the configured model differs from their "
+                              f"network: {'; '.join(conflicts)}. Use {OFFICIAL_LAYOUT_CONFIGS[layout]}.")
+    return official_poolnet_to_ours(state, source), layout
