@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .res2net import STAGE_NAMES, Res2Net
-from .weights import CheckpointError
+from .weights import CheckpointError, register_layout
 
 __all__ = [
     "FeatureAggregation",
@@ -39,7 +39,6 @@ __all__ = [
     "OFFICIAL_LAYOUT_CONFIGS",
     "PoolNetSaliency",
     "detect_poolnet_layout",
-    "from_official_poolnet",
     "is_unused_official_key",
     "official_layout_conflicts",
     "official_poolnet_to_ours",
@@ -489,18 +488,21 @@ def official_layout_conflicts(model: PoolNetSaliency, layout: str) -> List[str]:
     return [f"{key} is {got} here but {want} in their network" for key, (got, want) in expected.items() if got != want]
 
 
-def from_official_poolnet(
-    model: nn.Module, state: Mapping[str, torch.Tensor], source: str
-) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
-    """What the weight loaders call on a whole-model state dict: ``(state in our layout, the authors'
-    layout it was in)``, or ``(state, None)`` unchanged when it is in none of theirs. Raises
-    :class:`CheckpointError` naming ``source`` when ``model`` is not the network those weights
-    were trained in (:func:`official_layout_conflicts`)."""
-    layout = detect_poolnet_layout(state)
-    if layout is None:
-        return dict(state), None
-    conflicts = official_layout_conflicts(model, layout)
-    if conflicts:
-        raise CheckpointError(f"{source} holds {layout} weights, but the configured model differs from their "
-                              f"network: {'; '.join(conflicts)}. Use {OFFICIAL_LAYOUT_CONFIGS[layout]}.")
-    return official_poolnet_to_ours(state, source), layout
+
+def _official_layout_applies(layout: str):
+    def applies(state: Mapping[str, torch.Tensor], model: nn.Module) -> bool:
+        if detect_poolnet_layout(state) != layout:
+            return False
+        conflicts = official_layout_conflicts(model, layout)
+        if conflicts:  # same shapes, other maps: refused rather than loaded
+            raise CheckpointError(f"it holds {layout} weights, but the configured model differs from their network: "
+                                  f"{'; '.join(conflicts)}. Use {OFFICIAL_LAYOUT_CONFIGS[layout]}.")
+        return True
+
+    return applies
+
+
+# The package's one weight loader (modeling.weights.load_weights: predict_saliency.py --weights,
+# MODEL.WEIGHTS) recognises the authors' files, maps them to ours and names the layout in its log.
+for _layout in (LAYOUT_RES2NET_POOLNET, LAYOUT_RESNET_POOLNET):
+    register_layout(_layout, _official_layout_applies(_layout), official_poolnet_to_ours)

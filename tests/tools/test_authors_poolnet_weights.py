@@ -89,8 +89,8 @@ def test_predict_refuses_a_config_that_is_not_their_network(setup, tmp_path):
 def test_a_file_in_neither_layout_names_the_file_and_its_keys(setup, tmp_path):
     root, cfg_file, _, _, _, _ = setup
     bad = tmp_path / "other.pth"
-    torch.save({"head.conv.weight": torch.zeros(1), "backbone.conv1.weight": torch.zeros(1)}, bad)
-    with pytest.raises(ValueError, match=r"other\.pth does not fit.*head\.conv\.weight"):
+    torch.save({"head.conv.weight": torch.zeros(1), "neck.conv.weight": torch.zeros(1)}, bad)
+    with pytest.raises(CheckpointError, match=r"other\.pth.*head\.conv\.weight"):
         _predict(cfg_file, bad, root / "img", tmp_path / "o")
 
 
