@@ -129,9 +129,26 @@ class GlobalGuidance(nn.Module):
         return [guide(_resize(context, s)) for guide, s in zip(self.guides, sizes)]
 
 
+def _window_matrix(length, k: int, like: torch.Tensor) -> torch.Tensor:
+    """``bins x length`` matrix of :func:`_avg_pool`'s windows along one side: windows of
+    ``min(k, length)`` elements from 0, the remainder dropped. ``length`` may be a traced size."""
+    length = torch.as_tensor(length, device=like.device)
+    size = torch.clamp(length, max=k)
+    i = torch.arange(torch.div(length, size, rounding_mode="floor"), device=like.device)
+    j = torch.arange(length, device=like.device)
+    inside = (j[None, :] >= (i * size)[:, None]) & (j[None, :] < ((i + 1) * size)[:, None])
+    return inside.to(like.dtype) / size.to(like.dtype)
+
+
 def _avg_pool(x: torch.Tensor, k: int) -> torch.Tensor:
     """``AvgPool2d(k, k)`` as PoolNet pools; on a side shorter than ``k`` (where PoolNet's pool
-    would fail) the window shrinks to that side, so small images still go through."""
+    would fail) the window shrinks to that side, so small images still go through. When tracing
+    for ONNX, the same windows as two averaging matmuls, which follow the input's size (a kernel
+    computed from the size would be baked in)."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        rows = _window_matrix(x.shape[-2], k, x)
+        cols = _window_matrix(x.shape[-1], k, x)
+        return torch.matmul(torch.matmul(rows, x), cols.t())
     h, w = x.shape[-2:]
     return F.avg_pool2d(x, kernel_size=(min(k, h), min(k, w)))
 

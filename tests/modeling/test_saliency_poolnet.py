@@ -180,3 +180,16 @@ def test_backbone_options_keep_the_defaults():
     dilated = build_res2net(base_width=26, num_classes=0, dilate_last_stage=True)
     assert all(conv.dilation == (2, 2) and conv.stride == (1, 1) for blk in dilated.layer4 for conv in blk.convs)
     assert dilated.layer4[0].pool.stride == 1 and dilated.layer4[0].downsample[0].stride == (1, 1)
+
+
+@pytest.mark.parametrize("size", [(19, 23), (5, 3), (8, 16), (1, 9)])
+def test_export_form_of_the_fam_pooling_equals_the_eager_one(size, monkeypatch):
+    """Under ONNX tracing the FAM pools with two averaging matmuls; same windows as eager."""
+    from res2net_det.modeling import saliency
+
+    x = torch.randn(2, 3, *size)
+    expected = [saliency._avg_pool(x, k) for k in (2, 4, 8)]
+    monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)  # as inside torch.onnx.export
+    for k, e in zip((2, 4, 8), expected):
+        got = saliency._avg_pool(x, k)
+        assert got.shape == e.shape and torch.allclose(got, e, atol=1e-6)
