@@ -71,4 +71,5 @@ def build_saliency_model(cfg) -> PoolNetSaliency:
         loss_reduction=s.LOSS_REDUCTION,
         pixel_mean=cfg.MODEL.PIXEL_MEAN,
         pixel_std=cfg.MODEL.PIXEL_STD,
+        input_format=cfg.INPUT.FORMAT,
     )

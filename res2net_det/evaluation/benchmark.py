@@ -110,7 +110,8 @@ def benchmark_saliency(batch: int, size: Sequence[int], repeats: int, warmup: in
     candidates = {}
     x = torch.randn(batch, 3, *size)
     for label, kwargs in SALIENCY_BACKBONES.items():
-        backbone = build_res2net(depth=50, num_classes=0, norm="FrozenBN", dilate_last_stage=True, **kwargs)
+        backbone = build_res2net(depth=50, num_classes=0, norm="FrozenBN", dilate_last_stage=True,
+                                 maxpool_ceil_mode=True, **kwargs)
         model = PoolNetSaliency(backbone).eval()
         candidates[label] = lambda m=model: m.forward_logits(x)
     with torch.no_grad():

@@ -65,6 +65,8 @@ class Bottle2neck(nn.Module):
         is_stage_block: True for the first block of a stage (no hierarchical
             additions, average pool on the last split).
         norm: normalisation spec, see :func:`res2net_det.modeling.norm.get_norm`.
+        stride_in_1x1: put the stride on the first 1x1 conv instead (Caffe / MSRA ResNet, as
+            in PoolNet's released ResNet-50); scale 1 only, Res2Net's splits always stride.
     """
 
     expansion = 4
@@ -81,10 +83,13 @@ class Bottle2neck(nn.Module):
         dilation: int = 1,
         is_stage_block: bool = False,
         norm: NormSpec = "BN",
+        stride_in_1x1: bool = False,
     ) -> None:
         super().__init__()
         if scale < 1:
             raise ValueError(f"scale must be >= 1, got {scale}")
+        if stride_in_1x1 and scale != 1:
+            raise ValueError(f"stride_in_1x1 is the plain (scale 1) ResNet layout; got scale {scale}")
         width = int(math.floor(planes * (base_width / 64.0))) * cardinality
         if width < 1 or cardinality < 1:
             raise ValueError(
@@ -97,11 +102,12 @@ class Bottle2neck(nn.Module):
         # scale 1 keeps one 3x3 conv (plain ResNet bottleneck).
         num_convs = max(1, scale - 1)
 
-        self.conv1 = nn.Conv2d(inplanes, width * scale, kernel_size=1, bias=False)
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = nn.Conv2d(inplanes, width * scale, kernel_size=1, stride=stride_1x1, bias=False)
         self.bn1 = get_norm(norm, width * scale)
         self.convs = nn.ModuleList(
             nn.Conv2d(
-                width, width, kernel_size=3, stride=stride, padding=dilation,
+                width, width, kernel_size=3, stride=stride_3x3, padding=dilation,
                 dilation=dilation, groups=cardinality, bias=False,
             )
             for _ in range(num_convs)
@@ -201,8 +207,12 @@ class Res2Net(nn.Module):
         freeze_at: Detectron2's convention: 0 trains everything, 1 freezes the
             stem, 2 the stem and res2, ... 5 the whole backbone. Frozen parts get
             ``requires_grad=False`` and frozen batch norm.
-        dilate_last_stage: res5 with stride 1 and dilation 2 (output stride 16).
+        dilate_last_stage: res5 with stride 1 and dilation 2 (output stride 16); every res5
+            block, the first included, dilates its 3x3 convs (PoolNet's and DeepLab's layout).
         zero_init_last: zero-init the last norm of every block (training from scratch).
+        maxpool_ceil_mode: the stem's max pool rounds its output size up (Caffe's rounding,
+            kept by Res2Net-PoolNet and PoolNet): one more row/column on even-sized stem maps.
+        stride_in_1x1: stride on each block's first 1x1 conv (scale 1 only), see :class:`Bottle2neck`.
     """
 
     def __init__(
@@ -220,6 +230,8 @@ class Res2Net(nn.Module):
         freeze_at: int = 0,
         dilate_last_stage: bool = False,
         zero_init_last: bool = False,
+        maxpool_ceil_mode: bool = False,
+        stride_in_1x1: bool = False,
     ) -> None:
         super().__init__()
         if len(layers) != 4:
@@ -232,13 +244,15 @@ class Res2Net(nn.Module):
         self.num_classes = num_classes
         self.out_features = tuple(out_features)
         self.dilate_last_stage = dilate_last_stage
+        self.stride_in_1x1 = stride_in_1x1
 
         self.conv1, self.bn1 = _stem(deep_stem, stem_width, norm)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=maxpool_ceil_mode)
 
         self.inplanes = 64
-        block_kwargs = dict(base_width=base_width, scale=scale, cardinality=cardinality, norm=norm)
+        block_kwargs = dict(base_width=base_width, scale=scale, cardinality=cardinality, norm=norm,
+                            stride_in_1x1=stride_in_1x1)
         self.layer1 = self._make_layer(64, layers[0], 1, 1, avg_down, block_kwargs)
         self.layer2 = self._make_layer(128, layers[1], 2, 1, avg_down, block_kwargs)
         self.layer3 = self._make_layer(256, layers[2], 2, 1, avg_down, block_kwargs)

@@ -322,10 +322,13 @@ def load_weights(
     if convert is not None:
         state = convert(state)
         layouts.append("given")
-    for name, applies, layout_convert in _LAYOUTS:
-        if applies(state, model):
-            state = layout_convert(state)
-            layouts.append(name)
+    for layout, applies, layout_convert in _LAYOUTS:
+        try:
+            if applies(state, model):
+                state = layout_convert(state)
+                layouts.append(layout)
+        except CheckpointError as e:  # a layout's own check: the message gets the file's name
+            raise CheckpointError(f"{path}: {e}") from None
     # Strict loading is for a whole model: a backbone file must not pass for one.
     target, prefix = (model, "") if strict else _backbone_of(model, state)
     report = LoadReport(path=path, prefix=prefix, layouts=layouts)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ...config.from_scratch import FROM_SCRATCH_HINT
+from ...modeling.saliency import OFFICIAL_LAYOUT_CONFIGS
 from ...modeling.weights import CheckpointError, check_safe_to_load, load_checkpoint, load_weights
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False)
             f"with `python tools/convert_weights.py <downloaded.pth> {path}` (see README). {FROM_SCRATCH_HINT}."
         )
     report = load_weights(_unwrap(model), path, skip_mismatched=True)
+    authors = [layout for layout in report.layouts if layout in OFFICIAL_LAYOUT_CONFIGS]
+    if authors and (report.missing or report.unexpected or report.skipped_shape):
+        # The authors' released PoolNet is a whole model: loaded in part, it gives other maps.
+        raise CheckpointError(f"MODEL.WEIGHTS {path} ({authors[0]}) does not fit this model: "
+                              + "; ".join(report.problems()) + f". Use {OFFICIAL_LAYOUT_CONFIGS[authors[0]]}")
     backbone = [k for k in report.skipped_shape if k.startswith("backbone.")]
     if backbone and not allow_partial:
         raise CheckpointError(
