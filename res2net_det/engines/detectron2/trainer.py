@@ -8,7 +8,8 @@ meaning what they mean on the torchvision engine.
   ``IMS_PER_BATCH / GRAD_ACCUM_STEPS`` images (:class:`AccumulatingTrainer`), so ``MAX_ITER`` and
   ``STEPS`` count optimizer steps as before;
 * ``SOLVER.LOG_PERIOD``: iterations per line of ``metrics.json`` / TensorBoard / the log
-  (Detectron2 hard-codes 20);
+  (Detectron2 hard-codes 20); ``SOLVER.CHECKPOINT_PERIOD`` 0 keeps ``model_final`` only, as on the
+  torchvision engine;
 * ``TEST.VIS_IMAGES``: after training, the task's pictures of that many images of every test set
   in ``OUTPUT_DIR/vis/<set>/`` (:meth:`TaskTrainer.visualize`);
 * ``NUM_THREADS`` and ``MODEL.DEVICE auto`` are applied when the config is set up
@@ -35,7 +36,20 @@ from ...config.solver import build_optimizer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AccumulatingTrainer", "TaskTrainer", "images_per_micro_batch", "micro_batch_cfg"]
+__all__ = ["TRAINER_KEYS", "AccumulatingTrainer", "TaskTrainer", "images_per_micro_batch", "micro_batch_cfg"]
+
+
+# Our keys this trainer reads (res2net_det.config.defaults.add_trainer_config adds them).
+TRAINER_KEYS = ("SOLVER.OPTIMIZER", "SOLVER.GRAD_ACCUM_STEPS", "SOLVER.LOG_PERIOD", "TEST.VIS_IMAGES", "NUM_THREADS")
+
+
+def _has_key(cfg: CfgNode, dotted: str) -> bool:
+    node = cfg
+    for part in dotted.split("."):
+        if part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def images_per_micro_batch(cfg: CfgNode) -> int:
@@ -118,6 +132,10 @@ class TaskTrainer(DefaultTrainer):
     evaluation hooks and ``launch`` are Detectron2's."""
 
     def __init__(self, cfg: CfgNode) -> None:
+        missing = [k for k in TRAINER_KEYS if not _has_key(cfg, k)]
+        if missing:
+            raise KeyError(f"the config has no {', '.join(missing)}: build it with Detectron2's get_cfg() + "
+                           "res2net_det.config.add_res2net_det_config (what train_net.build_config does)")
         images_per_micro_batch(cfg)  # fail before building anything on a bad GRAD_ACCUM_STEPS
         super().__init__(cfg)
         accum = cfg.SOLVER.GRAD_ACCUM_STEPS
@@ -136,13 +154,19 @@ class TaskTrainer(DefaultTrainer):
         return super().build_train_loader(micro_batch_cfg(cfg))
 
     def build_hooks(self):
-        period = self.cfg.SOLVER.LOG_PERIOD
-        if period < 1:
-            raise ValueError(f"SOLVER.LOG_PERIOD must be >= 1, got {period}")
-        return [
-            hooks.PeriodicWriter(self.build_writers(), period=period) if isinstance(h, hooks.PeriodicWriter) else h
-            for h in super().build_hooks()
-        ]
+        log_period = self.cfg.SOLVER.LOG_PERIOD
+        if log_period < 1:
+            raise ValueError(f"SOLVER.LOG_PERIOD must be >= 1, got {log_period}")
+        built = []
+        for h in super().build_hooks():
+            if isinstance(h, hooks.PeriodicWriter):
+                h = hooks.PeriodicWriter(self.build_writers(), period=log_period)
+            elif isinstance(h, hooks.PeriodicCheckpointer) and self.cfg.SOLVER.CHECKPOINT_PERIOD <= 0:
+                # CHECKPOINT_PERIOD 0: only model_final, as on the torchvision engine (Detectron2's
+                # hook would divide by it); a period past the end never fires before the last iteration.
+                h = hooks.PeriodicCheckpointer(self.checkpointer, period=self.max_iter + 1)
+            built.append(h)
+        return built
 
     def train(self):
         results = super().train()
