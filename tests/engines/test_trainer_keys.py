@@ -87,6 +87,9 @@ class _CountingLoader:
         self.loader = loader
         self.batch_sizes: List[int] = []
 
+    def __getattr__(self, name):  # sampler, batch_size, ...: the wrapped loader's
+        return getattr(self.loader, name)
+
     def __iter__(self):
         for batch in self.loader:
             self.batch_sizes.append(len(batch))
