@@ -10,15 +10,22 @@ from res2net_det.evaluation.classification import ClassificationEvaluator, draw_
 from res2net_det.modeling.res2net import Res2Net
 
 
-def test_evaluator_counts_top1(tmp_path):
+def test_evaluator_counts_top1_and_top5(tmp_path):
     ev = ClassificationEvaluator("toy", str(tmp_path))
     ev.reset()
-    labels, preds = [0, 1, 2, 3], [0, 1, 2, 0]
-    ev.process([{"image_id": i, "label": y} for i, y in enumerate(labels)], [{"pred_class": p} for p in preds])
+    labels = [0, 1, 2, 3]
+    # 6 classes; scores ranked so that image 3's label is 6th (outside the top 5)
+    logits = torch.tensor([[9.0, 1, 2, 3, 4, 5], [1, 9.0, 2, 3, 4, 5], [1, 2, 9.0, 3, 4, 5], [9.0, 5, 4, 0, 2, 1]])
+    outputs = [{"logits": lg, "pred_class": int(lg.argmax())} for lg in logits]
+    for i in range(0, 4, 2):  # two batches
+        ev.process([{"image_id": j, "label": labels[j]} for j in (i, i + 1)], outputs[i:i + 2])
     res = ev.evaluate()["classification"]
-    assert res["top1"] == pytest.approx(75.0) and res["num_images"] == 4
+    assert res["top1"] == pytest.approx(75.0) and res["top5"] == pytest.approx(75.0) and res["num_images"] == 4
     saved = json.loads((tmp_path / "classification_results.json").read_text())
-    assert [p["pred_class"] for p in saved["predictions"]] == preds
+    assert [p["pred_class"] for p in saved["predictions"]] == [0, 1, 2, 0]
+    ev.reset()
+    ev.process([{"image_id": 0, "label": 3}], [{"logits": logits[0], "pred_class": 0}])
+    assert ev.evaluate()["classification"]["top5"] == pytest.approx(100.0)  # after a reset, counts start anew
 
 
 def test_evaluator_without_predictions_names_the_data_set():
