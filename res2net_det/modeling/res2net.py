@@ -31,7 +31,7 @@ from .weights import CheckpointError, load_weights
 
 __all__ = [
     "Bottle2neck", "Res2Net", "STAGE_NAMES", "Variant", "MODEL_TABLE", "VARIANTS", "ALIASES", "OFFICIAL_CHECKPOINTS",
-    "create_model", "list_models", "resolve_name", "variant_args", "official_checkpoint", "find_variant",
+    "create_model", "list_models", "register_model", "resolve_name", "variant_args", "official_checkpoint", "find_variant",
     "build_res2net", "stage_blocks", "stage_strides",
     "res2net50_26w_4s", "res2net50_48w_2s", "res2net50_14w_8s", "res2net50_26w_6s", "res2net50_26w_8s",
     "res2net101_26w_4s", "res2next50", "res2net50_v1b_26w_4s", "res2net101_v1b_26w_4s", "res2net152_v1b_26w_4s",
@@ -496,9 +496,9 @@ MODEL_TABLE: Mapping[str, Variant] = MappingProxyType({
                                      checkpoint="res2net101_v1b_26w_4s-0812c246.pth", timm_name="res2net101d",
         top1=81.23, top5=95.36, accuracy_source="official"),
     "res2net152_v1b_26w_4s": Variant(152, 26, 4, deep_stem=True, avg_down=True),
-    # scale 1, width 64: exactly torchvision's ResNet-50 (stride on the 3x3), the baseline; its
-    # weights are torchvision's (resnet50-*.pth), which load with a rename (modeling/weights.py).
-    "resnet50": Variant(50, 64, 1),
+    # scale 1, width 64: exactly torchvision's (and timm's) ResNet-50 (stride on the 3x3), the
+    # baseline; their weights (resnet50-*.pth) load with a rename (modeling/weights.py).
+    "resnet50": Variant(50, 64, 1, timm_name="resnet50"),
 })
 
 # Read-only views of the table for callers that want one column.
