@@ -12,8 +12,8 @@ Examples:
   # ImageNet validation (ILSVRC XML boxes)
   python tools/cam_eval.py --images ILSVRC/Data/CLS-LOC/val --annotations ILSVRC/Annotations/CLS-LOC/val \
       --classes LOC_synset_mapping.txt --models ... --methods gradcam gradcam++ scorecam
-  # the classifier trained by tools/cam_quickstart.py
-  python tools/cam_eval.py --models output/cam_quickstart/res2net_small.json --image-size 64
+  # a JSON model card ({"name", "weights", "num_classes", "kwargs", "label"}) at 64 px
+  python tools/cam_eval.py --models my_model_card.json --image-size 64
 """
 import argparse
 import json
