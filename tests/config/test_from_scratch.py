@@ -113,3 +113,13 @@ def test_detectron2_engine_refuses_before_training(tmp_path):
     args.opts = ["MODEL.WEIGHTS", str(tmp_path / "missing.pth"), "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path / "out")]
     with pytest.raises(FileNotFoundError, match="FREEZE_AT 0"):
         setup(args)
+
+
+@pytest.mark.parametrize("name", ["sod/quickstart.yaml", "cam/quickstart.yaml"])
+def test_task_models_are_judged_by_their_res2net_keys(name):
+    """Saliency and classification build MODEL.RES2NET.*; Detectron2's default BACKBONE.NAME and
+    MODEL.RESNETS.NORM (FrozenBN) in its config tree must not refuse them."""
+    cfg = _cfg(name)
+    cfg.MODEL.BACKBONE.NAME = "build_resnet_backbone"
+    cfg.MODEL.RESNETS = type(cfg)({"NORM": "FrozenBN"})
+    assert from_scratch_problems(cfg) == []
