@@ -70,7 +70,10 @@ class ReproTask:
 # 2% of the 8w x 4s Res2Net's for each task's quickstart model, as ResNet-50's is of Res2Net-50's).
 _QUICK_RESNET = ("MODEL.RES2NET.SCALE", "1", "MODEL.RES2NET.WIDTH_PER_GROUP", "24")
 _QUICK_DETECTION = ("MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", "300", "SOLVER.STEPS", "(240,)",
-                    "SOLVER.CHECKPOINT_PERIOD", "100", "TEST.VIS_IMAGES", "4")
+                    "SOLVER.CHECKPOINT_PERIOD", "100", "TEST.VIS_IMAGES", "4")  # NUM_THREADS 1: the config's
+# One CPU thread (the detection quickstart's setting): on a loaded machine two OpenMP threads of a
+# small model wait on each other (an SOD step went from 1.5 s to 15 s at load 13 on 2 cores).
+_ONE_THREAD = ("NUM_THREADS", "1")
 
 TASKS: Dict[str, ReproTask] = {
     "detection-coco": ReproTask(
@@ -94,7 +97,8 @@ TASKS: Dict[str, ReproTask] = {
         (Run("R-50", "sod/poolnet_r_50_duts.yaml"), Run("R2-50", "sod/poolnet_r2_50_duts.yaml")),
         (Run("resnet-24w1s", "sod/quickstart.yaml", _QUICK_RESNET), Run("res2net-8w4s", "sod/quickstart.yaml")),
         "train_net",
-        ("MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", "200", "SOLVER.STEPS", "(150,)", "SOLVER.CHECKPOINT_PERIOD", "100"),
+        ("MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", "200", "SOLVER.STEPS", "(150,)", "SOLVER.CHECKPOINT_PERIOD", "100",
+         *_ONE_THREAD),
         anchors="PoolNet maxF / MAE, R2-50 vs R-50 (authors): ECSSD .947/.036 vs .940/.042, PASCAL-S .871/.070 vs "
                 ".863/.075, DUT-OMRON .837/.052 vs .830/.055, HKU-IS .936/.031 vs .934/.032, SOD .885/.096 vs "
                 ".867/.100, DUTS-TE .892/.037 vs .886/.040",
@@ -103,7 +107,7 @@ TASKS: Dict[str, ReproTask] = {
         "cam",
         (Run("R-50", "cam/resnet50_finetune.yaml"), Run("R2-50", "cam/res2net50_finetune.yaml")),
         (Run("resnet-24w1s", "cam/quickstart.yaml", _QUICK_RESNET), Run("res2net-8w4s", "cam/quickstart.yaml")),
-        "cam", ("MODEL.DEVICE", "cpu"),
+        "cam", ("MODEL.DEVICE", "cpu", *_ONE_THREAD),
         anchors="the paper shows Grad-CAM pictures of ResNet-50 and Res2Net-50 and no numbers",
     ),
 }

@@ -169,6 +169,7 @@ def _fmt(value: Optional[float], task: str, signed: bool = False) -> str:
         return "-"
     # Detection and CAM accuracies are percentages; saliency and CAM AUCs live in [0, 1].
     digits = 1 if task in ("detection", "detection-voc") or abs(value) > 1.5 else 3
+    value = round(value, digits) + 0.0  # no "-0.0" for a difference that rounds to nothing
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
