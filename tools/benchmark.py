@@ -72,10 +72,11 @@ def run_detector(args: argparse.Namespace) -> None:
     size = tuple(args.size)
     print(f"engine torchvision: Faster R-CNN + FPN, input {args.batch}x3x{size[0]}x{size[1]}, {args.device}, "
           f"{threads} threads, {args.repeats} interleaved repeats, channels_last={args.channels_last}, "
-          f"compile={args.compile}; BN calibrated then frozen, RPN NMS off, 512 sampled RoIs/image")
+          f"compile={args.compile}, checkpoint_activations={args.checkpoint_activations}; BN calibrated then frozen, RPN NMS off, 512 sampled RoIs/image")
     inference, training, counts = benchmark_detectors(
         args.batch, size, args.repeats, args.warmup, args.device,
-        channels_last=args.channels_last, compile_backbone=args.compile)
+        channels_last=args.channels_last, compile_backbone=args.compile,
+        checkpoint_activations=args.checkpoint_activations)
     print("workload per image (must match across models):")
     for name, c in counts.items():
         print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
@@ -85,7 +86,8 @@ def run_detector(args: argparse.Namespace) -> None:
     baselines = ["R-50-FPN"] + [n for n in training if n.startswith("timm")]
     print(format_timings(training, baselines))
     detectors = available_detectors()
-    peaks = {n: peak_memory_mb(d, args.batch, size, args.device, threads, args.channels_last)
+    peaks = {n: peak_memory_mb(d, args.batch, size, args.device, threads, args.channels_last,
+                            args.checkpoint_activations)
              for n, d in detectors.items()}
     print("peak memory of a training step (MiB above the built model): "
           + ", ".join(f"{n} {v:.0f} ({v / peaks['R-50-FPN']:.3f}x)" for n, v in peaks.items()))
@@ -103,6 +105,8 @@ def add_detector_parser(subparsers) -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--channels-last", action="store_true", help="all models and inputs in channels-last")
     p.add_argument("--compile", action="store_true", help="torch.compile every model's backbone (all alike)")
+    p.add_argument("--checkpoint-activations", action="store_true",
+                   help="every backbone recomputes its blocks' activations in backward (a memory option)")
     p.set_defaults(func=run_detector)
 
 

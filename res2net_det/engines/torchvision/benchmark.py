@@ -26,10 +26,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import warnings
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ...modeling.detection import fasterrcnn_res2net_fpn
 from ...modeling.norm import convert_frozen_batchnorm
@@ -61,16 +62,22 @@ class TimmFeatures(nn.Module):
     """A timm ResNet-style classifier (``res2net50_26w_4s``, ``resnet50``) as a detector's ``bottom_up``:
     ``forward_features`` returns ``res2`` .. ``res5`` as our :class:`Res2Net` does."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, checkpoint_activations: bool = False) -> None:
         super().__init__()
         self.body = model
+        self.checkpoint_activations = checkpoint_activations  # as Res2Net's: per block, trainable stages
 
     def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         m = self.body
         x = m.maxpool(m.act1(m.bn1(m.conv1(x))))
         outs = OrderedDict()
+        checkpointing = self.checkpoint_activations and self.training and torch.is_grad_enabled()
         for name, layer in zip(("res2", "res3", "res4", "res5"), (m.layer1, m.layer2, m.layer3, m.layer4)):
-            x = layer(x)
+            if checkpointing and any(p.requires_grad for p in layer.parameters()):
+                for block in layer:
+                    x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = layer(x)
             outs[name] = x
         return outs
 
@@ -112,7 +119,7 @@ def _calibrate_and_freeze_bn(model: nn.Module, images: List[torch.Tensor]) -> No
 
 def build_benchmark_model(
     detector: Mapping[str, Any], size: Tuple[int, int], device: str, batch: int = 2,
-    channels_last: bool = False, compile_backbone: bool = False, overrides: Optional[Mapping[str, Any]] = None,
+    channels_last: bool = False, compile_backbone: bool = False, checkpoint_activations: bool = False,
 ) -> nn.Module:
     """The detector for ``detector`` (builder arguments, plus ``"timm"``: a timm model name for
     ``bottom_up``), taking ``size`` inputs as they are (no resizing), BN calibrated and frozen."""
@@ -120,13 +127,14 @@ def build_benchmark_model(
     detector = dict(detector)
     timm_name = detector.pop("timm", None)
     args = {**BENCHMARK_ARGS, "min_size": min(size), "max_size": max(size), "norm": "BN",
-            "trainable_backbone_layers": 5, **detector, **dict(overrides or {})}
+            "trainable_backbone_layers": 5, **detector}
     model = fasterrcnn_res2net_fpn(**args)
     if timm_name is not None:
         import timm  # optional: only this candidate needs it
 
         model.backbone.bottom_up = TimmFeatures(timm.create_model(timm_name, pretrained=False, num_classes=0))
     _calibrate_and_freeze_bn(model, _inputs(batch, size, "cpu")[0])
+    model.backbone.bottom_up.checkpoint_activations = checkpoint_activations  # after calibration: FrozenBN now
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -190,13 +198,14 @@ def available_detectors(detectors: Mapping[str, Mapping[str, Any]] = DETECTORS) 
 def benchmark_detectors(
     batch: int, size: Tuple[int, int], repeats: int, warmup: int, device: str = "cpu",
     detectors: Mapping[str, Mapping[str, Any]] = DETECTORS, channels_last: bool = False,
-    compile_backbone: bool = False, report: Callable[[str], None] = print,
+    compile_backbone: bool = False, checkpoint_activations: bool = False,
 ) -> Tuple[Dict[str, Timing], Dict[str, Timing], Dict[str, Dict[str, List[int]]]]:
     """(inference timings, training-step timings, workload counts) per detector name.
 
     Inference rows: backbone alone (``bottom_up``), backbone + FPN, whole detector (eval, no_grad)."""
     detectors = available_detectors(detectors)
-    models = {name: build_benchmark_model(args, size, device, batch, channels_last, compile_backbone)
+    models = {name: build_benchmark_model(args, size, device, batch, channels_last, compile_backbone,
+                                         checkpoint_activations)
               for name, args in detectors.items()}
     images, targets = _inputs(batch, size, device)
     counts = {n: count_workloads(m, images, targets) for n, m in models.items()}
@@ -254,9 +263,10 @@ def _vm_hwm_kb() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def _peak_worker(detector, batch, size, threads, channels_last, queue) -> None:
+def _peak_worker(detector, batch, size, threads, channels_last, checkpoint_activations, queue) -> None:
     torch.set_num_threads(threads)
-    model = build_benchmark_model(detector, size, "cpu", batch, channels_last).train()
+    model = build_benchmark_model(detector, size, "cpu", batch, channels_last,
+                                  checkpoint_activations=checkpoint_activations).train()
     images, targets = _inputs(batch, size, "cpu")
     before = _vm_hwm_kb()
     sum(model(images, targets).values()).backward()
@@ -264,10 +274,11 @@ def _peak_worker(detector, batch, size, threads, channels_last, queue) -> None:
 
 
 def peak_memory_mb(detector: Mapping[str, Any], batch: int, size: Tuple[int, int], device: str = "cpu",
-                   threads: int = 1, channels_last: bool = False) -> float:
+                   threads: int = 1, channels_last: bool = False, checkpoint_activations: bool = False) -> float:
     """Peak memory (MiB) a training step adds on top of the built model and its inputs."""
     if device.startswith("cuda"):
-        model = build_benchmark_model(detector, size, device, batch, channels_last).train()
+        model = build_benchmark_model(detector, size, device, batch, channels_last,
+                                      checkpoint_activations=checkpoint_activations).train()
         images, targets = _inputs(batch, size, device)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -277,7 +288,8 @@ def peak_memory_mb(detector: Mapping[str, Any], batch: int, size: Tuple[int, int
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_peak_worker, args=(dict(detector), batch, size, threads, channels_last, queue))
+    proc = ctx.Process(target=_peak_worker, args=(dict(detector), batch, size, threads, channels_last,
+                                                          checkpoint_activations, queue))
     proc.start()
     result = queue.get(timeout=1800)
     proc.join()

@@ -16,7 +16,7 @@ TINY_R = dict(variant="resnet50", backbone_kwargs={"base_width": 8}, **_HEADS)
 
 def test_benchmark_detectors_times_every_candidate():
     inference, training, counts = benchmark_detectors(
-        1, (64, 64), repeats=2, warmup=0, detectors={"a": TINY_R2, "b": TINY_R}, report=lambda s: None)
+        1, (64, 64), repeats=2, warmup=0, detectors={"a": TINY_R2, "b": TINY_R})
     assert set(inference) == {"a", "b", "a backbone", "b backbone", "a backbone+FPN", "b backbone+FPN"}
     assert set(training) == {"a", "b"}
     assert all(len(t.seconds) == 2 for t in list(inference.values()) + list(training.values()))
