@@ -39,6 +39,11 @@ def add_res2net_config(cfg: CN) -> CN:
     _C.MODEL.RES2NET.DEFORM_ON_PER_STAGE = [False, False, False, False]
     _C.MODEL.RES2NET.DEFORM_MODULATED = False  # DCNv2: a learned mask per sampling point
     _C.MODEL.RES2NET.DEFORM_NUM_GROUPS = 1  # channel groups with their own offsets
+    # Training speed / memory options of the backbone (same results): torch.compile (inductor) of its
+    # forward, falling back to eager with a warning; recompute each block's activations in the
+    # backward pass instead of storing them (less memory, ~one more backbone forward).
+    _C.MODEL.RES2NET.COMPILE = False
+    _C.MODEL.RES2NET.CHECKPOINT_ACTIVATIONS = False
     # Which engine runs tools/train_net.py: "auto" (Detectron2 when importable),
     # "detectron2" or "torchvision".
     _C.ENGINE = "auto"
@@ -81,6 +86,8 @@ def res2net_kwargs_from_cfg(cfg: CN) -> Dict[str, Any]:
         maxpool_ceil_mode=bool(r.MAXPOOL_CEIL_MODE),
         stride_in_1x1=bool(r.STRIDE_IN_1X1),
         num_classes=0,
+        compile=bool(r.COMPILE),
+        checkpoint_activations=bool(r.CHECKPOINT_ACTIVATIONS),
     )
 
 

@@ -19,12 +19,14 @@ Speed: the block is the reference path for training and checkpoints; for inferen
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .norm import NormSpec, convert_frozen_batchnorm, fold_norm_into_conv, get_norm, is_foldable
 from .weights import CheckpointError, load_weights
@@ -190,6 +192,18 @@ def _shortcut(inplanes: int, outplanes: int, stride: int, avg_down: bool, norm: 
     )
 
 
+def _compile_or_none(fn: Callable) -> Optional[Callable]:
+    """``torch.compile(fn)``, or None (with a warning) where torch.compile is unavailable."""
+    if not hasattr(torch, "compile"):
+        warnings.warn("this PyTorch has no torch.compile; the Res2Net runs eagerly")
+        return None
+    try:
+        return torch.compile(fn)
+    except Exception as e:  # e.g. an unsupported Python version
+        warnings.warn(f"torch.compile is unavailable ({type(e).__name__}: {e}); the Res2Net runs eagerly")
+        return None
+
+
 class Res2Net(nn.Module):
     """Res2Net classifier and multi-scale feature extractor.
 
@@ -213,6 +227,12 @@ class Res2Net(nn.Module):
         maxpool_ceil_mode: the stem's max pool rounds its output size up (Caffe's rounding,
             kept by Res2Net-PoolNet and PoolNet): one more row/column on even-sized stem maps.
         stride_in_1x1: stride on each block's first 1x1 conv (scale 1 only), see :class:`Bottle2neck`.
+        checkpoint_activations: in training, recompute each trainable block's activations in the
+            backward pass instead of storing them (``torch.utils.checkpoint`` per block): less
+            memory, one more forward. Same gradients. Not with train-mode BN (its running
+            statistics would update twice); FrozenBN, GN and eval BN are fine.
+        compile: run ``forward_features`` through ``torch.compile`` (inductor); where compilation
+            is unavailable or fails, a warning says so and the model runs eagerly.
     """
 
     def __init__(
@@ -232,6 +252,8 @@ class Res2Net(nn.Module):
         zero_init_last: bool = False,
         maxpool_ceil_mode: bool = False,
         stride_in_1x1: bool = False,
+        checkpoint_activations: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if len(layers) != 4:
@@ -245,6 +267,9 @@ class Res2Net(nn.Module):
         self.out_features = tuple(out_features)
         self.dilate_last_stage = dilate_last_stage
         self.stride_in_1x1 = stride_in_1x1
+        self.checkpoint_activations = checkpoint_activations
+        self.compile = compile
+        self._compiled_features: Optional[Callable[[torch.Tensor], Dict[str, torch.Tensor]]] = None
 
         self.conv1, self.bn1 = _stem(deep_stem, stem_width, norm)
         self.relu = nn.ReLU(inplace=True)
@@ -375,11 +400,30 @@ class Res2Net(nn.Module):
     def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Returns ``{name: feature}`` for ``self.out_features`` (strides 4/8/16/32)."""
         self._check_input(x)
+        if self.compile and not torch.jit.is_scripting() and not torch.jit.is_tracing():
+            if self._compiled_features is None:
+                self._compiled_features = _compile_or_none(self._forward_features)
+            if self._compiled_features is not None:
+                try:
+                    return self._compiled_features(x)
+                except Exception as e:  # inductor compiles lazily, on the first call: fall back once, loudly
+                    warnings.warn(f"torch.compile of the Res2Net failed ({type(e).__name__}: {e}); running it eagerly")
+                    self.compile = False
+        return self._forward_features(x)
+
+    def _forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         outputs: Dict[str, torch.Tensor] = {}
         last = self.out_features[-1] if self.out_features else "res5"
+        # Checkpointing trades a second forward of each block for not storing its activations;
+        # only worth it (and only valid) when a backward will follow.
+        checkpointing = self.checkpoint_activations and self.training and torch.is_grad_enabled()
         for name, layer in zip(STAGE_NAMES, (self.layer1, self.layer2, self.layer3, self.layer4)):
-            x = layer(x)
+            if checkpointing and any(p.requires_grad for p in layer.parameters()):
+                for block in layer:
+                    x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = layer(x)
             if name in self.out_features:
                 outputs[name] = x
             if name == last:

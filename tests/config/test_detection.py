@@ -3,6 +3,7 @@ import pytest
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.config.detection import backbone_args_from_cfg, rcnn_args_from_cfg, retinanet_args_from_cfg
+from res2net_det.modeling.detection import res2net_fpn_backbone
 from tests.helpers import REPO
 
 
@@ -31,6 +32,16 @@ def test_off_table_depth_and_stem_become_overrides():
                                        "MODEL.RES2NET.DEEP_STEM", "True", "MODEL.RES2NET.STEM_WIDTH", "16"))
     assert args["variant"] == "res2net50_26w_4s"
     assert args["backbone_kwargs"] == {"layers": (3, 8, 36, 3), "deep_stem": True, "stem_width": 16}
+
+
+def test_speed_keys_reach_the_builders_res2net():
+    args = backbone_args_from_cfg(_cfg("faster_rcnn_r2_50.yaml", "MODEL.RES2NET.COMPILE", "True",
+                                       "MODEL.RES2NET.CHECKPOINT_ACTIVATIONS", "True"))
+    assert args["backbone_kwargs"] == {"compile": True, "checkpoint_activations": True}
+    args.pop("variant")
+    bottom_up = res2net_fpn_backbone("res2net50_26w_4s", **args).bottom_up
+    assert bottom_up.compile and bottom_up.checkpoint_activations
+    assert backbone_args_from_cfg(_cfg("faster_rcnn_r2_50.yaml"))["backbone_kwargs"] == {}
 
 
 def test_backbone_keys():
