@@ -30,11 +30,11 @@ def run_backbone(args: argparse.Namespace) -> None:
 def add_backbone_parser(subparsers) -> None:
     p = subparsers.add_parser("backbone", help="Res2Net features vs timm and torchvision ResNet-50")
     p.add_argument("--model", default="res2net50_26w_4s", help="our variant (timm's of the same name is timed too)")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"))
+    p.add_argument("--batch", type=int, default=8, help="images per forward pass")
+    p.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"), help="input height and width in pixels")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=10, help="timed rounds per candidate (interleaved, order rotating); medians are reported")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (allocator caches, oneDNN primitives)")
     p.add_argument("--all-layouts", action="store_true",
                    help="also time ours, timm and torchvision in channels-last without folding "
                         "(the gain of each step, and a fairer peer for our fused path)")
@@ -55,11 +55,11 @@ def run_sod(args: argparse.Namespace) -> None:
 
 def add_sod_parser(subparsers) -> None:
     p = subparsers.add_parser("sod", help="PoolNet saliency model: Res2Net-50 vs ResNet-50 images/s")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--size", type=int, nargs=2, default=(352, 352), metavar=("H", "W"))
+    p.add_argument("--batch", type=int, default=1, help="images per forward pass")
+    p.add_argument("--size", type=int, nargs=2, default=(352, 352), metavar=("H", "W"), help="input height and width in pixels")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=10, help="timed rounds per candidate (interleaved, order rotating); medians are reported")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (allocator caches, oneDNN primitives)")
     p.set_defaults(func=run_sod)
 
 
@@ -97,12 +97,12 @@ def run_detector(args: argparse.Namespace) -> None:
 
 def add_detector_parser(subparsers) -> None:
     p = subparsers.add_parser("detector", help="Faster R-CNN R2-50-FPN vs R-50-FPN vs timm's Res2Net, equal work")
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=2, help="images per forward pass")
+    p.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"), help="input height and width in pixels")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds per candidate (interleaved, order rotating); medians are reported")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (allocator caches, oneDNN primitives)")
     p.add_argument("--channels-last", action="store_true", help="all models and inputs in channels-last")
     p.add_argument("--compile", action="store_true", help="torch.compile every model's backbone (all alike)")
     p.add_argument("--checkpoint-activations", action="store_true",

@@ -36,7 +36,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data (default: the generated shapes set)")
     data.add_argument("--data-root", help="this project's layout: ROOT/classes.txt, ROOT/SPLIT/{images,annotations}; "
                       "with --wsol-metadata, the folder the image ids are relative to")
-    data.add_argument("--split", default="val")
+    data.add_argument("--split", default="val", help="split of the data set (train/val/test)")
     data.add_argument("--wsol-metadata", help="the authors' metadata: metadata/<CUB|ILSVRC|OpenImages>[/<split>] "
                       "(image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt)")
     data.add_argument("--mask-root", help="folder the OpenImages mask paths are relative to (default: --data-root)")
@@ -80,14 +80,14 @@ def main() -> None:
                         "stride onto the evidence (not part of either protocol)")
     parser.add_argument("--image-size", type=int, nargs="+", help="H [W] (default: 224, or the config's)")
     parser.add_argument("--max-images", type=int, help="evaluate the first N images only")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="images per CAM batch")
     parser.add_argument("--loc-cam-threshold", type=float,
                         help="CAM threshold of GT-known / Top-1 Loc (default: the best one)")
     parser.add_argument("--faithfulness-images", type=int, default=32, help="deletion/insertion/ROAD images (0: off)")
-    parser.add_argument("--faithfulness-steps", type=int, default=16)
+    parser.add_argument("--faithfulness-steps", type=int, default=16, help="pixel-removal steps of the deletion / insertion curves")
     parser.add_argument("--no-road", action="store_true", help="skip the ROAD metric")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--output", default="output/cam_eval/results.json")
+    parser.add_argument("--output", default="output/cam_eval/results.json", help="JSON file of the table's rows and the settings")
     add_data_arguments(parser)
     trained_args = parser.add_argument_group("a classifier trained by tools/train_net.py (data and size: the config's)")
     trained_args.add_argument("--config-file", metavar="FILE", help="its config")

@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--annotations", help="folder of <image stem>.xml boxes for --images")
     parser.add_argument("--classes", help="class list (names for captions; needed with --annotations)")
     parser.add_argument("--data-root", help="this project's WSOL layout (default: the generated shapes set)")
-    parser.add_argument("--split", default="val")
+    parser.add_argument("--split", default="val", help="split of the data set (this project's layout or --wsol-metadata)")
     parser.add_argument("--num-images", type=int, default=6, help="rows taken from the data set")
     parser.add_argument("--models", nargs="+", help="NAME, NAME=WEIGHTS.pth, torchvision:NAME[=WEIGHTS] or a model "
                         "card .json (default: torchvision:resnet50 res2net50_26w_4s; none with --config-file)")
@@ -38,7 +38,7 @@ def main() -> None:
                         "which places maps half a feature stride right of and below the evidence")
     parser.add_argument("--image-size", type=int, nargs="+", help="H [W] (default: 224, or the config's)")
     parser.add_argument("--cam-threshold", type=float, default=0.3, help="threshold of the red CAM box")
-    parser.add_argument("--output", default="output/cam_visualize/cams.png")
+    parser.add_argument("--output", default="output/cam_visualize/cams.png", help="PNG file of the figure")
     trained_args = parser.add_argument_group("a classifier trained by tools/train_net.py (data and size: the config's)")
     trained_args.add_argument("--config-file", metavar="FILE", help="its config")
     trained_args.add_argument("--weights", help="its checkpoint (default: the config's OUTPUT_DIR/model_final.pth)")

@@ -15,13 +15,13 @@ from res2net_det.evaluation.coco import write_detection_pictures
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE")
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="the detector's config (a file or a res2net_det.model_zoo name)")
     parser.add_argument("--input", nargs="+", required=True,
                         help="image files, globs or folders (.jpg/.jpeg/.png/.bmp/.webp/.tif, any case); "
                         "an empty folder is an error")
     parser.add_argument("--output", default="output/demo",
                         help="folder for <image stem>.png; two inputs with one stem are refused, never overwritten")
-    parser.add_argument("--confidence-threshold", type=float, default=0.5)
+    parser.add_argument("--confidence-threshold", type=float, default=0.5, help="draw detections scoring at least this")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config KEY VALUE pairs (e.g. MODEL.WEIGHTS path)")
     args = parser.parse_args()
 

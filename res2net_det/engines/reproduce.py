@@ -264,8 +264,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue started runs from their last checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="SEED of both runs (the same data order and initialisation)")
     parser.add_argument("--num-gpus", type=int, default=1, help="GPUs per machine (passed to the engine's launcher)")
-    parser.add_argument("--num-machines", type=int, default=1)
-    parser.add_argument("--machine-rank", type=int, default=0)
+    parser.add_argument("--num-machines", type=int, default=1, help="machines in all, passed to the engine's launcher")
+    parser.add_argument("--machine-rank", type=int, default=0, help="this machine's rank, passed to the engine's launcher")
     parser.add_argument("--dist-url", default="tcp://127.0.0.1:29500", help="the first machine's address")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
 
@@ -286,8 +286,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description="Runs the baseline and the Res2Net config of a paper comparison under identical settings, "
                     "then prints the table with a Δ column.",
-        epilog="e.g. tools/reproduce.py detection-voc --quick SOLVER.MAX_ITER 100;  "
-               "tools/reproduce.py detection-coco --num-gpus 8",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  python tools/reproduce.py detection-coco --num-gpus 8\n"
+               "  python tools/reproduce.py detection-voc --quick SOLVER.MAX_ITER 100\n"
+               "  python tools/reproduce.py saliency --quick\n"
+               "  python tools/reproduce.py cam --quick --output-root output/reproduce_quick",
     )
     add_arguments(parser)
     parser.usage = "%(prog)s TASK [flags] [KEY VALUE ...]"
