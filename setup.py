@@ -27,7 +27,11 @@ setup(
         "grad-cam>=1.5",
     ],
     extras_require={
-        # timm is the reference implementation the tests compare against.
-        "test": ["pytest", "timm"],
+        # tools/export_model.py: ONNX files and their check with onnxruntime (and the
+        # onnxruntime row of tools/benchmark.py backbone).
+        "export": ["onnx>=1.14", "onnxruntime>=1.16"],
+        # timm is the reference implementation the tests compare against; the export tests run
+        # the ONNX round trip.
+        "test": ["pytest", "timm", "onnx>=1.14", "onnxruntime>=1.16"],
     },
 )

@@ -1,39 +1,24 @@
 """res2net-det: the Res2Net backbone for detection, saliency and class activation mapping.
 
-The core (this package minus ``engines/detectron2``) needs PyTorch and torchvision only.
-"""
-from typing import Optional
+The core (this package minus ``engines/detectron2``) needs PyTorch and torchvision only::
 
-from .modeling import VARIANTS, Res2Net, load_weights, resolve_name, variant_args
+    import res2net_det
+    backbone = res2net_det.create_model("res2net50_26w_4s", num_classes=0)   # or res2net50_26w_4s(...)
+    detector = res2net_det.fasterrcnn_res2net_fpn("res2net50_26w_4s", num_classes=91)
+    res2net_det.model_zoo.get_config_file("faster_rcnn_r2_50.yaml")
+"""
+from . import model_zoo
+from .modeling.detection import fasterrcnn_res2net_fpn, maskrcnn_res2net_fpn, retinanet_res2net_fpn
+from .modeling.res2net import Res2Net, create_model, list_models
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "list_models", "Res2Net", "__version__"]
-
-
-def list_models() -> list:
-    """Names accepted by :func:`create_model` (aliases excluded)."""
-    return sorted(VARIANTS)
-
-
-def create_model(name: str, weights: Optional[str] = None, num_classes: int = 1000, **kwargs) -> Res2Net:
-    """Builds a Res2Net variant by name, optionally loading a checkpoint.
-
-    Args:
-        name: a variant such as ``"res2net50_26w_4s"`` or a timm alias (``"res2net50d"``).
-        weights: path to an official Res2Net ``.pth`` or a timm state dict file.
-        num_classes: classifier outputs; 0 builds a feature backbone without ``fc``.
-        **kwargs: any :class:`Res2Net` argument (``norm``, ``freeze_at``, ``out_features``,
-            ``dilate_last_stage``, ...).
-
-    ``model(x)`` returns logits; ``model.forward_features(x)`` returns
-    ``{"res2", "res3", "res4", "res5"}`` features at strides 4/8/16/32.
-    """
-    args = variant_args(name)
-    args.update(kwargs)
-    freeze_at = args.pop("freeze_at", 0)
-    model = Res2Net(num_classes=num_classes, **args)
-    if weights is not None:
-        # Load before freezing so frozen batch norm takes the checkpoint's statistics.
-        load_weights(model, weights)
-    model.freeze(freeze_at)
-    return model
+__all__ = [
+    "create_model",
+    "list_models",
+    "Res2Net",
+    "fasterrcnn_res2net_fpn",
+    "maskrcnn_res2net_fpn",
+    "retinanet_res2net_fpn",
+    "model_zoo",
+    "__version__",
+]

@@ -132,8 +132,31 @@ def test_check_data_lists_every_problem_with_counts(tmp_path):
     out = done.stdout
     # ok.json: its JSON is sound, but b.jpg is no image and c.jpg is missing.
     assert "_check_coco_0: 3 images, 2 problem(s)" in out
-    assert "b.jpg can't be decoded" in out and "image file not found" in out and "c.jpg" in out
+    assert "b.jpg is not an image" in out and "image file not found" in out and "c.jpg" in out
     # broken.json: both JSON problems listed, not only the first.
     assert "_check_coco_1: 0 images, 2 problem(s)" in out
     assert "image id 3 is used more than once" in out and "annotation id 9 has a non-finite bbox" in out
     assert "4 problem(s) in 2 data set(s)" in out
+
+
+def test_a_detector_checkpoint_of_another_width_fails_unless_partial_is_asked(tmp_path):
+    import torch
+
+    from res2net_det.engines.torchvision.checkpoint import load_model_weights
+    from res2net_det.engines.torchvision.registry import get_task
+    from res2net_det.modeling.weights import CheckpointError
+    from tests.helpers import REPO
+
+    def detector(width, classes=3):
+        cfg = merge_config_file(get_cfg(), str(REPO / "configs" / "quickstart.yaml"))
+        cfg.MODEL.RES2NET.WIDTH_PER_GROUP, cfg.MODEL.ROI_HEADS.NUM_CLASSES = width, classes
+        return get_task("GeneralizedRCNN").build_model(cfg)
+
+    path = tmp_path / "w8.pth"
+    torch.save({"model": detector(8).state_dict()}, path)
+    with pytest.raises(CheckpointError, match=rf"MODEL.WEIGHTS {path} does not fit this model's backbone.*WEIGHTS_ALLOW_PARTIAL"):
+        load_model_weights(detector(4), str(path))
+    load_model_weights(detector(4), str(path), allow_partial=True)
+    # Another number of classes (fine-tuning) skips the predictor only, with no error.
+    report = load_model_weights(detector(8, classes=5), str(path))
+    assert report["skipped"] and all("box_predictor" in k for k in report["skipped"])

@@ -1,8 +1,9 @@
 """Speed benchmarks. Each subcommand prints medians of interleaved runs and ratios measured
 in the same run (see res2net_det/utils/timing.py). Subcommands:
 
-  backbone   our Res2Net features vs timm's Res2Net and torchvision's ResNet-50
-  detector   Faster R-CNN R2-50-FPN vs R-50-FPN: inference, training step, peak memory, per engine
+  backbone   our Res2Net features (PyTorch, fused, onnxruntime) vs timm's Res2Net and torchvision's ResNet-50
+  detector   Faster R-CNN R2-50-FPN vs R-50-FPN vs timm's Res2Net (equal proposals/RoIs): inference,
+             training step, peak memory
   sod        images/s of the PoolNet saliency model on Res2Net-50 vs ResNet-50 (352 x 352)
 
 Example: python tools/benchmark.py backbone --batch 8 --size 224 224 --threads 2 --repeats 10
@@ -21,6 +22,9 @@ def run_backbone(args: argparse.Namespace) -> None:
                                   args.all_layouts)
     baselines = [n for n in timings if n.startswith(("timm", "torchvision")) and "channels_last" not in n]
     print(format_timings(timings, baselines))
+    onnx_row, fused_row = f"ours {args.model} onnxruntime", f"ours {args.model} fused"
+    if onnx_row in timings:
+        print(f"onnxruntime / PyTorch fused: {timings[onnx_row].median / timings[fused_row].median:.3f}x")
 
 
 def add_backbone_parser(subparsers) -> None:
@@ -62,32 +66,47 @@ def add_sod_parser(subparsers) -> None:
 def run_detector(args: argparse.Namespace) -> None:
     import importlib.util
 
-    from res2net_det.engines.torchvision.benchmark import DETECTOR_CONFIGS, benchmark_detectors, peak_memory_mb
+    from res2net_det.engines.torchvision.benchmark import available_detectors, benchmark_detectors, peak_memory_mb
 
     threads = set_threads(args.threads)
-    print(f"engine torchvision: Faster R-CNN + FPN, input {args.batch}x3x{args.size[0]}x{args.size[1]}, "
-          f"{args.device}, {threads} threads, {args.repeats} interleaved repeats")
-    inference, training = benchmark_detectors(args.batch, tuple(args.size), args.repeats, args.warmup, args.device)
-    print("inference (eval, no_grad), whole detector and backbone + FPN:")
-    print(format_timings(inference, ["R-50-FPN", "R-50-FPN backbone+FPN"]))
+    size = tuple(args.size)
+    print(f"engine torchvision: Faster R-CNN + FPN, input {args.batch}x3x{size[0]}x{size[1]}, {args.device}, "
+          f"{threads} threads, {args.repeats} interleaved repeats, channels_last={args.channels_last}, "
+          f"compile={args.compile}, checkpoint_activations={args.checkpoint_activations}; BN calibrated then frozen, RPN NMS off, 512 sampled RoIs/image")
+    inference, training, counts = benchmark_detectors(
+        args.batch, size, args.repeats, args.warmup, args.device,
+        channels_last=args.channels_last, compile_backbone=args.compile,
+        checkpoint_activations=args.checkpoint_activations)
+    print("workload per image (must match across models):")
+    for name, c in counts.items():
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
+    print("inference (eval, no_grad): backbone, backbone + FPN, whole detector:")
+    print(format_timings(inference, ["R-50-FPN backbone", "R-50-FPN backbone+FPN", "R-50-FPN"]))
     print("training step (forward, backward, SGD step):")
-    print(format_timings(training, ["R-50-FPN"]))
-    peaks = {n: peak_memory_mb(c, args.batch, tuple(args.size), args.device, threads) for n, c in DETECTOR_CONFIGS.items()}
+    baselines = ["R-50-FPN"] + [n for n in training if n.startswith("timm")]
+    print(format_timings(training, baselines))
+    detectors = available_detectors()
+    peaks = {n: peak_memory_mb(d, args.batch, size, args.device, threads, args.channels_last,
+                            args.checkpoint_activations)
+             for n, d in detectors.items()}
     print("peak memory of a training step (MiB above the built model): "
-          + ", ".join(f"{n} {v:.0f}" for n, v in peaks.items())
-          + f"; ratio {peaks['R2-50-FPN'] / peaks['R-50-FPN']:.3f}x")
+          + ", ".join(f"{n} {v:.0f} ({v / peaks['R-50-FPN']:.3f}x)" for n, v in peaks.items()))
     if importlib.util.find_spec("detectron2") is None:
         print("engine detectron2: not installed, not measured")
 
 
 def add_detector_parser(subparsers) -> None:
-    p = subparsers.add_parser("detector", help="Faster R-CNN R2-50-FPN vs R-50-FPN")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--size", type=int, nargs=2, default=(800, 1216), metavar=("H", "W"))
+    p = subparsers.add_parser("detector", help="Faster R-CNN R2-50-FPN vs R-50-FPN vs timm's Res2Net, equal work")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--channels-last", action="store_true", help="all models and inputs in channels-last")
+    p.add_argument("--compile", action="store_true", help="torch.compile every model's backbone (all alike)")
+    p.add_argument("--checkpoint-activations", action="store_true",
+                   help="every backbone recomputes its blocks' activations in backward (a memory option)")
     p.set_defaults(func=run_detector)
 
 

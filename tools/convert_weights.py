@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Converts an ImageNet backbone checkpoint into a detection checkpoint for MODEL.WEIGHTS.
+"""Converts an ImageNet backbone checkpoint into a detection checkpoint for MODEL.WEIGHTS, or the
+authors' released PoolNet into our saliency checkpoint.
 
     python tools/convert_weights.py res2net50_26w_4s-06e79181.pth pretrained/res2net50_26w_4s.pth
     python tools/convert_weights.py resnet50-11ad3fa6.pth pretrained/resnet50.pth --variant resnet50
+    python tools/convert_weights.py res2net_poolnet_final.pth pretrained/poolnet_r2_50_authors.pth
 
 Accepts official Res2Net-PretrainedModels files, timm state dicts and torchvision/timm ResNet-50. The output holds backbone.bottom_up.<key> tensors, which both engines
 load with no missing backbone key; what is not converted is printed with the reason.
+The authors' PoolNet files (Res2Net-PoolNet, PoolNet's ResNet-50: base.resnet.*, base.ppms_pre ...)
+are recognised by their keys and written in our PoolNetSaliency layout (the layout is printed);
+the torchvision engine and predict_saliency.py also read them as they are, Detectron2 needs this file.
 """
 import argparse
 import sys

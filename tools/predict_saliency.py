@@ -10,7 +10,7 @@ import sys
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.data.saliency import SaliencyDatasetMapper
-from res2net_det.engines.torchvision.trainer import resolve_device
+from res2net_det.utils.device import resolve_device
 from res2net_det.evaluation.saliency_inference import collect_images, load_inference_weights, predict_images
 from res2net_det.config.saliency import build_saliency_model
 
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     images = collect_images(args.input)
     model = build_saliency_model(cfg)
     load_inference_weights(model, args.weights)
-    model.to(resolve_device(cfg))  # MODEL.DEVICE, falling back to the CPU without a GPU
+    model.to(resolve_device(cfg.MODEL.DEVICE))
     mapper = SaliencyDatasetMapper.from_config(cfg, is_train=False)
     written = predict_images(model, images, args.output, mapper, progress=not args.no_progress)
     print(f"wrote {len(written)} saliency maps to {args.output}")

@@ -1,18 +1,57 @@
-"""Keys of the image-classification task (``MODEL.META_ARCHITECTURE: Res2NetClassifier``).
+"""Keys of the image-classification task (``MODEL.META_ARCHITECTURE: Res2NetClassifier``) and
+the one translation of them into the core's model, mapper, records and pictures, which both
+engines' adapters call.
 
 The network itself is described by the same ``MODEL.RES2NET.*`` keys as the detection backbone
 (width, scale, deep stem, norm, ``RES5_DILATION``); these keys add what a classifier needs.
+
+CAM localisation is not part of training: ``tools/train_net.py`` trains and reports top-1 accuracy
+(plus, with ``TEST.VIS_IMAGES``, each test image's CAM), and ``tools/cam_eval.py`` /
+``tools/cam_visualize.py --config-file`` evaluate and draw the classifier that run wrote
+(:func:`build_trained_classifier`). Why not a post-training hook in the trainer: the CAM benchmark
+is an analysis of a finished network, not a training step. It compares the network with other
+models (torchvision ResNets, official Res2Nets) and model-free baselines, with methods whose cost
+differs by orders of magnitude (Grad-CAM vs Score-CAM) and options (alignment, thresholds,
+faithfulness) that one may want to change without retraining; and it is the same whichever
+engine wrote the checkpoint. Kept out of the trainers, both engines stay generic and the
+benchmark has one entry point.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 from fvcore.common.config import CfgNode as CN
+from torch import nn
 
-from ..modeling.res2net import stage_blocks
+from ..data.catalog import DatasetCatalog
+from ..data.classification import ClassificationMapper, get_classification_dicts
+from ..data.builtin import register_datasets_from_cfg
+from ..data.wsol import IMAGENET_MEAN, IMAGENET_STD
+from ..evaluation.classification import draw_cams_per_image
+from ..modeling.classification import Res2NetClassifier
+from ..modeling.res2net import Res2Net, stage_blocks
+from ..modeling.weights import load_weights
 from .res2net import res2net_kwargs_from_cfg
 
-__all__ = ["add_classification_config", "classifier_kwargs_from_cfg"]
+# Images per test batch on both engines (every image has INPUT.CLASSIFIER.RESIZE, so they batch).
+TEST_BATCH_SIZE = 32
+
+__all__ = [
+    "TEST_BATCH_SIZE",
+    "add_classification_config",
+    "classifier_kwargs_from_cfg",
+    "check_classification_input",
+    "build_classifier_model",
+    "build_classification_mapper",
+    "classification_dicts_from_cfg",
+    "visualize_classifier",
+    "build_trained_classifier",
+    "TrainedClassifier",
+    "load_trained_classifier",
+]
 
 
 def add_classification_config(cfg: CN) -> CN:
@@ -48,3 +87,97 @@ def classifier_kwargs_from_cfg(cfg: CN) -> Dict[str, Any]:
     kwargs["num_classes"] = cfg.MODEL.CLASSIFIER.NUM_CLASSES
     kwargs["zero_init_last"] = bool(cfg.MODEL.CLASSIFIER.ZERO_INIT_LAST)
     return kwargs
+
+
+def check_classification_input(cfg: CN) -> None:
+    """The CAM tools normalise with ImageNet's RGB mean/std (``data.wsol``); a config that says
+    otherwise would train a network they then feed differently, so it is refused."""
+    mean = [255.0 * m for m in IMAGENET_MEAN]
+    std = [255.0 * s for s in IMAGENET_STD]
+    problems = []
+    if cfg.INPUT.FORMAT != "RGB":
+        problems.append(f"INPUT.FORMAT = {cfg.INPUT.FORMAT!r} (supported: 'RGB')")
+    if not np.allclose(cfg.MODEL.PIXEL_MEAN, mean, atol=1e-2):
+        problems.append(f"MODEL.PIXEL_MEAN = {list(cfg.MODEL.PIXEL_MEAN)} (supported: {mean}, ImageNet RGB)")
+    if not np.allclose(cfg.MODEL.PIXEL_STD, std, atol=1e-2):
+        problems.append(f"MODEL.PIXEL_STD = {list(cfg.MODEL.PIXEL_STD)} (supported: {std}, ImageNet RGB)")
+    if cfg.INPUT.RANDOM_FLIP not in ("horizontal", "none"):
+        problems.append(f"INPUT.RANDOM_FLIP = {cfg.INPUT.RANDOM_FLIP!r} (supported: 'horizontal', 'none')")
+    if len(cfg.INPUT.CLASSIFIER.RESIZE) != 2 or min(cfg.INPUT.CLASSIFIER.RESIZE) < 8:
+        problems.append(f"INPUT.CLASSIFIER.RESIZE = {cfg.INPUT.CLASSIFIER.RESIZE!r} (must be (height, width), each >= 8)")
+    if problems:
+        raise ValueError("the Res2NetClassifier task can't honour these config values:\n  " + "\n  ".join(problems))
+
+
+def build_classifier_model(cfg: CN) -> Res2NetClassifier:
+    """``MODEL.META_ARCHITECTURE: Res2NetClassifier``, on the CPU (the engine moves it)."""
+    check_classification_input(cfg)
+    return Res2NetClassifier(Res2Net(**classifier_kwargs_from_cfg(cfg)))
+
+
+def build_classification_mapper(cfg: CN, is_train: bool) -> ClassificationMapper:
+    return ClassificationMapper(cfg.INPUT.CLASSIFIER.RESIZE, flip=is_train and cfg.INPUT.RANDOM_FLIP == "horizontal")
+
+
+def classification_dicts_from_cfg(cfg: CN, names: Sequence[str]) -> List[dict]:
+    """The records of data sets ``names`` (builtin or declared by the config, e.g.
+    ``DATASETS.WSOL_SPLITS``), checked against ``MODEL.CLASSIFIER.NUM_CLASSES``."""
+    register_datasets_from_cfg(cfg)
+    return get_classification_dicts(names, cfg.MODEL.CLASSIFIER.NUM_CLASSES)
+
+
+def visualize_classifier(cfg: CN, model: Res2NetClassifier, dataset_name: str, output_dir: str,
+                         num_images: int) -> List[str]:
+    """``TEST.VIS_IMAGES``: the Grad-CAM picture of each of the first ``num_images`` images of a
+    data set (:func:`res2net_det.evaluation.classification.draw_cams_per_image`)."""
+    if num_images <= 0:
+        return []
+    records = classification_dicts_from_cfg(cfg, [dataset_name])[:num_images]
+    classes = DatasetCatalog.metadata(dataset_name).get("thing_classes")
+    return draw_cams_per_image(model.backbone, records, tuple(cfg.INPUT.CLASSIFIER.RESIZE), output_dir, classes)
+
+
+def build_trained_classifier(cfg: CN, weights: Optional[str] = None) -> nn.Module:
+    """The network ``tools/train_net.py --config-file`` trained with ``cfg`` (either engine), in
+    eval mode, for the CAM tools.
+
+    Args:
+        weights: a checkpoint of that run; default ``OUTPUT_DIR/model_final.pth``. (Not
+            ``MODEL.WEIGHTS``: that is where training started, e.g. ImageNet weights.)
+    """
+    path = weights or os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no trained classifier at {path}: train it first (tools/train_net.py "
+                                "--config-file ...) or name its checkpoint")
+    model = build_classifier_model(cfg)
+    load_weights(model, path, strict=True)
+    return model.backbone.eval()
+
+
+@dataclass
+class TrainedClassifier:
+    """What the CAM tools need of a classifier trained from a config."""
+
+    label: str
+    net: nn.Module  # in eval mode
+    records: List[dict]  # of the evaluation data set
+    class_names: List[str]
+    image_size: Tuple[int, int]  # INPUT.CLASSIFIER.RESIZE
+
+
+def load_trained_classifier(cfg: CN, label: str, weights: Optional[str] = None,
+                            dataset: Optional[str] = None) -> TrainedClassifier:
+    """The classifier ``tools/train_net.py`` trained with ``cfg`` (:func:`build_trained_classifier`),
+    with the first of its ``DATASETS.TEST`` (or ``dataset``); ``label`` names it in tables."""
+    if cfg.MODEL.META_ARCHITECTURE != "Res2NetClassifier":
+        raise ValueError(f"{label}: MODEL.META_ARCHITECTURE is {cfg.MODEL.META_ARCHITECTURE!r}; "
+                         "CAMs need a classifier (Res2NetClassifier)")
+    name = dataset or (cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else None)
+    if name is None:
+        raise ValueError(f"{label}: DATASETS.TEST is empty; name the data set to evaluate on")
+    records = classification_dicts_from_cfg(cfg, [name])
+    return TrainedClassifier(
+        label=label, net=build_trained_classifier(cfg, weights), records=records,
+        class_names=list(DatasetCatalog.metadata(name)["thing_classes"]),
+        image_size=tuple(int(v) for v in cfg.INPUT.CLASSIFIER.RESIZE),
+    )

@@ -30,6 +30,8 @@ __all__ = [
     "merge_config_list",
     "check_torchvision_support",
     "TORCHVISION_UNSUPPORTED",
+    "TORCHVISION_UNSUPPORTED_RETINANET",
+    "DETECTION_ARCHITECTURES",
 ]
 
 
@@ -164,6 +166,23 @@ _C.MODEL.ROI_MASK_HEAD.NORM = ""
 _C.MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK = False
 _C.MODEL.ROI_MASK_HEAD.POOLER_TYPE = "ROIAlignV2"
 
+_C.MODEL.RETINANET = CN()
+_C.MODEL.RETINANET.NUM_CLASSES = 80
+_C.MODEL.RETINANET.IN_FEATURES = ["p3", "p4", "p5", "p6", "p7"]
+_C.MODEL.RETINANET.NUM_CONVS = 4
+_C.MODEL.RETINANET.IOU_THRESHOLDS = [0.4, 0.5]
+_C.MODEL.RETINANET.IOU_LABELS = [0, -1, 1]
+_C.MODEL.RETINANET.PRIOR_PROB = 0.01
+_C.MODEL.RETINANET.SCORE_THRESH_TEST = 0.05
+_C.MODEL.RETINANET.TOPK_CANDIDATES_TEST = 1000
+_C.MODEL.RETINANET.NMS_THRESH_TEST = 0.5
+_C.MODEL.RETINANET.BBOX_REG_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
+_C.MODEL.RETINANET.FOCAL_LOSS_GAMMA = 2.0
+_C.MODEL.RETINANET.FOCAL_LOSS_ALPHA = 0.25
+_C.MODEL.RETINANET.SMOOTH_L1_LOSS_BETA = 0.1
+_C.MODEL.RETINANET.BBOX_REG_LOSS_TYPE = "smooth_l1"
+_C.MODEL.RETINANET.NORM = ""
+
 _C.SOLVER = CN()
 _C.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
 _C.SOLVER.MAX_ITER = 40000
@@ -211,6 +230,10 @@ def add_trainer_config(cfg: CN) -> CN:
     cfg.SOLVER.GRAD_ACCUM_STEPS = 1
     # Iterations between two lines of metrics.json / TensorBoard (Detectron2 hard-codes 20).
     cfg.SOLVER.LOG_PERIOD = 20
+    # Load MODEL.WEIGHTS even when backbone tensors have other shapes (skipping them). Off: a
+    # checkpoint of another variant or width fails instead of training a half-loaded backbone.
+    # Heads of another shape (another number of classes) are skipped either way.
+    cfg.MODEL.WEIGHTS_ALLOW_PARTIAL = False
     # Periodic checkpoints kept on disk (the newest ones; model_final always stays); 0 keeps all.
     cfg.SOLVER.CHECKPOINT_KEEP = 0
     # torch intra-op threads on the CPU; 0 leaves PyTorch's default (one per core). Small models
@@ -385,25 +408,47 @@ def _same(a: Any, b: Any) -> bool:
     return norm(a) == norm(b)
 
 
-# Keys above that only the detection task reads; other tasks (META_ARCHITECTURE) are not held to them.
+# RetinaNet (torchvision's) in place of the R-CNN keys above: its focal loss, head depth and box
+# coder are fixed in torchvision; smooth L1 only with beta 0 (L1, Detectron2's RetinaNet recipe).
+TORCHVISION_UNSUPPORTED_RETINANET: Dict[str, Tuple[Any, ...]] = {
+    "MODEL.BACKBONE.NAME": ("build_retinanet_res2net_fpn_backbone",),
+    "MODEL.RETINANET.NUM_CONVS": (4,),
+    "MODEL.RETINANET.IOU_LABELS": ([0, -1, 1],),
+    "MODEL.RETINANET.BBOX_REG_WEIGHTS": ((1.0, 1.0, 1.0, 1.0),),
+    "MODEL.RETINANET.FOCAL_LOSS_GAMMA": (2.0,),
+    "MODEL.RETINANET.FOCAL_LOSS_ALPHA": (0.25,),
+    "MODEL.RETINANET.BBOX_REG_LOSS_TYPE": ("smooth_l1", "giou", "diou", "ciou"),
+    "MODEL.RETINANET.NORM": ("", "GN"),
+}
+# Keys above that only the detection tasks read; other tasks (META_ARCHITECTURE) are not held to them.
 _DETECTION_PREFIXES = ("MODEL.", "INPUT.", "DATASETS.PROPOSAL_FILES")
+# Keys above that only R-CNN reads, and RetinaNet's own table.
+_RCNN_PREFIXES = ("MODEL.BACKBONE.NAME", "MODEL.PROPOSAL_GENERATOR.", "MODEL.RPN.", "MODEL.ROI_")
+DETECTION_ARCHITECTURES = ("GeneralizedRCNN", "RetinaNet")
 
 
 def check_torchvision_support(cfg: CN, config_file: Optional[str] = None) -> None:
     """Raises ``ValueError`` naming every key the torchvision engine can't honour at its value.
 
-    Model and input keys are checked for the detection task (``GeneralizedRCNN``) only; another
-    task validates its own keys when it builds its model.
+    Model and input keys are checked for the detection tasks (``GeneralizedRCNN``, ``RetinaNet``)
+    only; another task validates its own keys when it builds its model.
     """
-    detection = cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN"
+    arch = cfg.MODEL.META_ARCHITECTURE
+    detection = arch in DETECTION_ARCHITECTURES
+    table = dict(TORCHVISION_UNSUPPORTED)
+    if arch == "RetinaNet":
+        table = {k: v for k, v in table.items() if not k.startswith(_RCNN_PREFIXES)}
+        table.update(TORCHVISION_UNSUPPORTED_RETINANET)
+        if cfg.MODEL.RETINANET.BBOX_REG_LOSS_TYPE == "smooth_l1":
+            table["MODEL.RETINANET.SMOOTH_L1_LOSS_BETA"] = (0.0,)
     problems = []
-    for key, allowed in TORCHVISION_UNSUPPORTED.items():
+    for key, allowed in table.items():
         if _missing_key(cfg, key) or (not detection and key.startswith(_DETECTION_PREFIXES)):
             continue
         value = _get(cfg, key)
         if not any(_same(value, a) for a in allowed):
             problems.append(f"{key} = {value!r} (supported: {', '.join(repr(a) for a in allowed)})")
-    if detection and cfg.MODEL.BACKBONE.NAME == "build_res2net_backbone" and cfg.MODEL.FPN.IN_FEATURES:
+    if arch == "GeneralizedRCNN" and cfg.MODEL.BACKBONE.NAME == "build_res2net_backbone" and cfg.MODEL.FPN.IN_FEATURES:
         problems.append("MODEL.FPN.IN_FEATURES is set but MODEL.BACKBONE.NAME has no FPN")
     if problems:
         where = f" in {config_file}" if config_file else ""

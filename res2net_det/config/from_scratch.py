@@ -22,9 +22,16 @@ FROM_SCRATCH_HINT = (
 _FROZEN_NORMS = ("FrozenBN",)
 
 
+# Our tasks' models always build their Res2Net from MODEL.RES2NET.*; MODEL.BACKBONE.NAME (whose
+# Detectron2 default names Detectron2's ResNet) means something only to Detectron2's detectors.
+_RES2NET_TASKS = ("PoolNetSaliency", "Res2NetClassifier")
+
+
 def _norm_key(cfg) -> str:
     """The key holding the backbone's norm: ours, or Detectron2's own ResNet's when that builds it."""
     name = str(cfg.MODEL.BACKBONE.NAME)
+    if cfg.MODEL.META_ARCHITECTURE in _RES2NET_TASKS:
+        return "MODEL.RES2NET.NORM"
     if "resnet" in name and "res2net" not in name and "RESNETS" in cfg.MODEL:
         return "MODEL.RESNETS.NORM"
     return "MODEL.RES2NET.NORM"

@@ -30,10 +30,20 @@ def add_res2net_config(cfg: CN) -> CN:
     _C.MODEL.RES2NET.NORM = "FrozenBN"  # "FrozenBN", "BN", "SyncBN", "GN"
     _C.MODEL.RES2NET.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
     _C.MODEL.RES2NET.RES5_DILATION = 1  # 2: res5 at stride 16 (saliency, segmentation)
+    # True: the stem's max pool rounds up (Caffe's rounding, kept by PoolNet and Res2Net-PoolNet).
+    _C.MODEL.RES2NET.MAXPOOL_CEIL_MODE = False
+    # True: the stride on each block's first 1x1 conv (Caffe / MSRA ResNets, e.g. PoolNet's
+    # released ResNet-50); SCALE 1 only.
+    _C.MODEL.RES2NET.STRIDE_IN_1X1 = False
     # Deformable split 3x3 convs per stage res2..res5, as Detectron2's MODEL.RESNETS.DEFORM_*.
     _C.MODEL.RES2NET.DEFORM_ON_PER_STAGE = [False, False, False, False]
     _C.MODEL.RES2NET.DEFORM_MODULATED = False  # DCNv2: a learned mask per sampling point
     _C.MODEL.RES2NET.DEFORM_NUM_GROUPS = 1  # channel groups with their own offsets
+    # Training speed / memory options of the backbone (same results): torch.compile (inductor) of its
+    # forward, falling back to eager with a warning; recompute each block's activations in the
+    # backward pass instead of storing them (less memory, ~one more backbone forward).
+    _C.MODEL.RES2NET.COMPILE = False
+    _C.MODEL.RES2NET.CHECKPOINT_ACTIVATIONS = False
     # Which engine runs tools/train_net.py: "auto" (Detectron2 when importable),
     # "detectron2" or "torchvision".
     _C.ENGINE = "auto"
@@ -54,6 +64,8 @@ def res2net_kwargs_from_cfg(cfg: CN) -> Dict[str, Any]:
         raise ValueError(f"MODEL.RES2NET.RES5_DILATION must be 1 or 2, got {r.RES5_DILATION}")
     if r.DEPTH not in (50, 101, 152):
         raise ValueError(f"MODEL.RES2NET.DEPTH must be 50, 101 or 152, got {r.DEPTH}")
+    if r.STRIDE_IN_1X1 and r.SCALE != 1:
+        raise ValueError(f"MODEL.RES2NET.STRIDE_IN_1X1 is for plain ResNets (SCALE 1), got SCALE {r.SCALE}")
     for key in ("WIDTH_PER_GROUP", "SCALE", "NUM_GROUPS", "STEM_WIDTH"):
         value = r[key]
         if not isinstance(value, int) or value < 1:
@@ -71,7 +83,11 @@ def res2net_kwargs_from_cfg(cfg: CN) -> Dict[str, Any]:
         out_features=tuple(r.OUT_FEATURES),
         freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
         dilate_last_stage=r.RES5_DILATION == 2,
+        maxpool_ceil_mode=bool(r.MAXPOOL_CEIL_MODE),
+        stride_in_1x1=bool(r.STRIDE_IN_1X1),
         num_classes=0,
+        compile=bool(r.COMPILE),
+        checkpoint_activations=bool(r.CHECKPOINT_ACTIVATIONS),
     )
 
 

@@ -5,12 +5,17 @@ and on our own defaults alike; it imports no engine.
 """
 from __future__ import annotations
 
+from typing import List
+
 from fvcore.common.config import CfgNode as CN
 
+from ..data.builtin import register_datasets_from_cfg
+from ..data.saliency import SaliencyDatasetMapper, get_saliency_dicts
+from ..evaluation.saliency import draw_saliency_predictions
 from ..modeling.saliency import PoolNetSaliency
 from .res2net import build_res2net_from_cfg
 
-__all__ = ["add_saliency_config", "build_saliency_model"]
+__all__ = ["add_saliency_config", "build_saliency_model", "visualize_saliency"]
 
 
 def add_saliency_config(cfg: CN) -> CN:
@@ -49,8 +54,8 @@ def add_saliency_config(cfg: CN) -> CN:
     # Extra image folder + mask folder data sets by explicit paths: [[name, image_dir, mask_dir], ...]
     _C.DATASETS.SALIENCY_FOLDERS = []
 
-    # Gradient accumulation: one iteration = one optimizer step over IMS_PER_BATCH x
-    # GRAD_ACCUM_STEPS images. Added only if the trainer's defaults don't define it.
+    # Gradient accumulation: one iteration = one optimizer step over GRAD_ACCUM_STEPS micro-batches
+    # of IMS_PER_BATCH / GRAD_ACCUM_STEPS images. Added only if the trainer's defaults don't define it.
     if "GRAD_ACCUM_STEPS" not in _C.SOLVER:
         _C.SOLVER.GRAD_ACCUM_STEPS = 1
     return cfg
@@ -71,4 +76,15 @@ def build_saliency_model(cfg) -> PoolNetSaliency:
         loss_reduction=s.LOSS_REDUCTION,
         pixel_mean=cfg.MODEL.PIXEL_MEAN,
         pixel_std=cfg.MODEL.PIXEL_STD,
+        input_format=cfg.INPUT.FORMAT,
     )
+
+
+def visualize_saliency(cfg: CN, model, dataset_name: str, output_dir: str, num_images: int) -> List[str]:
+    """``TEST.VIS_IMAGES``: image | predicted map | mask of the first ``num_images`` images of a data set."""
+    if num_images <= 0:
+        return []
+    register_datasets_from_cfg(cfg)
+    records = get_saliency_dicts([dataset_name])[:num_images]
+    return draw_saliency_predictions(model, records, SaliencyDatasetMapper.from_config(cfg, is_train=False),
+                                     output_dir, cfg.INPUT.SALIENCY.MASK_TOLERANCE)

@@ -8,40 +8,15 @@ INPUT.FORMAT order, "height", "width" (original size, for outputs), "file_name",
 from __future__ import annotations
 
 import copy
-import os
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ImageReadError", "read_image", "resize_shortest_edge_size", "resize_shortest_edge", "image_to_tensor",
+from .image_io import ImageReadError, read_image
+
+__all__ = ["resize_shortest_edge_size", "resize_shortest_edge", "image_to_tensor",
            "DetectionMapper"]
-
-
-class ImageReadError(OSError):
-    """An image file that is missing, corrupt or not the size its annotation says."""
-
-
-def read_image(file_name: str, format: str = "RGB") -> np.ndarray:
-    """Reads an image as HxWx3 uint8 in ``format`` ("RGB" or "BGR"), with errors naming the file.
-
-    PIL is used rather than OpenCV because it raises on truncated JPEGs instead of returning a
-    partly grey picture.
-    """
-    if not os.path.isfile(file_name):
-        raise ImageReadError(f"image file not found: {file_name}")
-    try:
-        with Image.open(file_name) as im:
-            im.load()
-            arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ImageReadError(f"image file {file_name} can't be decoded ({e}); is it corrupt or truncated?") from e
-    if format == "BGR":
-        arr = arr[:, :, ::-1]
-    elif format != "RGB":
-        raise ValueError(f"INPUT.FORMAT must be 'RGB' or 'BGR', got {format!r}")
-    return np.ascontiguousarray(arr)
 
 
 def resize_shortest_edge_size(h: int, w: int, short: int, max_size: int) -> Tuple[int, int]:

@@ -7,23 +7,22 @@ Detectron2's list-of-dicts format::
     {"file_name": ".../0001.jpg", "sem_seg_file_name": ".../0001.png",
      "image_id": "0001", "height": 300, "width": 400}
 
-:func:`read_image` and :func:`read_mask` are the one place where pixels are read, shared by
-the training mapper, the evaluators and ``tools/eval_saliency.py``, so a bad file gets the
-same treatment everywhere.
+:func:`read_mask` is the one place where masks are read, shared by the training mapper, the
+evaluators and ``tools/eval_saliency.py``, so a bad file gets the same treatment everywhere;
+images are read by :func:`res2net_det.data.image_io.read_image`, the reader of every task.
 
 Bad-input policy (never a silent wrong number; datasets/README.md has the table):
 
 * mask size differs from its image, 16-bit or colour mask, mask whose values are all
   <= 128 (it would binarise to nothing), a soft map or lossy file in the mask folder (many
-  grey pixels over many grey levels), image with transparency, empty or missing folder:
-  ``ValueError`` / ``FileNotFoundError`` naming the file.
+  grey pixels over many grey levels), empty or missing folder: ``ValueError`` /
+  ``FileNotFoundError`` naming the file.
+* images (transparency, 16-bit, grayscale, truncated files): the policy of
+  :mod:`res2net_det.data.image_io`, the same for every task.
 * grey mask pixels otherwise (anti-aliased rims, PASCAL-S's graded masks): binarised at
   > 128, exactly as pysodmetrics and the published evaluation code do.
 * image without a mask or mask without an image: an error by default; ``unpaired="skip"``
   logs every skipped file and the count (for users who train on a partly annotated folder).
-* grayscale (or palette / CMYK) image: converted to RGB with a logged warning. The standard
-  test sets contain a few grayscale pictures; rejecting them would change the published
-  image counts.
 """
 from __future__ import annotations
 
@@ -32,26 +31,22 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image
 
 from .catalog import DatasetCatalog
 from .catalog import datasets_root  # the data root, shared with detection
+from .image_io import IMAGE_EXTENSIONS, files_by_stem, image_size, open_image, read_image
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "MASK_EXTENSIONS",
     "SALIENCY_DATASETS",
-    "files_by_stem",
     "load_saliency_folder",
-    "read_image",
     "read_mask",
     "register_saliency_folder",
     "register_standard_saliency_datasets",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MASK_EXTENSIONS = (".png", ".bmp")
 
 # Masks are binarised at > 128, as pysodmetrics and the published evaluation code do. Grey
@@ -77,30 +72,6 @@ SALIENCY_DATASETS: Dict[str, Tuple[str, str]] = {
 
 
 # ---------------------------------------------------------------------------- pixels
-def read_image(path: str) -> np.ndarray:
-    """Reads an image as an ``H x W x 3`` uint8 RGB array.
-
-    EXIF orientation is deliberately not applied: SOD masks are drawn on the stored pixels.
-    """
-    with Image.open(path) as img:
-        mode = img.mode
-        if mode == "RGB":
-            return np.asarray(img, dtype=np.uint8).copy()
-        if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
-            rgba = np.asarray(img.convert("RGBA"))
-            if (rgba[..., 3] < 255).any():
-                raise ValueError(
-                    f"{path}: image has transparent pixels (mode {mode}); the colour under them is "
-                    "undefined. Flatten it onto a background first."
-                )
-            logger.warning("%s: opaque %s image, alpha channel dropped", path, mode)
-            return rgba[..., :3].copy()
-        if mode in ("L", "1", "P", "CMYK", "YCbCr"):
-            logger.warning("%s: %s image converted to RGB", path, "grayscale" if mode in ("L", "1") else mode)
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-        raise ValueError(f"{path}: unsupported image mode {mode!r} (16-bit or float images are not 8-bit RGB)")
-
-
 def read_mask(path: str, tolerance: float = DEFAULT_MASK_TOLERANCE) -> np.ndarray:
     """Reads a ground-truth mask as an ``H x W`` uint8 array with values 0 and 255.
 
@@ -110,7 +81,7 @@ def read_mask(path: str, tolerance: float = DEFAULT_MASK_TOLERANCE) -> np.ndarra
     16-bit or colour mask, a mask whose objects are all <= 128, and a soft map (more than
     ``tolerance`` grey pixels over more than 32 levels).
     """
-    with Image.open(path) as img:
+    with open_image(path, decode=True) as img:
         mode = img.mode
         if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
             raise ValueError(f"{path}: {mode} mask (16-bit or wider); save masks as 8-bit PNG with values 0/255")
@@ -149,27 +120,6 @@ def read_mask(path: str, tolerance: float = DEFAULT_MASK_TOLERANCE) -> np.ndarra
 
 
 # ---------------------------------------------------------------------------- folders
-def files_by_stem(folder: str, extensions: Sequence[str], what: str) -> Dict[str, str]:
-    """``{stem: path}`` of the files of ``folder`` with one of ``extensions``; errors name the
-    folder when it is missing or empty, or when two files share a stem."""
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(
-            f"{what} folder {folder} does not exist (expected layouts: datasets/README.md; "
-            "the data root is $DETECTRON2_DATASETS or ./datasets)"
-        )
-    files: Dict[str, str] = {}
-    for name in sorted(os.listdir(folder)):
-        stem, ext = os.path.splitext(name)
-        if ext.lower() not in extensions or name.startswith("."):
-            continue
-        if stem in files:
-            raise ValueError(f"{what} folder {folder} has two files for {stem!r}: {os.path.basename(files[stem])}, {name}")
-        files[stem] = os.path.join(folder, name)
-    if not files:
-        raise ValueError(f"{what} folder {folder} contains no {'/'.join(extensions)} files")
-    return files
-
-
 def load_saliency_folder(
     image_dir: str,
     mask_dir: Optional[str],
@@ -179,7 +129,7 @@ def load_saliency_folder(
     """Dataset dicts for an image folder and its mask folder, sorted by file stem.
 
     Args:
-        image_dir: folder of ``.jpg/.jpeg/.png/.bmp`` images.
+        image_dir: folder of images (:data:`~res2net_det.data.image_io.IMAGE_EXTENSIONS`, any case).
         mask_dir: folder of ``.png/.bmp`` masks with the same stems; None for prediction
             only (no ``sem_seg_file_name``).
         unpaired: ``"error"`` (default) raises on an image without a mask or a mask without
@@ -214,18 +164,17 @@ def load_saliency_folder(
 
     dicts = []
     for stem in stems:
-        with Image.open(images[stem]) as img:
-            width, height = img.size
+        width, height = image_size(images[stem])
         record = {"file_name": images[stem], "image_id": stem, "height": height, "width": width}
         if masks is not None:
             record["sem_seg_file_name"] = masks[stem]
             if check_sizes:
-                with Image.open(masks[stem]) as m:
-                    if m.size != (width, height):
-                        raise ValueError(
-                            f"mask {masks[stem]} is {m.size[0]}x{m.size[1]} but its image {images[stem]} "
-                            f"is {width}x{height} (W x H)"
-                        )
+                mask_w, mask_h = image_size(masks[stem])
+                if (mask_w, mask_h) != (width, height):
+                    raise ValueError(
+                        f"mask {masks[stem]} is {mask_w}x{mask_h} but its image {images[stem]} "
+                        f"is {width}x{height} (W x H)"
+                    )
         dicts.append(record)
     return dicts
 

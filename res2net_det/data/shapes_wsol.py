@@ -5,7 +5,9 @@ a background of colour gradients, noise, line segments and small blobs, so neith
 position nor the colour gives the class or the box away. Like real object classes, each class
 differs in outline *and* surface (circle: stripes, square: checks, triangle: dots, cross:
 diagonal stripes): a small network trained from scratch on CPU picks the surface up within a
-few hundred steps, and the surface covers the whole object, which is what CAMs should find. Images are real JPEG files with
+few hundred steps, and the surface covers the whole object, which is what CAMs should find. The
+pictures are painted by the project's one scene painter (:mod:`.synthetic`, ``localization``
+background). Images are real JPEG files with
 ILSVRC-style XML boxes, read back by :mod:`res2net_det.data.wsol` like real data. The same
 seed gives the same files: each image draws from its own generator seeded by
 ``(seed, split, index)``.
@@ -19,10 +21,10 @@ import shutil
 import xml.etree.ElementTree as ET
 from typing import Dict, Optional, Tuple
 
-import cv2
 import numpy as np
 
 from .catalog import datasets_root
+from .synthetic import blend, coverage, paint_background, shape_outline, to_uint8, write_jpeg
 from .wsol import register_wsol_split
 
 logger = logging.getLogger(__name__)
@@ -40,23 +42,14 @@ def default_data_root() -> str:
 
 def _shape_polygon(cls: str, size: float, aspect: float, angle: float) -> np.ndarray:
     """Outline of a shape centred at the origin, ``size`` across, as float ``(K, 2)`` points."""
+    width, height = size * aspect, size / aspect
     if cls == "circle":
-        t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-        pts = np.stack([np.cos(t), np.sin(t)], 1) * 0.5
-    elif cls == "square":
-        pts = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
-    elif cls == "triangle":
-        t = np.pi / 2 + np.array([0, 2, 4]) * np.pi / 3
-        pts = np.stack([np.cos(t), -np.sin(t)], 1) * 0.58
-    elif cls == "cross":
-        a, b = 0.5, 0.17
-        pts = np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b],
-                        [b, a], [-b, a], [-b, b], [-a, b], [-a, -b], [-b, -b]])
-    else:
-        raise KeyError(f"unknown shape class {cls!r}; choose from {SHAPE_CLASSES}")
-    pts = pts * np.array([size * aspect, size / aspect])
-    c, s = np.cos(angle), np.sin(angle)
-    return pts @ np.array([[c, s], [-s, c]])
+        return shape_outline("ellipse", a=0.5 * width, b=0.5 * height, angle=angle)
+    if cls == "square":
+        return shape_outline("box", a=0.5 * width, b=0.5 * height, angle=angle)
+    if cls in ("triangle", "cross"):
+        return shape_outline(cls, width=width, height=height, angle=angle)
+    raise KeyError(f"unknown shape class {cls!r}; choose from {SHAPE_CLASSES}")
 
 
 def _class_pattern(cls: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -78,30 +71,9 @@ def _class_pattern(cls: str, size: int, rng: np.random.Generator) -> np.ndarray:
     raise KeyError(f"unknown shape class {cls!r}; choose from {SHAPE_CLASSES}")
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    c0, c1 = rng.uniform(40, 215, 3), rng.uniform(40, 215, 3)
-    direction = rng.uniform(0, 2 * np.pi)
-    t = (np.cos(direction) * x + np.sin(direction) * y + 1.5) / 3.0
-    image = c0 * (1 - t[..., None]) + c1 * t[..., None]
-    image += rng.normal(0, 12, image.shape)
-    # Clutter: thin line segments and small blobs, too small to look like an object.
-    for _ in range(rng.integers(6, 14)):
-        p0 = rng.integers(0, size, 2)
-        p1 = p0 + rng.integers(-size // 3, size // 3, 2)
-        cv2.line(image, tuple(int(v) for v in p0), tuple(int(v) for v in p1),
-                 rng.uniform(0, 255, 3).tolist(), int(rng.integers(1, 3)), cv2.LINE_AA)
-    for _ in range(rng.integers(5, 12)):
-        centre = tuple(int(v) for v in rng.integers(0, size, 2))
-        axes = tuple(int(v) for v in rng.integers(1, max(2, size // 24), 2))
-        cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360,
-                    rng.uniform(0, 255, 3).tolist(), -1, cv2.LINE_AA)
-    return image
-
-
 def draw_shape_image(rng: np.random.Generator, cls: str, size: int = 128) -> Tuple[np.ndarray, list]:
     """One RGB uint8 image of ``cls`` and its tight box ``[x0, y0, x1, y1]`` (pixel edges)."""
-    image = _background(rng, size)
+    image = paint_background(rng, "localization", size, size)
     shape_size = rng.uniform(0.3, 0.6) * size
     aspect = rng.uniform(0.8, 1.25)
     angle = rng.uniform(-0.5, 0.5)
@@ -109,8 +81,7 @@ def draw_shape_image(rng: np.random.Generator, cls: str, size: int = 128) -> Tup
     lo, hi = poly.min(0), poly.max(0)
     # Keep the whole shape inside the image, anywhere.
     centre = np.array([rng.uniform(-lo[0] + 1, size - hi[0] - 1), rng.uniform(-lo[1] + 1, size - hi[1] - 1)])
-    mask = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mask, [np.round((poly + centre) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    mask = coverage(size, size, poly + centre, antialias=True, subpixel_bits=4)
     colour = rng.uniform(0, 255, 3)
     # Contrast with the local background so the shape is always visible.
     local = image[mask > 127].mean(0) if (mask > 127).any() else image.mean((0, 1))
@@ -119,9 +90,7 @@ def draw_shape_image(rng: np.random.Generator, cls: str, size: int = 128) -> Tup
     pattern = _class_pattern(cls, size, rng)[..., None]
     surface = colour * (1 - pattern) + second * pattern
     shading = 1.0 + 0.1 * rng.standard_normal((size, size, 1))
-    alpha = mask[..., None].astype(np.float32) / 255.0
-    image = image * (1 - alpha) + surface * shading * alpha
-    image = np.clip(image, 0, 255).astype(np.uint8)
+    image = to_uint8(blend(image, surface * shading, mask))
     ys, xs = np.nonzero(mask > 127)
     box = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
     return image, box
@@ -176,8 +145,7 @@ def generate_shapes_wsol(
             cls = SHAPE_CLASSES[order[i] % len(SHAPE_CLASSES)]
             image, box = draw_shape_image(rng, cls, image_size)
             stem = f"shapes_{split}_{i:06d}"
-            cv2.imwrite(os.path.join(image_dir, stem + ".JPEG"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 92])
+            write_jpeg(os.path.join(image_dir, stem + ".JPEG"), image, 92)
             _write_xml(os.path.join(xml_dir, stem + ".xml"), stem, split, cls, box, image_size)
     params = dict(num_train=num_train, num_val=num_val, image_size=image_size, seed=seed, classes=SHAPE_CLASSES)
     with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:

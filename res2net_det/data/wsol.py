@@ -35,12 +35,13 @@ import numpy as np
 import torch
 
 from .catalog import DatasetCatalog
+from .image_io import collect_images, list_images, read_image
+from .image_io import image_size as header_image_size
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "WSOLDataError",
-    "IMAGE_EXTENSIONS",
     "BBOX_MODE_XYXY_ABS",
     "read_class_list",
     "parse_ilsvrc_xml",
@@ -51,6 +52,7 @@ __all__ = [
     "load_wsol_source",
     "check_labels",
     "read_image_rgb",
+    "original_image_size",
     "load_resized",
     "flip_horizontal",
     "normalize_image",
@@ -61,7 +63,6 @@ __all__ = [
     "IMAGENET_STD",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Detectron2's BoxMode.XYXY_ABS, spelled out so the core needs no Detectron2.
 BBOX_MODE_XYXY_ABS = 0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -165,15 +166,6 @@ def parse_ilsvrc_xml(xml_path: str, class_to_index: Dict[str, int]) -> dict:
     return {"height": height, "width": width, "label": label, "annotations": annotations}
 
 
-def _list_images(image_dir: str) -> List[str]:
-    if not os.path.isdir(image_dir):
-        raise WSOLDataError(f"image folder not found: {image_dir}")
-    files = sorted(f for f in os.listdir(image_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
-    if not files:
-        raise WSOLDataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {image_dir}")
-    return files
-
-
 def load_ilsvrc_wsol(
     image_dir: str,
     annotation_dir: str,
@@ -196,7 +188,8 @@ def load_ilsvrc_wsol(
         raise WSOLDataError(f"annotation folder not found: {annotation_dir}")
     records = []
     skipped = []
-    for image_id, file in enumerate(_list_images(image_dir)):
+    for image_id, path in enumerate(list_images(image_dir)):
+        file = os.path.basename(path)
         xml_path = os.path.join(annotation_dir, os.path.splitext(file)[0] + ".xml")
         if not os.path.isfile(xml_path):
             if missing_annotation == "skip":
@@ -207,7 +200,7 @@ def load_ilsvrc_wsol(
                 "(pass missing_annotation='skip' to leave such images out)"
             )
         record = parse_ilsvrc_xml(xml_path, class_to_index)
-        record.update(file_name=os.path.join(image_dir, file), image_id=image_id, annotation_file=xml_path)
+        record.update(file_name=path, image_id=image_id, annotation_file=xml_path)
         records.append(record)
     if skipped:
         logger.warning("skipped %d images without annotation in %s: %s", len(skipped), annotation_dir,
@@ -289,19 +282,12 @@ def load_cub_wsol(root: str, split: str = "test") -> List[dict]:
 def records_for_images(
     paths: Sequence[str], annotation_dir: Optional[str] = None, class_list: Optional[str] = None
 ) -> List[dict]:
-    """Dataset dicts for a user's own images (files or folders of images).
+    """Dataset dicts for a user's own images (files, folders of images or glob patterns).
 
     With ``annotation_dir`` (and ``class_list``) each image's ``<stem>.xml`` gives its class and
     boxes when it exists; otherwise the record has ``label`` None and no boxes.
     """
-    files: List[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            files += [os.path.join(path, f) for f in _list_images(path)]
-        elif os.path.isfile(path):
-            files.append(path)
-        else:
-            raise WSOLDataError(f"image not found: {path}")
+    files = collect_images(paths, "image")
     class_to_index = None
     if annotation_dir is not None:
         if class_list is None:
@@ -355,19 +341,15 @@ def check_labels(records: Sequence[dict], num_classes: int) -> None:
 
 
 def read_image_rgb(record_or_path) -> np.ndarray:
-    """Decodes an image to ``H x W x 3`` uint8 RGB; errors name the file.
+    """Decodes an image to ``H x W x 3`` uint8 RGB with :func:`res2net_det.data.image_io.read_image`
+    (its :class:`~res2net_det.data.image_io.ImageReadError` names the file).
 
     Given a dataset dict, also checks the decoded size against the annotation's size (or,
-    without one, that the boxes lie inside the image).
+    without one, that the boxes lie inside the image), raising :class:`WSOLDataError`.
     """
     record = record_or_path if isinstance(record_or_path, dict) else None
     path = record["file_name"] if record is not None else record_or_path
-    if not os.path.isfile(path):
-        raise WSOLDataError(f"image not found: {path}")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise WSOLDataError(f"could not decode image {path} (corrupt or not an image)")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image = read_image(path, "RGB")
     if record is not None:
         h, w = image.shape[:2]
         if record.get("height") is not None:
@@ -382,6 +364,14 @@ def read_image_rgb(record_or_path) -> np.ndarray:
                 if x0 < 0 or y0 < 0 or x1 > w + 1 or y1 > h + 1:  # CUB boxes are 1-based
                     raise WSOLDataError(f"{path}: box {ann['bbox']} lies outside the {w}x{h} image")
     return image
+
+
+def original_image_size(record: dict) -> Tuple[int, int]:
+    """``(H, W)`` of a record's original image: from the record, else (CUB) from the file's header."""
+    if record.get("height") is not None:
+        return record["height"], record["width"]
+    width, height = header_image_size(record["file_name"])
+    return height, width
 
 
 def load_resized(record: dict, image_size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:

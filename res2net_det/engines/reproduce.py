@@ -153,11 +153,11 @@ def _train_net(plan: RunPlan, args: argparse.Namespace) -> List[List[str]]:
 
 
 def _cam(plan: RunPlan, args: argparse.Namespace) -> List[List[str]]:
-    """Train the classifier and evaluate its CAMs (one process, one CPU or GPU)."""
-    if max(args.num_gpus, 1) * args.num_machines > 1:
-        logger.warning("the CAM task runs in one process: --num-gpus / --num-machines are ignored")
-    return [[sys.executable, _tool("cam_quickstart.py"), "--config-file", plan.config, "--output", plan.output_dir,
-             *plan.opts]]
+    """Train the classifier like any task (``train_net``, on the engine's launcher), then evaluate
+    its CAMs on the published WSOL protocol with ``tools/cam_eval.py`` into ``results.json``."""
+    evaluate = [sys.executable, _tool("cam_eval.py"), "--config-file", plan.config,
+                "--output", os.path.join(plan.output_dir, "results.json"), *plan.opts, "OUTPUT_DIR", plan.output_dir]
+    return _train_net(plan, args) + [evaluate]
 
 
 # How a task's run is made: the one place to change when a tool changes.

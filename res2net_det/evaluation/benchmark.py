@@ -5,13 +5,15 @@ medians, ratios from the same run).
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 from typing import Callable, Dict, List, Sequence
 
 import torch
 import torchvision
 
-from .. import create_model
-from ..modeling.res2net import build_res2net
+from ..modeling.export import backbone_spec, export_onnx, onnx_session
+from ..modeling.res2net import Res2Net, build_res2net, create_model
 from ..modeling.saliency import PoolNetSaliency
 from ..utils.timing import Timing, time_interleaved
 
@@ -34,13 +36,24 @@ def _resnet_features(model: torch.nn.Module) -> Callable[[torch.Tensor], List[to
     return features
 
 
+def onnxruntime_features(model: Res2Net, threads: int) -> Callable[[torch.Tensor], object]:
+    """``model`` exported to ONNX and run by onnxruntime on the CPU with ``threads`` threads
+    (onnxruntime folds the batch norms itself). Raises ImportError without the export extra."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_onnx(backbone_spec(model), os.path.join(folder, "backbone.onnx"))
+        session = onnx_session(path, threads)  # holds the model in memory: the file may go
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x.numpy()})
+
+
 def backbone_candidates(
     name: str = "res2net50_26w_4s", all_layouts: bool = False
 ) -> Dict[str, Callable[[torch.Tensor], object]]:
     """Feature extractors to time against each other, all in eval mode.
 
     ``ours``: the reference path (BN, NCHW); ``ours fused``: :meth:`Res2Net.fuse_for_inference`
-    (BN folded, channels-last); timm's model of the same name and torchvision's ResNet-50 (the
+    (BN folded, channels-last); ``ours onnxruntime``: exported to ONNX, run by onnxruntime on the
+    CPU (when the export extra is installed); timm's model of the same name and torchvision's ResNet-50 (the
     peers, NCHW as they ship). ``all_layouts`` adds ours and the peers in channels-last
     without folding, which tells the gain of each step apart and is the fairer peer.
     """
@@ -50,6 +63,10 @@ def backbone_candidates(
         candidates[f"ours {name} channels_last"] = (
             copy.deepcopy(ours).to(memory_format=torch.channels_last).forward_features)
     candidates[f"ours {name} fused"] = copy.deepcopy(ours).fuse_for_inference().forward_features
+    try:
+        candidates[f"ours {name} onnxruntime"] = onnxruntime_features(ours, torch.get_num_threads())
+    except ImportError as e:
+        print(f"skipping the onnxruntime row: {e}")
     peers = {}
     try:
         import timm
@@ -93,7 +110,8 @@ def benchmark_saliency(batch: int, size: Sequence[int], repeats: int, warmup: in
     candidates = {}
     x = torch.randn(batch, 3, *size)
     for label, kwargs in SALIENCY_BACKBONES.items():
-        backbone = build_res2net(depth=50, num_classes=0, norm="FrozenBN", dilate_last_stage=True, **kwargs)
+        backbone = build_res2net(depth=50, num_classes=0, norm="FrozenBN", dilate_last_stage=True,
+                                 maxpool_ceil_mode=True, **kwargs)
         model = PoolNetSaliency(backbone).eval()
         candidates[label] = lambda m=model: m.forward_logits(x)
     with torch.no_grad():

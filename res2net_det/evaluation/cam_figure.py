@@ -1,7 +1,8 @@
 """The CAM figure: rows are images, columns are models x methods, each cell the CAM over the
 image with the ground-truth box (green) and the CAM's box (red, largest contour at a threshold).
 
-The overlay is the ``grad-cam`` library's ``show_cam_on_image``; the grid is matplotlib.
+The overlay is the ``grad-cam`` library's ``show_cam_on_image``, boxes are drawn with the
+project's primitives (:mod:`res2net_det.utils.visualization`), the grid is matplotlib.
 """
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from torch import nn
 from ..data.wsol import WSOLDataset
 from .wsol import boxes_from_cam
 from ..modeling.cam import CamExtractor
+from ..utils.visualization import GREEN, RED, draw_boxes, upscale_for_drawing
 
 __all__ = ["compute_cam_columns", "save_cam_grid", "visualize_cams"]
+
+_DPI = 110
 
 
 def compute_cam_columns(
@@ -81,18 +85,23 @@ def save_cam_grid(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
     rows, cols = len(images), len(columns) + 1
     fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols, cell_inches * rows + 0.4), squeeze=False)
+    cell_pixels = round(cell_inches * _DPI)
 
-    def draw_box(ax, box, colour):
-        x0, y0, x1, y1 = box
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=1.5))
+    def cell(picture: np.ndarray, r: int, cam_boxes=()) -> np.ndarray:
+        # Boxes are drawn in pixels with the project's primitives, at about the cell's printed size.
+        canvas, scale = upscale_for_drawing(picture, cell_pixels)
+        thickness = max(1, round(cell_pixels / 150))
+        draw_boxes(canvas, np.asarray(cam_boxes, np.float64).reshape(-1, 4) * scale, RED, thickness)
+        if gt_boxes is not None:
+            draw_boxes(canvas, np.asarray(gt_boxes[r], np.float64).reshape(-1, 4) * scale, GREEN, thickness)
+        return canvas
 
     for r, image in enumerate(images):
-        axes[r, 0].imshow(image)
+        axes[r, 0].imshow(cell(image, r))
         if r == 0:
             axes[r, 0].set_title("image", fontsize=8)
         if row_labels is not None:
@@ -100,19 +109,14 @@ def save_cam_grid(
         for c, (title, column) in enumerate(columns.items(), start=1):
             cam = column["cams"][r]
             ax = axes[r, c]
-            ax.imshow(show_cam_on_image(image.astype(np.float32) / 255.0, cam, use_rgb=True))
             threshold = cam_threshold[title] if isinstance(cam_threshold, dict) else cam_threshold
-            for box in boxes_from_cam(cam, threshold, all_contours=False):
-                draw_box(ax, box, "red")
+            overlay = show_cam_on_image(image.astype(np.float32) / 255.0, cam, use_rgb=True)
+            ax.imshow(cell(overlay, r, boxes_from_cam(cam, threshold, all_contours=False)))
             predicted = column["predicted"][r]
             name = class_names[predicted] if class_names is not None else str(predicted)
             ax.set_xlabel(f"pred {name} ({column['probability'][r]:.2f})", fontsize=7)
             if r == 0:
                 ax.set_title(title, fontsize=8)
-        if gt_boxes is not None:
-            for c in range(cols):
-                for box in gt_boxes[r]:
-                    draw_box(axes[r, c], box, "lime")
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -120,7 +124,7 @@ def save_cam_grid(
              "green: ground-truth box   red: CAM box (largest contour)", ha="center", fontsize=8)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=_DPI)
     plt.close(fig)
     return path
 

@@ -13,17 +13,20 @@ import io
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ..data.catalog import DatasetCatalog
+from ..data.image_io import output_names, read_image
 from ..utils import comm
 from ..utils.io import write_json_file
+from ..utils.visualization import draw_detections, save_image
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COCOEvaluator", "instances_to_coco_json", "evaluate_coco_results", "format_table"]
+__all__ = ["COCOEvaluator", "instances_to_coco_json", "evaluate_coco_results", "format_table",
+           "write_detection_pictures"]
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
@@ -172,3 +175,35 @@ class COCOEvaluator:
             # Strict JSON: an AP pycocotools can't compute (no object of a size) is null, not NaN.
             write_json_file(os.path.join(self.output_dir, "coco_eval_results.json"), results, indent=2)
         return results
+
+
+def _numpy(value) -> np.ndarray:
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+
+
+def write_detection_pictures(
+    records: Sequence[Mapping[str, Any]],
+    predict: Callable[[Mapping[str, Any], np.ndarray], Mapping[str, Any]],
+    output_dir: str,
+    class_names: Optional[Sequence[str]] = None,
+    score_thresh: float = 0.5,
+) -> List[str]:
+    """Draws each record's detections and writes ``output_dir/<image stem>.png``; returns the paths.
+
+    The one picture writer of the detection task (``TEST.VIS_IMAGES`` on both engines,
+    ``tools/demo.py``). ``predict(record, image_rgb)`` returns ``{"pred_boxes" (XYXY in the
+    image), "scores", "pred_classes"[, "pred_masks"]}`` as tensors or arrays. Two records with
+    one file stem raise before anything is written, so no picture overwrites another.
+    """
+    names = output_names([r["file_name"] for r in records], ".png", "picture")
+    paths = []
+    for record, name in zip(records, names):
+        image = read_image(record["file_name"], "RGB")
+        found = predict(record, image)
+        drawn = draw_detections(
+            image, _numpy(found["pred_boxes"]), _numpy(found["scores"]), _numpy(found["pred_classes"]),
+            class_names, score_thresh,
+            masks=_numpy(found["pred_masks"]) if "pred_masks" in found else None,
+        )
+        paths.append(save_image(os.path.join(output_dir, name), drawn))
+    return paths

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
-from .. import create_model
+from ..modeling.res2net import create_model
 
 __all__ = ["Complexity", "count_params", "count_flops", "model_complexity", "complexity_table"]
 

@@ -18,10 +18,11 @@ from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
-from PIL import Image
 
-from ..data.saliency import DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, files_by_stem, read_mask
+from ..data.image_io import files_by_stem, open_image, output_names, read_image
+from ..data.saliency import DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, read_mask
 from ..utils.io import write_json_file
+from ..utils.visualization import save_image, side_by_side
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ __all__ = [
     "SaliencyEvaluator",
     "SaliencyMetrics",
     "evaluate_folder",
+    "draw_saliency_predictions",
     "evaluate_methods",
     "format_table",
     "plot_curves",
@@ -57,7 +59,7 @@ def to_uint8(saliency) -> np.ndarray:
 
 def read_prediction(path: str) -> np.ndarray:
     """Reads a predicted saliency map as an ``H x W`` uint8 array (8-bit grayscale or equal-channel RGB)."""
-    with Image.open(path) as img:
+    with open_image(path, decode=True) as img:  # errors name the file (missing, truncated)
         mode = img.mode
         if mode == "L":
             return np.asarray(img, dtype=np.uint8).copy()
@@ -312,6 +314,41 @@ class SaliencyEvaluator:
         if self.output_dir:
             write_results(results, self.output_dir)
         return OrderedDict(saliency=dict(metrics.summary()))
+
+
+def draw_saliency_predictions(
+    model,
+    records: Sequence[dict],
+    mapper,
+    output_dir: str,
+    mask_tolerance: float = DEFAULT_MASK_TOLERANCE,
+) -> List[str]:
+    """One PNG per record in ``output_dir`` (named after the image): the image, the model's
+    saliency map and, when the record has one, the ground-truth mask, side by side at the
+    image's size. Two records with one file stem raise before anything is written. Returns the paths.
+
+    Args:
+        model: a saliency model with the dict contract (eval: ``[{"saliency": H x W in [0, 1]}]``).
+        mapper: turns a record into the model's input (the test-time mapper).
+    """
+    import torch
+
+    names = output_names([r["file_name"] for r in records], what="picture")
+    was_training = model.training
+    model.eval()
+    paths = []
+    try:
+        for record, name in zip(records, names):
+            with torch.no_grad():
+                saliency = to_uint8(model([mapper(record)])[0]["saliency"])
+            panels = [read_image(record["file_name"]), saliency]
+            if record.get("sem_seg_file_name"):
+                panels.append(read_mask(record["sem_seg_file_name"], mask_tolerance))
+            paths.append(save_image(os.path.join(output_dir, name), side_by_side(panels)))
+    finally:
+        model.train(was_training)
+    logger.info("drew the saliency maps of %d images in %s", len(paths), output_dir)
+    return paths
 
 
 def evaluate_methods(

@@ -1,4 +1,16 @@
 """Models: the Res2Net family and the heads built on it."""
 from .norm import convert_frozen_batchnorm, get_norm
-from .res2net import ALIASES, VARIANTS, Bottle2neck, Res2Net, build_res2net, resolve_name, variant_args
-from .weights import CheckpointError, LoadReport, load_weights, read_state_dict
+from .res2net import (
+    ALIASES,
+    MODEL_TABLE,
+    VARIANTS,
+    Bottle2neck,
+    Res2Net,
+    build_res2net,
+    create_model,
+    list_models,
+    official_checkpoint,
+    resolve_name,
+    variant_args,
+)
+from .weights import CheckpointError, LoadReport, UnsafeCheckpointError, load_weights, read_state_dict

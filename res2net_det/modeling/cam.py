@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from ..utils.io import read_json_file
+from .res2net import create_model
+from .weights import load_weights
 
 __all__ = [
     "NameNotFoundError",
@@ -91,9 +93,6 @@ def build_classifier(
 
     ``weights`` is a checkpoint path; a classifier head of another size is skipped on load.
     """
-    from .. import create_model
-    from .weights import load_weights
-
     if name.startswith("torchvision:"):
         import torchvision
 
@@ -225,6 +224,10 @@ class CamExtractor:
             on the evidence (see :func:`align_cam_to_input`). False gives the library's plain
             upsampling, the protocol of published WSOL numbers. With several target layers the
             first one's stride is used.
+        upsample: False returns each raw map at its target layer's resolution (the method's
+            map after the library's ReLU, not scaled, resized or aligned), for evaluation
+            protocols that resize maps their own way
+            (:func:`res2net_det.evaluation.wsol.resize_scoremap`); needs one target layer.
 
     ``extractor(images, classes)`` returns ``(N, H, W)`` float32 maps, each scaled to [0, 1]
     (the library's min-max scaling) at the input's resolution; ``last_logits`` keeps the
@@ -239,25 +242,44 @@ class CamExtractor:
         target_layers: Optional[Union[str, Sequence[str]]] = None,
         batch_size: int = 32,
         align_to_input: bool = True,
+        upsample: bool = True,
     ) -> None:
         if isinstance(target_layers, str) or target_layers is None:
             target_layers = [target_layers]
+        if not upsample and len(target_layers) != 1:
+            raise ValueError(f"maps at the feature resolution need one target layer, got {list(target_layers)}")
         self.method = _canonical_method(method)
         self.layer_names = [n if n is not None else default_target_layer(model) for n in target_layers]
         layers = [resolve_target_layer(model, n) for n in self.layer_names]
         self.model = model
         self.cam = cam_method(method)(model=model, target_layers=layers)
         self.cam.batch_size = batch_size  # read by ScoreCAM and AblationCAM
-        self.align_to_input = align_to_input
+        self.align_to_input = align_to_input and upsample
+        self.upsample = upsample
+        self._raw: List[np.ndarray] = []
+        if not upsample:
+            # Keep the library's map before its float32 min-max scaling and resize (after its
+            # ReLU, as the library computes it): evaluation protocols start from that raw map.
+            compute = self.cam.get_cam_image
+
+            def keep_raw(*args, **kwargs):
+                cam = compute(*args, **kwargs)
+                self._raw.append(np.maximum(cam, 0))
+                return cam
+
+            self.cam.get_cam_image = keep_raw
 
     def __call__(self, images: torch.Tensor, classes: Sequence[int]) -> np.ndarray:
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
         targets = [ClassifierOutputTarget(int(c)) for c in classes]
+        self._raw.clear()
         with torch.enable_grad():
             maps = self.cam(input_tensor=images, targets=targets)
         # The logits of the same forward pass, so callers need not run the model again.
         self.last_logits = self.cam.outputs.detach()
+        if not self.upsample:
+            return np.asarray(self._raw[-1], dtype=np.float32)
         maps = np.asarray(maps, dtype=np.float32)
         if self.align_to_input:
             activations = self.cam.activations_and_grads.activations

@@ -18,15 +18,16 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import torch
 
 from .res2net import _DEPTHS, Res2Net, resolve_name, variant_args
-from .weights import CheckpointError, describe_state_dict, from_torchvision_resnet, read_state_dict
+from .saliency import detect_poolnet_layout, is_unused_official_key, official_poolnet_to_ours
+from .weights import CheckpointError, describe_state_dict, from_torchvision_resnet, infer_res2net_args, read_state_dict
 
 __all__ = [
     "BACKBONE_PREFIX",
     "ConversionReport",
     "to_official_keys",
-    "infer_res2net_args",
     "official_to_detectron2_resnet",
     "convert_to_detection_checkpoint",
+    "convert_official_poolnet",
     "convert_file",
 ]
 
@@ -109,35 +110,28 @@ def to_official_keys(state: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch
     return dict(state), "official/timm"
 
 
-def infer_res2net_args(state: Mapping[str, torch.Tensor]) -> dict:
-    """:class:`Res2Net` constructor arguments (``layers``, widths, stem, shortcut) that fit an
-    official-layout state dict; raises :class:`CheckpointError` when it is no Res2Net/ResNet."""
-    try:
-        blocks = tuple(
-            len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)
-        )
-        conv1 = state["layer1.0.conv1.weight"]
-        conv3x3 = state["layer1.0.convs.0.weight"]
-    except KeyError as e:
+def _res2net_args(state: Mapping[str, torch.Tensor]) -> dict:
+    """:func:`~res2net_det.modeling.weights.infer_res2net_args`, limited to the depths :class:`Res2Net` builds."""
+    args = infer_res2net_args(state)
+    if args["layers"] not in _DEPTHS.values():
+        raise CheckpointError(f"blocks per stage {args['layers']} match no supported depth ({sorted(_DEPTHS)})")
+    return args
+
+
+def _check_variant(args: dict, variant: str, state: Mapping[str, torch.Tensor]) -> None:
+    """Raises unless the architecture ``args`` inferred from ``state`` is ``variant``'s."""
+    expected = variant_args(variant)
+    expected.setdefault("cardinality", 1)
+    expected.setdefault("deep_stem", False)
+    expected.setdefault("avg_down", False)
+    expected.setdefault("stem_width", 32)
+    diff = {k: (args[k], expected[k]) for k in expected if k in args and args[k] != expected[k]}
+    if diff:
         raise CheckpointError(
-            f"not a Res2Net/ResNet backbone: key {e.args[0]!r} is missing "
-            f"(first keys: {sorted(state)[:5]})"
-        ) from None
-    if blocks not in _DEPTHS.values():
-        raise CheckpointError(
-            f"blocks per stage {blocks} match no supported depth ({sorted(_DEPTHS)})"
+            f"the checkpoint is not a {resolve_name(variant)}: "
+            + ", ".join(f"{k} is {got} in the file but {want} in the variant" for k, (got, want) in diff.items())
+            + f" (the file looks like: {describe_state_dict(state)})"
         )
-    width = conv3x3.shape[0]  # split width (x cardinality) of layer1, whose planes are 64
-    deep_stem = "conv1.0.weight" in state
-    return dict(
-        layers=blocks,
-        base_width=width // (width // conv3x3.shape[1]),
-        scale=conv1.shape[0] // width,
-        cardinality=width // conv3x3.shape[1],
-        deep_stem=deep_stem,
-        stem_width=state["conv1.0.weight"].shape[0] if deep_stem else 32,
-        avg_down="layer2.0.downsample.2.weight" in state,
-    )
 
 
 @dataclass
@@ -185,20 +179,9 @@ def convert_to_detection_checkpoint(
     """
     raw = read_state_dict(source) if isinstance(source, str) else dict(source)
     state, source_format = to_official_keys(raw)
-    args = infer_res2net_args(state)
+    args = _res2net_args(state)
     if variant is not None:
-        expected = variant_args(variant)
-        expected.setdefault("cardinality", 1)
-        expected.setdefault("deep_stem", False)
-        expected.setdefault("avg_down", False)
-        expected.setdefault("stem_width", 32)
-        diff = {k: (args[k], expected[k]) for k in expected if k in args and args[k] != expected[k]}
-        if diff:
-            raise CheckpointError(
-                f"the checkpoint is not a {resolve_name(variant)}: "
-                + ", ".join(f"{k} is {got} in the file but {want} in the variant" for k, (got, want) in diff.items())
-                + f" (the file looks like: {describe_state_dict(state)})"
-            )
+        _check_variant(args, variant, state)
     with torch.device("meta"):  # shapes only, no memory
         reference = Res2Net(num_classes=0, norm="BN", **args).state_dict()
 
@@ -235,10 +218,55 @@ def convert_to_detection_checkpoint(
     return checkpoint, report
 
 
-def convert_file(src: str, dst: str, variant: Optional[str] = None) -> ConversionReport:
-    """Converts the checkpoint ``src`` and writes the detection checkpoint ``dst`` atomically
-    (a partly written file never sits at ``dst``, so ``MODEL.WEIGHTS`` can't read a torn one)."""
-    checkpoint, report = convert_to_detection_checkpoint(src, variant=variant)
+@dataclass
+class PoolNetConversionReport:
+    """What :func:`convert_official_poolnet` did."""
+
+    layout: str
+    architecture: str
+    converted: int
+    dropped: List[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"read a {self.layout} checkpoint (backbone: {self.architecture}); {self.converted} tensors "
+                 "in our PoolNetSaliency layout, for MODEL.WEIGHTS or predict_saliency.py --weights"]
+        if self.dropped:
+            lines.append(f"not converted ({len(self.dropped)}): {', '.join(self.dropped[:4])}"
+                         f"{' ...' if len(self.dropped) > 4 else ''}: the backbone's ImageNet classifier (PoolNet "
+                         "never runs it) and batch norm step counters")
+        return "\n".join(lines)
+
+
+def convert_official_poolnet(
+    source, variant: Optional[str] = None, name: Optional[str] = None
+) -> Tuple[dict, PoolNetConversionReport]:
+    """The authors' released PoolNet (Res2Net-PoolNet or PoolNet's ResNet-50), a path or a state
+    dict, as a checkpoint of our ``PoolNetSaliency`` (``{"model": state dict}``), which either
+    engine loads with no key missing. ``variant`` checks the backbone; ``name`` is the file for messages."""
+    name = name or (source if isinstance(source, str) else "the state dict")
+    raw = read_state_dict(source) if isinstance(source, str) else dict(source)
+    layout = detect_poolnet_layout(raw)
+    if layout is None:
+        raise CheckpointError(f"{name} is not the authors' PoolNet (no base.resnet.* / base.ppms_pre keys); "
+                              f"first keys {sorted(raw)[:5]}")
+    state = official_poolnet_to_ours(raw, name)
+    backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    if variant is not None:
+        _check_variant(_res2net_args(backbone), variant, backbone)
+    report = PoolNetConversionReport(layout=layout, architecture=describe_state_dict(backbone),
+                                     converted=len(state), dropped=sorted(k for k in raw if is_unused_official_key(k)))
+    return {"model": {k: v.detach().clone() for k, v in state.items()}, "__author__": "res2net-det"}, report
+
+
+def convert_file(src: str, dst: str, variant: Optional[str] = None):
+    """Converts the checkpoint ``src`` and writes ``dst`` atomically (a partly written file never
+    sits at ``dst``, so ``MODEL.WEIGHTS`` can't read a torn one): a detection checkpoint from a
+    backbone, or our saliency checkpoint from the authors' released PoolNet (layout in the report)."""
+    raw = read_state_dict(src)
+    if detect_poolnet_layout(raw) is not None:
+        checkpoint, report = convert_official_poolnet(raw, variant=variant, name=src)
+    else:
+        checkpoint, report = convert_to_detection_checkpoint(raw, variant=variant)
     directory = os.path.dirname(os.path.abspath(dst))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(dst)}.tmp{os.getpid()}")

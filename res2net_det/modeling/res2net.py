@@ -19,14 +19,26 @@ Speed: the block is the reference path for training and checkpoints; for inferen
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import warnings
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .norm import NormSpec, convert_frozen_batchnorm, fold_norm_into_conv, get_norm, is_foldable
+from .weights import CheckpointError, load_weights
 
-__all__ = ["Bottle2neck", "Res2Net", "STAGE_NAMES", "VARIANTS", "build_res2net", "resolve_name", "stage_blocks"]
+__all__ = [
+    "Bottle2neck", "Res2Net", "STAGE_NAMES", "Variant", "MODEL_TABLE", "VARIANTS", "ALIASES", "OFFICIAL_CHECKPOINTS",
+    "create_model", "list_models", "register_model", "resolve_name", "variant_args", "official_checkpoint", "find_variant",
+    "build_res2net", "stage_blocks", "stage_strides",
+    "res2net50_26w_4s", "res2net50_48w_2s", "res2net50_14w_8s", "res2net50_26w_6s", "res2net50_26w_8s",
+    "res2net101_26w_4s", "res2next50", "res2net50_v1b_26w_4s", "res2net101_v1b_26w_4s", "res2net152_v1b_26w_4s",
+    "resnet50", "res2net50d", "res2net101d", "res2next50_4s",
+]
 
 STAGE_NAMES = ("res2", "res3", "res4", "res5")
 
@@ -55,6 +67,8 @@ class Bottle2neck(nn.Module):
         is_stage_block: True for the first block of a stage (no hierarchical
             additions, average pool on the last split).
         norm: normalisation spec, see :func:`res2net_det.modeling.norm.get_norm`.
+        stride_in_1x1: put the stride on the first 1x1 conv instead (Caffe / MSRA ResNet, as
+            in PoolNet's released ResNet-50); scale 1 only, Res2Net's splits always stride.
     """
 
     expansion = 4
@@ -71,10 +85,13 @@ class Bottle2neck(nn.Module):
         dilation: int = 1,
         is_stage_block: bool = False,
         norm: NormSpec = "BN",
+        stride_in_1x1: bool = False,
     ) -> None:
         super().__init__()
         if scale < 1:
             raise ValueError(f"scale must be >= 1, got {scale}")
+        if stride_in_1x1 and scale != 1:
+            raise ValueError(f"stride_in_1x1 is the plain (scale 1) ResNet layout; got scale {scale}")
         width = int(math.floor(planes * (base_width / 64.0))) * cardinality
         if width < 1 or cardinality < 1:
             raise ValueError(
@@ -87,11 +104,12 @@ class Bottle2neck(nn.Module):
         # scale 1 keeps one 3x3 conv (plain ResNet bottleneck).
         num_convs = max(1, scale - 1)
 
-        self.conv1 = nn.Conv2d(inplanes, width * scale, kernel_size=1, bias=False)
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = nn.Conv2d(inplanes, width * scale, kernel_size=1, stride=stride_1x1, bias=False)
         self.bn1 = get_norm(norm, width * scale)
         self.convs = nn.ModuleList(
             nn.Conv2d(
-                width, width, kernel_size=3, stride=stride, padding=dilation,
+                width, width, kernel_size=3, stride=stride_3x3, padding=dilation,
                 dilation=dilation, groups=cardinality, bias=False,
             )
             for _ in range(num_convs)
@@ -174,6 +192,18 @@ def _shortcut(inplanes: int, outplanes: int, stride: int, avg_down: bool, norm: 
     )
 
 
+def _compile_or_none(fn: Callable) -> Optional[Callable]:
+    """``torch.compile(fn)``, or None (with a warning) where torch.compile is unavailable."""
+    if not hasattr(torch, "compile"):
+        warnings.warn("this PyTorch has no torch.compile; the Res2Net runs eagerly")
+        return None
+    try:
+        return torch.compile(fn)
+    except Exception as e:  # e.g. an unsupported Python version
+        warnings.warn(f"torch.compile is unavailable ({type(e).__name__}: {e}); the Res2Net runs eagerly")
+        return None
+
+
 class Res2Net(nn.Module):
     """Res2Net classifier and multi-scale feature extractor.
 
@@ -191,8 +221,18 @@ class Res2Net(nn.Module):
         freeze_at: Detectron2's convention: 0 trains everything, 1 freezes the
             stem, 2 the stem and res2, ... 5 the whole backbone. Frozen parts get
             ``requires_grad=False`` and frozen batch norm.
-        dilate_last_stage: res5 with stride 1 and dilation 2 (output stride 16).
+        dilate_last_stage: res5 with stride 1 and dilation 2 (output stride 16); every res5
+            block, the first included, dilates its 3x3 convs (PoolNet's and DeepLab's layout).
         zero_init_last: zero-init the last norm of every block (training from scratch).
+        maxpool_ceil_mode: the stem's max pool rounds its output size up (Caffe's rounding,
+            kept by Res2Net-PoolNet and PoolNet): one more row/column on even-sized stem maps.
+        stride_in_1x1: stride on each block's first 1x1 conv (scale 1 only), see :class:`Bottle2neck`.
+        checkpoint_activations: in training, recompute each trainable block's activations in the
+            backward pass instead of storing them (``torch.utils.checkpoint`` per block): less
+            memory, one more forward. Same gradients. Not with train-mode BN (its running
+            statistics would update twice); FrozenBN, GN and eval BN are fine.
+        compile: run ``forward_features`` through ``torch.compile`` (inductor); where compilation
+            is unavailable or fails, a warning says so and the model runs eagerly.
     """
 
     def __init__(
@@ -210,6 +250,10 @@ class Res2Net(nn.Module):
         freeze_at: int = 0,
         dilate_last_stage: bool = False,
         zero_init_last: bool = False,
+        maxpool_ceil_mode: bool = False,
+        stride_in_1x1: bool = False,
+        checkpoint_activations: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if len(layers) != 4:
@@ -222,13 +266,18 @@ class Res2Net(nn.Module):
         self.num_classes = num_classes
         self.out_features = tuple(out_features)
         self.dilate_last_stage = dilate_last_stage
+        self.stride_in_1x1 = stride_in_1x1
+        self.checkpoint_activations = checkpoint_activations
+        self.compile = compile
+        self._compiled_features: Optional[Callable[[torch.Tensor], Dict[str, torch.Tensor]]] = None
 
         self.conv1, self.bn1 = _stem(deep_stem, stem_width, norm)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=maxpool_ceil_mode)
 
         self.inplanes = 64
-        block_kwargs = dict(base_width=base_width, scale=scale, cardinality=cardinality, norm=norm)
+        block_kwargs = dict(base_width=base_width, scale=scale, cardinality=cardinality, norm=norm,
+                            stride_in_1x1=stride_in_1x1)
         self.layer1 = self._make_layer(64, layers[0], 1, 1, avg_down, block_kwargs)
         self.layer2 = self._make_layer(128, layers[1], 2, 1, avg_down, block_kwargs)
         self.layer3 = self._make_layer(256, layers[2], 2, 1, avg_down, block_kwargs)
@@ -333,6 +382,12 @@ class Res2Net(nn.Module):
     # ------------------------------------------------------------------ forward
     @staticmethod
     def _check_input(x: torch.Tensor) -> None:
+        # Checks for eager callers only: TorchScript compiles just this branch (is_scripting is
+        # resolved statically), and a traced or exported graph would bake them in or warn.
+        if torch.jit.is_scripting():
+            return
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+            return
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"Res2Net expects a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != 3:
@@ -345,11 +400,30 @@ class Res2Net(nn.Module):
     def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Returns ``{name: feature}`` for ``self.out_features`` (strides 4/8/16/32)."""
         self._check_input(x)
+        if self.compile and not torch.jit.is_scripting() and not torch.jit.is_tracing():
+            if self._compiled_features is None:
+                self._compiled_features = _compile_or_none(self._forward_features)
+            if self._compiled_features is not None:
+                try:
+                    return self._compiled_features(x)
+                except Exception as e:  # inductor compiles lazily, on the first call: fall back once, loudly
+                    warnings.warn(f"torch.compile of the Res2Net failed ({type(e).__name__}: {e}); running it eagerly")
+                    self.compile = False
+        return self._forward_features(x)
+
+    def _forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         outputs: Dict[str, torch.Tensor] = {}
         last = self.out_features[-1] if self.out_features else "res5"
+        # Checkpointing trades a second forward of each block for not storing its activations;
+        # only worth it (and only valid) when a backward will follow.
+        checkpointing = self.checkpoint_activations and self.training and torch.is_grad_enabled()
         for name, layer in zip(STAGE_NAMES, (self.layer1, self.layer2, self.layer3, self.layer4)):
-            x = layer(x)
+            if checkpointing and any(p.requires_grad for p in layer.parameters()):
+                for block in layer:
+                    x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = layer(x)
             if name in self.out_features:
                 outputs[name] = x
             if name == last:
@@ -372,66 +446,18 @@ class Res2Net(nn.Module):
 
     def output_shape(self) -> Dict[str, Tuple[int, int]]:
         """``{name: (channels, stride)}`` for the returned features."""
-        stride_res5 = 16 if self.dilate_last_stage else 32
-        shapes = {"res2": (256, 4), "res3": (512, 8), "res4": (1024, 16), "res5": (2048, stride_res5)}
-        return {k: shapes[k] for k in self.out_features}
+        strides = stage_strides(self.dilate_last_stage)
+        channels = {"res2": 256, "res3": 512, "res4": 1024, "res5": 2048}
+        return {k: (channels[k], strides[k]) for k in self.out_features}
+
+
+def stage_strides(dilate_last_stage: bool = False) -> Dict[str, int]:
+    """``{stage: stride}`` of a Res2Net's outputs; a dilated res5 keeps res4's stride."""
+    return {"res2": 4, "res3": 8, "res4": 16, "res5": 16 if dilate_last_stage else 32}
 
 
 # ---------------------------------------------------------------------- variants
-# name -> constructor arguments. Official file names from Res2Net-PretrainedModels.
 _DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
-_V1B = dict(deep_stem=True, stem_width=32, avg_down=True)
-
-VARIANTS: Dict[str, dict] = {
-    "res2net50_26w_4s": dict(depth=50, base_width=26, scale=4),
-    "res2net50_48w_2s": dict(depth=50, base_width=48, scale=2),
-    "res2net50_14w_8s": dict(depth=50, base_width=14, scale=8),
-    "res2net50_26w_6s": dict(depth=50, base_width=26, scale=6),
-    "res2net50_26w_8s": dict(depth=50, base_width=26, scale=8),
-    "res2net101_26w_4s": dict(depth=101, base_width=26, scale=4),
-    "res2next50": dict(depth=50, base_width=4, scale=4, cardinality=8),
-    "res2net50_v1b_26w_4s": dict(depth=50, base_width=26, scale=4, **_V1B),
-    "res2net101_v1b_26w_4s": dict(depth=101, base_width=26, scale=4, **_V1B),
-    "res2net152_v1b_26w_4s": dict(depth=152, base_width=26, scale=4, **_V1B),
-    # scale 1, width 64: exactly torchvision's ResNet-50 (stride on the 3x3), the baseline.
-    "resnet50": dict(depth=50, base_width=64, scale=1),
-}
-
-# timm's names for the same architectures.
-ALIASES: Dict[str, str] = {
-    "res2net50d": "res2net50_v1b_26w_4s",
-    "res2net101d": "res2net101_v1b_26w_4s",
-    "res2next50_4s": "res2next50",
-}
-
-OFFICIAL_CHECKPOINTS: Dict[str, str] = {
-    "res2net50_26w_4s": "res2net50_26w_4s-06e79181.pth",
-    "res2net50_48w_2s": "res2net50_48w_2s-afed724a.pth",
-    "res2net50_14w_8s": "res2net50_14w_8s-6527dddc.pth",
-    "res2net50_26w_6s": "res2net50_26w_6s-19041792.pth",
-    "res2net50_26w_8s": "res2net50_26w_8s-2c7c9f12.pth",
-    "res2net101_26w_4s": "res2net101_26w_4s-02a759a1.pth",
-    "res2net50_v1b_26w_4s": "res2net50_v1b_26w_4s-3cf99910.pth",
-    "res2net101_v1b_26w_4s": "res2net101_v1b_26w_4s-0812c246.pth",
-    "res2next50": "res2next50_4s-6ef7e7bf.pth",
-}
-
-
-def resolve_name(name: str) -> str:
-    """The canonical variant name for ``name`` or an alias; raises a helpful KeyError."""
-    canonical = ALIASES.get(name, name)
-    if canonical not in VARIANTS:
-        raise KeyError(
-            f"unknown model {name!r}; available: {sorted(VARIANTS)} (aliases: {sorted(ALIASES)})"
-        )
-    return canonical
-
-
-def variant_args(name: str) -> dict:
-    """Constructor arguments of :class:`Res2Net` for a variant name."""
-    args = dict(VARIANTS[resolve_name(name)])
-    args["layers"] = _DEPTHS[args.pop("depth")]
-    return args
 
 
 def stage_blocks(depth: int) -> Tuple[int, int, int, int]:
@@ -439,6 +465,131 @@ def stage_blocks(depth: int) -> Tuple[int, int, int, int]:
     if depth not in _DEPTHS:
         raise ValueError(f"depth must be one of {sorted(_DEPTHS)}, got {depth}")
     return _DEPTHS[depth]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of :data:`MODEL_TABLE`: a published architecture and where its weights come from.
+
+    Args:
+        depth: 50, 101 or 152.
+        base_width: split width per 64 planes (the "26w").
+        scale: number of splits (the "4s"); 1 with width 64 is ResNet.
+        cardinality: groups of the split 3x3 convs (Res2NeXt).
+        deep_stem: v1b / "d": three 3x3 convs as the stem.
+        stem_width: channels of the deep stem's first two convs.
+        avg_down: v1b / "d": average-pool shortcuts.
+        checkpoint: file name of the official Res2Net-PretrainedModels checkpoint (None: none published).
+        timm_name: timm's name for the same architecture and weights (None: timm has none).
+        top1, top5: published ImageNet-1k val accuracy (%) of the official weights, single 224
+            centre crop of the short side resized to 256 (None: none published).
+        accuracy_source: where ``top1``/``top5`` come from: "official" (Res2Net-PretrainedModels
+            README, 100 - error) or "mmcls" (the mmcls / mmpretrain model page, the seed table).
+    """
+
+    depth: int
+    base_width: int
+    scale: int
+    cardinality: int = 1
+    deep_stem: bool = False
+    stem_width: int = 32
+    avg_down: bool = False
+    checkpoint: Optional[str] = None
+    timm_name: Optional[str] = None
+    top1: Optional[float] = None
+    top5: Optional[float] = None
+    accuracy_source: Optional[str] = None
+
+    def res2net_args(self) -> Dict[str, Any]:
+        """The :class:`Res2Net` arguments of this architecture."""
+        return dict(layers=stage_blocks(self.depth), base_width=self.base_width, scale=self.scale,
+                    cardinality=self.cardinality, deep_stem=self.deep_stem, stem_width=self.stem_width,
+                    avg_down=self.avg_down)
+
+    def aliases(self, name: str) -> Tuple[str, ...]:
+        """Other names of this row: timm's, and the official file's stem (``res2next50_4s``)."""
+        others = [self.timm_name, self.checkpoint.rsplit("-", 1)[0] if self.checkpoint else None]
+        return tuple(dict.fromkeys(a for a in others if a and a != name))
+
+
+# THE variant table: name -> architecture, official checkpoint file, timm name, published ImageNet
+# accuracy. Constructors, create_model, list_models, the aliases, the checkpoint names and
+# tools/eval_imagenet.py's published column all read it. Official file names and accuracies from
+# Res2Net-PretrainedModels; where the mmcls page is the seed table's source (14w_8s, 26w_8s,
+# 101_26w_4s) its figures (official Top-5 there: 93.86, 94.37, 94.43).
+MODEL_TABLE: Mapping[str, Variant] = MappingProxyType({
+    "res2net50_26w_4s": Variant(50, 26, 4, checkpoint="res2net50_26w_4s-06e79181.pth", timm_name="res2net50_26w_4s",
+        top1=77.99, top5=93.85, accuracy_source="official"),
+    "res2net50_48w_2s": Variant(50, 48, 2, checkpoint="res2net50_48w_2s-afed724a.pth", timm_name="res2net50_48w_2s",
+        top1=77.32, top5=93.53, accuracy_source="official"),
+    "res2net50_14w_8s": Variant(50, 14, 8, checkpoint="res2net50_14w_8s-6527dddc.pth", timm_name="res2net50_14w_8s",
+        top1=78.14, top5=93.85, accuracy_source="mmcls"),
+    "res2net50_26w_6s": Variant(50, 26, 6, checkpoint="res2net50_26w_6s-19041792.pth", timm_name="res2net50_26w_6s",
+        top1=78.58, top5=94.13, accuracy_source="official"),
+    "res2net50_26w_8s": Variant(50, 26, 8, checkpoint="res2net50_26w_8s-2c7c9f12.pth", timm_name="res2net50_26w_8s",
+        top1=79.2, top5=94.36, accuracy_source="mmcls"),
+    "res2net101_26w_4s": Variant(101, 26, 4, checkpoint="res2net101_26w_4s-02a759a1.pth",
+                                 timm_name="res2net101_26w_4s",
+        top1=79.19, top5=94.44, accuracy_source="mmcls"),
+    "res2next50": Variant(50, 4, 4, cardinality=8, checkpoint="res2next50_4s-6ef7e7bf.pth", timm_name="res2next50",
+        top1=78.24, top5=93.91, accuracy_source="official"),
+    "res2net50_v1b_26w_4s": Variant(50, 26, 4, deep_stem=True, avg_down=True,
+                                    checkpoint="res2net50_v1b_26w_4s-3cf99910.pth", timm_name="res2net50d",
+        top1=80.27, top5=95.04, accuracy_source="official"),
+    "res2net101_v1b_26w_4s": Variant(101, 26, 4, deep_stem=True, avg_down=True,
+                                     checkpoint="res2net101_v1b_26w_4s-0812c246.pth", timm_name="res2net101d",
+        top1=81.23, top5=95.36, accuracy_source="official"),
+    "res2net152_v1b_26w_4s": Variant(152, 26, 4, deep_stem=True, avg_down=True),
+    # scale 1, width 64: exactly torchvision's (and timm's) ResNet-50 (stride on the 3x3), the
+    # baseline; their weights (resnet50-*.pth) load with a rename (modeling/weights.py).
+    "resnet50": Variant(50, 64, 1, timm_name="resnet50"),
+})
+
+# Read-only views of the table for callers that want one column.
+ALIASES: Mapping[str, str] = MappingProxyType(
+    {alias: name for name, v in MODEL_TABLE.items() for alias in v.aliases(name)})
+OFFICIAL_CHECKPOINTS: Mapping[str, str] = MappingProxyType(
+    {name: v.checkpoint for name, v in MODEL_TABLE.items() if v.checkpoint})
+VARIANTS: Mapping[str, Dict[str, Any]] = MappingProxyType({
+    name: dict(depth=v.depth, base_width=v.base_width, scale=v.scale, cardinality=v.cardinality,
+               deep_stem=v.deep_stem, stem_width=v.stem_width, avg_down=v.avg_down)
+    for name, v in MODEL_TABLE.items()
+})
+
+
+def list_models() -> List[str]:
+    """Names accepted by :func:`create_model`: the rows of :data:`MODEL_TABLE` (aliases excluded)."""
+    return sorted(MODEL_TABLE)
+
+
+def resolve_name(name: str) -> str:
+    """The table's name for ``name`` or an alias (timm's, the official file's); raises a helpful KeyError."""
+    canonical = ALIASES.get(name, name)
+    if canonical not in MODEL_TABLE:
+        raise KeyError(
+            f"unknown model {name!r}; available: {list_models()} (aliases: {sorted(ALIASES)})"
+        )
+    return canonical
+
+
+def variant_args(name: str) -> Dict[str, Any]:
+    """Constructor arguments of :class:`Res2Net` for a variant name or alias."""
+    return MODEL_TABLE[resolve_name(name)].res2net_args()
+
+
+def official_checkpoint(name: str) -> Optional[str]:
+    """The official Res2Net-PretrainedModels file name of a variant (None when none was published)."""
+    return MODEL_TABLE[resolve_name(name)].checkpoint
+
+
+def find_variant(depth: int = 50, base_width: int = 26, scale: int = 4, cardinality: int = 1,
+                 deep_stem: bool = False, avg_down: bool = False) -> Optional[str]:
+    """The table's name of an architecture given by its hyper-parameters, or None."""
+    wanted = (depth, base_width, scale, cardinality, deep_stem, avg_down)
+    for name, v in MODEL_TABLE.items():
+        if (v.depth, v.base_width, v.scale, v.cardinality, v.deep_stem, v.avg_down) == wanted:
+            return name
+    return None
 
 
 def build_res2net(
@@ -455,24 +606,130 @@ def build_res2net(
                    deep_stem=deep_stem, avg_down=avg_down, **kwargs)
 
 
-def _constructor(name: str) -> Callable[..., Res2Net]:
-    def build(**kwargs) -> Res2Net:
-        return Res2Net(**{**variant_args(name), **kwargs})
+def _create(name: str, weights: Optional[str], **kwargs: Any) -> Res2Net:
+    """What every constructor does: the table's arguments, ``kwargs`` over them, then weights, then freezing."""
+    args = {**MODEL_TABLE[name].res2net_args(), **kwargs}
+    # Freeze after loading, so frozen batch norm takes the checkpoint's statistics.
+    freeze_at = args.pop("freeze_at", 0)
+    model = Res2Net(**args)
+    if weights is not None:
+        report = load_weights(model, weights)
+        if not report.loaded:
+            raise CheckpointError(
+                f"checkpoint {weights} holds no tensor of {name}: {report.summary()}. A detector checkpoint "
+                "(backbone.bottom_up.* keys) goes to the detection builders' weights= instead"
+            )
+    return model.freeze(freeze_at)
 
-    build.__name__ = name
-    build.__doc__ = f"{name}: {VARIANTS[name]}. Keyword arguments override :class:`Res2Net`'s."
-    return build
+
+_Constructor = TypeVar("_Constructor", bound=Callable[..., Res2Net])
+_CONSTRUCTORS: Dict[str, Callable[..., Res2Net]] = {}
 
 
-res2net50_26w_4s = _constructor("res2net50_26w_4s")
-res2net50_48w_2s = _constructor("res2net50_48w_2s")
-res2net50_14w_8s = _constructor("res2net50_14w_8s")
-res2net50_26w_6s = _constructor("res2net50_26w_6s")
-res2net50_26w_8s = _constructor("res2net50_26w_8s")
-res2net101_26w_4s = _constructor("res2net101_26w_4s")
-res2next50 = _constructor("res2next50")
-res2net50_v1b_26w_4s = _constructor("res2net50_v1b_26w_4s")
-res2net101_v1b_26w_4s = _constructor("res2net101_v1b_26w_4s")
-res2net152_v1b_26w_4s = _constructor("res2net152_v1b_26w_4s")
+def register_model(fn: _Constructor) -> _Constructor:
+    """Registers a named constructor under its function name, which must be a row of
+    :data:`MODEL_TABLE` (as timm's ``register_model``), and appends the row to its docstring."""
+    name = fn.__name__
+    if name not in MODEL_TABLE:
+        raise KeyError(f"constructor {name} has no row in MODEL_TABLE")
+    v = MODEL_TABLE[name]
+    fn.__doc__ = (fn.__doc__ or name).rstrip() + (
+        f"\n\n    Architecture: depth {v.depth}, {v.base_width}w x {v.scale}s, cardinality {v.cardinality}, "
+        f"deep stem {v.deep_stem}, avg-down {v.avg_down}. Official checkpoint: {v.checkpoint}; "
+        f"timm: {v.timm_name}.\n"
+    )
+    _CONSTRUCTORS[name] = fn
+    return fn
+
+
+def create_model(name: str, weights: Optional[str] = None, num_classes: int = 1000, **kwargs: Any) -> Res2Net:
+    """Builds a Res2Net variant by name, optionally loading a checkpoint.
+
+    Args:
+        name: a row of :data:`MODEL_TABLE` such as ``"res2net50_26w_4s"`` (:func:`list_models`), or
+            an alias: timm's name (``"res2net50d"``) or the official file's (``"res2next50_4s"``).
+        weights: path to an official Res2Net ``.pth``, a timm state dict file, or (for
+            ``resnet50``) torchvision's ResNet-50 file.
+        num_classes: classifier outputs; 0 builds a feature backbone without ``fc``.
+        **kwargs: any :class:`Res2Net` argument (``norm``, ``freeze_at``, ``out_features``,
+            ``dilate_last_stage``, or ``base_width`` / ``layers`` ... over the variant's own).
+
+    ``model(x)`` returns logits; ``model.forward_features(x)`` returns
+    ``{"res2", "res3", "res4", "res5"}`` features at strides 4/8/16/32.
+    """
+    return _CONSTRUCTORS[resolve_name(name)](weights=weights, num_classes=num_classes, **kwargs)
+
+
+# ---------------------------------------------------------------------- named constructors
+# One per row of MODEL_TABLE (checked below); keyword arguments as for create_model.
+@register_model
+def res2net50_26w_4s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """Res2Net-50 26w x 4s, the paper's main model (top-1 77.99)."""
+    return _create("res2net50_26w_4s", weights, **kwargs)
+
+
+@register_model
+def res2net50_48w_2s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """Res2Net-50 48w x 2s (top-1 77.32)."""
+    return _create("res2net50_48w_2s", weights, **kwargs)
+
+
+@register_model
+def res2net50_14w_8s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """Res2Net-50 14w x 8s (top-1 78.14)."""
+    return _create("res2net50_14w_8s", weights, **kwargs)
+
+
+@register_model
+def res2net50_26w_6s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """Res2Net-50 26w x 6s (top-1 78.58)."""
+    return _create("res2net50_26w_6s", weights, **kwargs)
+
+
+@register_model
+def res2net50_26w_8s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """Res2Net-50 26w x 8s (top-1 79.20)."""
+    return _create("res2net50_26w_8s", weights, **kwargs)
+
+
+@register_model
+def res2net101_26w_4s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """Res2Net-101 26w x 4s (top-1 79.19)."""
+    return _create("res2net101_26w_4s", weights, **kwargs)
+
+
+@register_model
+def res2next50(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """Res2NeXt-50: 4w x 4s splits in 8 groups (top-1 78.24)."""
+    return _create("res2next50", weights, **kwargs)
+
+
+@register_model
+def res2net50_v1b_26w_4s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """Res2Net-50 v1b 26w x 4s: deep stem and average-pool shortcuts (timm: res2net50d; top-1 80.28)."""
+    return _create("res2net50_v1b_26w_4s", weights, **kwargs)
+
+
+@register_model
+def res2net101_v1b_26w_4s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """Res2Net-101 v1b 26w x 4s: deep stem and average-pool shortcuts (timm: res2net101d; top-1 81.24)."""
+    return _create("res2net101_v1b_26w_4s", weights, **kwargs)
+
+
+@register_model
+def res2net152_v1b_26w_4s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """Res2Net-152 v1b 26w x 4s: deep stem and average-pool shortcuts (no published weights)."""
+    return _create("res2net152_v1b_26w_4s", weights, **kwargs)
+
+
+@register_model
+def resnet50(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """ResNet-50 as a Res2Net of scale 1 and width 64: torchvision's ResNet-50, the paper's baseline
+    (``weights`` may be torchvision's ``resnet50-*.pth``)."""
+    return _create("resnet50", weights, **kwargs)
+
+
+# timm's names and the official files' names for the same constructors.
 res2net50d = res2net50_v1b_26w_4s
 res2net101d = res2net101_v1b_26w_4s
+res2next50_4s = res2next50

@@ -32,8 +32,8 @@ def test_unknown_key_names_key_and_the_file_that_sets_it(tmp_path):
 
 
 def test_detectron2_only_key_says_so(tmp_path):
-    path = _write(tmp_path / "retina.yaml", "MODEL:\n  RETINANET:\n    NUM_CLASSES: 3\n")
-    with pytest.raises(ConfigKeyError, match="MODEL.RETINANET.NUM_CLASSES.*torchvision engine does not honour"):
+    path = _write(tmp_path / "semseg.yaml", "MODEL:\n  SEM_SEG_HEAD:\n    NUM_CLASSES: 3\n")
+    with pytest.raises(ConfigKeyError, match="MODEL.SEM_SEG_HEAD.NUM_CLASSES.*torchvision engine does not honour"):
         merge_config_file(get_cfg(), path)
 
 
@@ -110,3 +110,26 @@ def test_deformable_stages_are_honoured_by_the_torchvision_engine():
     bottom_up = build_backbone(cfg).bottom_up
     assert isinstance(bottom_up.layer3[0].convs[0], DeformableConv2d)
     assert not isinstance(bottom_up.layer1[0].convs[0], DeformableConv2d)
+
+def test_retinanet_is_held_to_its_own_keys_not_rcnn_ones():
+    cfg = get_cfg()
+    merge_config_file(cfg, os.path.join(CONFIGS, "retinanet_r2_50.yaml"))
+    assert cfg.MODEL.ROI_HEADS.NAME == "Res5ROIHeads"  # Detectron2's default, which RetinaNet never reads
+    check_torchvision_support(cfg)
+    for key, value in [("MODEL.RETINANET.FOCAL_LOSS_GAMMA", "3.0"), ("MODEL.RETINANET.NUM_CONVS", "2"),
+                       ("MODEL.RETINANET.SMOOTH_L1_LOSS_BETA", "0.1"),
+                       ("MODEL.BACKBONE.NAME", "build_res2net_fpn_backbone")]:
+        bad = merge_config_list(cfg.clone(), [key, value])
+        with pytest.raises(ValueError, match=key):
+            check_torchvision_support(bad)
+    # beta only matters for smooth L1
+    check_torchvision_support(merge_config_list(cfg.clone(), ["MODEL.RETINANET.BBOX_REG_LOSS_TYPE", "giou",
+                                                              "MODEL.RETINANET.SMOOTH_L1_LOSS_BETA", "0.1"]))
+
+
+def test_retinanet_keys_have_detectron2_defaults():
+    r = get_cfg().MODEL.RETINANET
+    assert (r.NUM_CLASSES, r.IN_FEATURES, r.IOU_THRESHOLDS, r.PRIOR_PROB, r.SMOOTH_L1_LOSS_BETA) == (
+        80, ["p3", "p4", "p5", "p6", "p7"], [0.4, 0.5], 0.01, 0.1)
+    d2_config = pytest.importorskip("detectron2.config", reason="Detectron2 is not installed: compared with it when it is")
+    assert dict(d2_config.get_cfg().MODEL.RETINANET) == dict(r)

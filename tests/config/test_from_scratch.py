@@ -51,10 +51,19 @@ def test_detectron2_resnet_backbone_norm_is_the_one_checked():
     assert from_scratch_problems(cfg) == ["MODEL.RESNETS.NORM is FrozenBN (frozen statistics of a random initialisation)"]
 
 
+# Configs for inference with a released file given by --weights (no training recipe of ours):
+# training them as they are would start a frozen-BN backbone from random weights, so it is refused.
+INFERENCE_ONLY = {"sod/poolnet_r_50_released.yaml"}
+
+
 @pytest.mark.parametrize("name", list_configs())
 def test_shipped_from_scratch_configs_pass(name):
     """The quickstarts train from scratch (BN, FREEZE_AT 0); every config with weights is not concerned."""
     cfg = _cfg(name)
+    if name in INFERENCE_ONLY:
+        with pytest.raises(ValueError, match="MODEL.WEIGHTS is empty"):
+            check_trainable_from_scratch(cfg, name)
+        return
     check_trainable_from_scratch(cfg, name)
     if not cfg.MODEL.WEIGHTS:
         assert cfg.MODEL.RES2NET.NORM != "FrozenBN" and cfg.MODEL.BACKBONE.FREEZE_AT == 0
@@ -104,3 +113,13 @@ def test_detectron2_engine_refuses_before_training(tmp_path):
     args.opts = ["MODEL.WEIGHTS", str(tmp_path / "missing.pth"), "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path / "out")]
     with pytest.raises(FileNotFoundError, match="FREEZE_AT 0"):
         setup(args)
+
+
+@pytest.mark.parametrize("name", ["sod/quickstart.yaml", "cam/quickstart.yaml"])
+def test_task_models_are_judged_by_their_res2net_keys(name):
+    """Saliency and classification build MODEL.RES2NET.*; Detectron2's default BACKBONE.NAME and
+    MODEL.RESNETS.NORM (FrozenBN) in its config tree must not refuse them."""
+    cfg = _cfg(name)
+    cfg.MODEL.BACKBONE.NAME = "build_resnet_backbone"
+    cfg.MODEL.RESNETS = type(cfg)({"NORM": "FrozenBN"})
+    assert from_scratch_problems(cfg) == []

@@ -11,7 +11,6 @@ from res2net_det.data.saliency import (
     SALIENCY_DATASETS,
     SaliencyDatasetMapper,
     load_saliency_folder,
-    read_image,
     read_mask,
     register_saliency_folder,
     register_saliency_folders_from_cfg,
@@ -109,26 +108,6 @@ def test_mask_encodings_and_graded_masks(tmp_path):
     Image.fromarray(colour).save(tmp_path / "colour.png")
     with pytest.raises(ValueError, match=r"colour\.png: colour mask"):
         read_mask(str(tmp_path / "colour.png"))
-
-
-def test_grayscale_image_is_converted_with_a_warning(tmp_path, caplog):
-    write_pair(tmp_path / "I", tmp_path / "M", "g", image_mode="L")
-    with caplog.at_level(logging.WARNING):
-        img = read_image(str(tmp_path / "I" / "g.jpg"))
-    assert img.shape == (40, 48, 3) and (img[..., 0] == img[..., 2]).all()
-    assert "g.jpg: grayscale image converted" in caplog.text
-
-
-def test_rgba_images(tmp_path, caplog):
-    rgba = np.full((6, 6, 4), 255, np.uint8)
-    Image.fromarray(rgba).save(tmp_path / "opaque.png")
-    rgba[0, 0, 3] = 0
-    Image.fromarray(rgba).save(tmp_path / "holes.png")
-    with caplog.at_level(logging.WARNING):
-        assert read_image(str(tmp_path / "opaque.png")).shape == (6, 6, 3)
-    assert "alpha channel dropped" in caplog.text
-    with pytest.raises(ValueError, match=r"holes\.png: image has transparent pixels"):
-        read_image(str(tmp_path / "holes.png"))
 
 
 def test_mapper_resize_flip_and_targets(folder):

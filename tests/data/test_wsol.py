@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from res2net_det.data.image_io import ImageReadError
 from res2net_det.data.shapes_wsol import SHAPE_CLASSES, ensure_shapes_wsol, generate_shapes_wsol
 from res2net_det.data.wsol import (
     WSOLDataError, WSOLDataset, check_labels, collate_wsol, load_cub_wsol, load_ilsvrc_wsol,
-    load_wsol_split, read_class_list, read_image_rgb, records_for_images,
+    load_wsol_split, original_image_size, read_class_list, read_image_rgb, records_for_images,
 )
 
 XML = """<annotation><folder>val</folder><filename>{stem}</filename>
@@ -94,7 +95,7 @@ def test_undecodable_image_and_size_mismatch_name_the_file(tmp_path):
         read_image_rgb(record)
     with open(record["file_name"], "wb") as f:
         f.write(b"not a jpeg")
-    with pytest.raises(WSOLDataError, match=r"could not decode image .*a\.JPEG"):
+    with pytest.raises(ImageReadError, match=r"a\.JPEG is not an image"):
         read_image_rgb(record)
 
 
@@ -120,6 +121,7 @@ def test_cub_layout(tmp_path):
     assert len(test) == 1 and test[0]["label"] == 1
     assert test[0]["annotations"][0]["bbox"] == [2.0, 3.0, 12.0, 8.0]
     assert read_image_rgb(test[0]).shape == (20, 30, 3)
+    assert original_image_size(test[0]) == (20, 30)  # CUB stores no size: (H, W) from the file
     (root / "image_class_labels.txt").write_text("1 3\n2 1\n")
     with pytest.raises(WSOLDataError, match=r"image_class_labels\.txt: image id 1 has class 3, outside 1\.\.2"):
         load_cub_wsol(str(root), "test")

@@ -1,4 +1,5 @@
-"""WSOL box metrics against small cases computed by hand."""
+"""WSOL box metrics of the ``continuous`` protocol (our earlier definitions) against small cases
+computed by hand; the published protocol's cases are in test_wsol_protocol.py."""
 import numpy as np
 import pytest
 
@@ -60,7 +61,7 @@ def test_evaluator_metrics_by_hand():
     """
     cams = np.stack([_cam_with_box((5, 5, 15, 15)), _cam_with_box((0, 0, 10, 10)), _cam_with_box((0, 0, 10, 10))])
     gts = [np.array([[5, 5, 15, 15]]), np.array([[0, 0, 10, 16]]), np.array([[0, 0, 10, 5]])]
-    ev = WSOLEvaluator(cam_thresholds=[0.0, 0.5])
+    ev = WSOLEvaluator(cam_thresholds=[0.0, 0.5], protocol="continuous")
     ev.process(cams, gts, gt_labels=[0, 1, 2], pred_labels=[0, 1, 0])
     out = ev.evaluate()
     # IoU >= 0.5 at tau 0.5: all three -> 100%; at tau 0: none
@@ -80,7 +81,7 @@ def test_evaluator_picks_best_threshold_per_iou_for_v2():
     # A CAM with a bright core [4,4,8,8] and a dim halo [2,2,10,10]; GT [2,2,10,10].
     cam = _cam_with_box((2, 2, 10, 10), 20, 0.4)
     cam[4:8, 4:8] = 1.0
-    ev = WSOLEvaluator(cam_thresholds=[0.3, 0.6])
+    ev = WSOLEvaluator(cam_thresholds=[0.3, 0.6], protocol="continuous")
     ev.process(cam[None], [np.array([[2, 2, 10, 10]])])
     out = ev.evaluate()
     assert out["max_box_acc_v2_iou70_threshold"] == 0.3  # halo box is exact; core has IoU 16/64

@@ -79,3 +79,47 @@ def test_fusing_leaves_the_reference_model_alone():
     keys = set(res2net_det.create_model("res2net50_26w_4s").state_dict())
     assert set(reference.state_dict()) == keys
     reference.train()  # still trainable
+
+
+def _grads(model, x):
+    model.zero_grad(set_to_none=True)
+    feats = model.forward_features(x)
+    sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() for f in feats.values()).backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, feats
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"norm": "FrozenBN"},
+    {"norm": "GN", "freeze_at": 2},  # frozen stem and res2 run without checkpointing
+])
+def test_checkpointed_activations_give_the_reference_gradients(kwargs):
+    torch.manual_seed(0)
+    reference = randomize_norm_(res2net_det.create_model(
+        "res2net50_26w_4s", num_classes=0, base_width=6, **kwargs)).train()
+    checkpointed = copy.deepcopy(reference)
+    checkpointed.checkpoint_activations = True
+    x = torch.randn(2, 3, 64, 64)
+    ref_grads, ref_feats = _grads(reference, x)
+    ckpt_grads, ckpt_feats = _grads(checkpointed, x)
+    assert _max_diff(ref_feats, ckpt_feats) < 1e-5
+    assert ref_grads.keys() == ckpt_grads.keys() and ref_grads
+    assert max((ref_grads[k] - ckpt_grads[k]).abs().max().item() for k in ref_grads) < 1e-4
+
+
+def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
+    torch.manual_seed(0)
+    model = res2net_det.create_model("res2net50_26w_4s", num_classes=0, base_width=6, norm="FrozenBN").eval()
+    reference = copy.deepcopy(model)
+    model.compile = True
+
+    def broken_compile(fn, *args, **kwargs):
+        def compiled(*a, **k):
+            raise RuntimeError("no C++ compiler")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    x = torch.randn(1, 3, 64, 64)
+    with pytest.warns(UserWarning, match="torch.compile of the Res2Net failed"):
+        out = model.forward_features(x)
+    assert _max_diff(out, reference.forward_features(x)) == 0
+    assert model.compile is False

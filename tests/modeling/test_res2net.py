@@ -103,7 +103,7 @@ def test_every_variant_and_alias_has_a_constructor():
     from res2net_det.modeling import res2net
 
     for name in list(VARIANTS) + list(ALIASES):
-        assert res2net_det.resolve_name(name) in VARIANTS
+        assert res2net.resolve_name(name) in VARIANTS
     for name in ["res2net50_26w_4s", "res2net101_v1b_26w_4s", "res2net50d", "res2net101d"]:
         assert isinstance(getattr(res2net, name)(num_classes=0), res2net_det.Res2Net)
 

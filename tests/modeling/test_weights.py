@@ -129,3 +129,84 @@ def test_describe_state_dict_names_variants():
     assert describe("res2net101d") == "depth 101, 26w x 4s, deep stem"
     assert describe("resnet50") == "depth 50, 64w x 1s, 7x7 stem"
     assert describe_state_dict({"weight": torch.zeros(3)}).startswith("not a Res2Net checkpoint")
+
+
+# ---------------------------------------------------------------------------- the one loader
+def _tiny(name=NAME, **kw):
+    return res2net_det.create_model(name, layers=(1, 1, 1, 1), **kw)
+
+
+def test_unsafe_file_is_refused_with_a_conversion_command(tmp_path):
+    import fractions
+
+    from res2net_det.modeling.weights import UnsafeCheckpointError, load_checkpoint
+
+    path = tmp_path / "pickled_model.pth"
+    torch.save({"lr": fractions.Fraction(1, 3)}, path)  # any object the weights-only loader does not know
+    with pytest.raises(UnsafeCheckpointError, match=r"pickled_model\.pth would need unsafe unpickling .*Fraction") as e:
+        load_checkpoint(str(path))
+    assert "python -c" in str(e.value) and "pickled_model.state_dict.pth" in str(e.value)
+
+
+def test_backbone_file_goes_to_the_models_res2net(tmp_path):
+    """A plain Res2Net file into a model holding one as ``backbone`` (saliency, classifier) or
+    ``backbone.bottom_up`` (detector); the report names the model's keys."""
+    source = _tiny(num_classes=0)
+    path = tmp_path / "backbone.pth"
+    torch.save(source.state_dict(), path)
+    holder = torch.nn.Module()
+    holder.backbone = _tiny(num_classes=0)
+    holder.head = torch.nn.Conv2d(4, 1, 1)
+    report = load_weights(holder, str(path))
+    assert report.prefix == "backbone." and "backbone.conv1.weight" in report.loaded
+    assert torch.equal(holder.backbone.conv1.weight, source.conv1.weight)
+    detector = torch.nn.Module()
+    detector.backbone = torch.nn.Module()
+    detector.backbone.bottom_up = _tiny(num_classes=0)
+    assert load_weights(detector, str(path)).prefix == "backbone.bottom_up."
+    with pytest.raises(CheckpointError, match=r"no tensor of .*backbone\.pth fits"):  # never passes for a whole model
+        load_weights(holder, str(path), strict=True)
+
+
+def test_mismatched_shapes_error_or_skip_and_strict(tmp_path):
+    path = tmp_path / "wide.pth"
+    torch.save(_tiny(base_width=8, num_classes=0).state_dict(), path)
+    with pytest.raises(CheckpointError, match=r"wide\.pth does not fit.*8w x 4s.*26w x 4s"):
+        load_weights(_tiny(num_classes=0), str(path))
+    report = load_weights(_tiny(num_classes=0), str(path), skip_mismatched=True)
+    assert report.skipped_shape and "layer1.0.conv1.weight (32, 64, 1, 1) -> (104, 64, 1, 1)" in report.skipped_shape
+    torch.save({"unrelated.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match=r"no tensor of .*other\.pth fits the model"):
+        load_weights(_tiny(num_classes=0), str(tmp_path / "other.pth"))
+
+
+def test_layout_hook(tmp_path):
+    """Another project's layout (here: every key under "encoder.") is taught once with register_layout."""
+    from res2net_det.modeling import weights
+
+    source = _tiny(num_classes=0)
+    torch.save({f"encoder.{k}": v for k, v in source.state_dict().items()}, tmp_path / "paper.pth")
+    with pytest.raises(CheckpointError):
+        load_weights(_tiny(num_classes=0), str(tmp_path / "paper.pth"))
+    strip = lambda state: {k[len("encoder."):]: v for k, v in state.items()}  # noqa: E731
+    report = load_weights(_tiny(num_classes=0), str(tmp_path / "paper.pth"), convert=strip)
+    assert not report.missing and report.layouts == ["given"]
+    weights.register_layout("test encoder", lambda state, model: any(k.startswith("encoder.") for k in state), strip)
+    try:
+        report = load_weights(_tiny(num_classes=0), str(tmp_path / "paper.pth"))
+        assert not report.missing and "test encoder" in report.layouts
+    finally:
+        weights._LAYOUTS[:] = [e for e in weights._LAYOUTS if e[0] != "test encoder"]
+
+
+def test_one_architecture_guesser():
+    from res2net_det.modeling.res2net import variant_args
+    from res2net_det.modeling.weights import infer_res2net_args
+
+    for name in ("res2net50_26w_4s", "res2next50", "res2net50d", "resnet50"):
+        args = infer_res2net_args(res2net_det.create_model(name).state_dict())
+        for key, value in variant_args(name).items():
+            if key in args:
+                assert args[key] == (tuple(value) if key == "layers" else value), (name, key)
+    with pytest.raises(CheckpointError, match="not a Res2Net/ResNet backbone"):
+        infer_res2net_args({"weight": torch.zeros(3)})

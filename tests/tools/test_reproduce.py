@@ -87,8 +87,11 @@ def test_launcher_follows_the_engine(tmp_path, monkeypatch):
 
 
 def test_cam_runs_the_cam_tool(tmp_path):
-    (cmd,) = plan_runs(TASKS["cam"], _args("cam", "--quick", "--output-root", str(tmp_path)))[1].commands
-    assert cmd[1].endswith("cam_quickstart.py") and cmd[cmd.index("--output") + 1].endswith("res2net-8w4s")
+    train, evaluate = plan_runs(TASKS["cam"], _args("cam", "--quick", "--output-root", str(tmp_path)))[1].commands
+    assert train[1].endswith("train_net.py")
+    assert evaluate[1].endswith("cam_eval.py") and evaluate[evaluate.index("--output") + 1].endswith(
+        os.path.join("res2net-8w4s", "results.json"))
+    assert evaluate[evaluate.index("OUTPUT_DIR") + 1] == train[train.index("OUTPUT_DIR") + 1]
 
 
 def test_bad_trailing_options_are_refused(capsys):

@@ -11,6 +11,7 @@ from PIL import Image
 
 from res2net_det.config.saliency import build_saliency_model
 from res2net_det.config import get_cfg, merge_config_file
+from res2net_det.modeling.weights import CheckpointError
 
 from tests.helpers import write_pair
 from tests.helpers import REPO
@@ -73,7 +74,7 @@ def test_predict_rejects_weights_of_another_model(setup, tmp_path):
     root, cfg_file, _ = setup
     bad = tmp_path / "bad.pth"
     torch.save({"model": {"backbone.conv1.weight": torch.zeros(1)}}, bad)
-    with pytest.raises(ValueError, match="does not fit the configured model"):
+    with pytest.raises(CheckpointError, match=r"bad\.pth does not fit this model: key 'backbone\.conv1\.weight'"):
         _tool("predict_saliency").main([
             "--config-file", str(cfg_file), "--weights", str(bad),
             "--input", str(root / "ECSSD" / "Image"), "--output", str(tmp_path / "o"), "--no-progress",
@@ -137,7 +138,7 @@ def test_collect_images_rejects_missing_and_clashing_inputs(tmp_path):
     write_pair(tmp_path / "b", tmp_path / "bm", "x")
     (tmp_path / "empty").mkdir()
     assert collect_images([str(tmp_path / "a")]) == [str(tmp_path / "a" / "x.jpg")]
-    with pytest.raises(ValueError, match="same map x.png"):
+    with pytest.raises(ValueError, match="same saliency map x.png"):
         collect_images([str(tmp_path / "a"), str(tmp_path / "b" / "x.jpg")])
     with pytest.raises(FileNotFoundError, match="nope.jpg"):
         collect_images([str(tmp_path / "nope.jpg")])

@@ -1,5 +1,5 @@
-"""Salient object detection on Detectron2: the ``PoolNetSaliency`` meta-architecture and a
-``DefaultTrainer`` with the saliency mapper, loaders, evaluator, Adam and gradient accumulation.
+"""Salient object detection on Detectron2: the ``PoolNetSaliency`` meta-architecture and its
+:class:`~.trainer.TaskTrainer` with the saliency mapper, loaders, evaluator and pictures.
 
 The model, mapper and evaluator are the core's (they already follow Detectron2's conventions);
 this module only plugs them into Detectron2's registries and trainer. Importing it registers
@@ -8,21 +8,17 @@ this module only plugs them into Detectron2's registries and trainer. Importing 
 from __future__ import annotations
 
 import os
-import time
-from typing import Dict
 
-import torch
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import DefaultTrainer, SimpleTrainer
 from detectron2.modeling import META_ARCH_REGISTRY
-from detectron2.solver.build import maybe_add_gradient_clipping
 
+from ...config.saliency import build_saliency_model, visualize_saliency
 from ...data.builtin import register_datasets_from_cfg
 from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts
 from ...evaluation.saliency import SaliencyEvaluator
-from ...config.saliency import build_saliency_model
+from .trainer import TaskTrainer, images_per_micro_batch
 
-__all__ = ["PoolNetSaliency", "AccumulatingTrainer", "SaliencyTrainer"]
+__all__ = ["PoolNetSaliency", "SaliencyTrainer"]
 
 
 @META_ARCH_REGISTRY.register()
@@ -31,71 +27,16 @@ def PoolNetSaliency(cfg):  # noqa: N802  (the registry key is this name)
     return build_saliency_model(cfg)
 
 
-class AccumulatingTrainer(SimpleTrainer):
-    """Detectron2's ``SimpleTrainer`` with ``accum_steps`` micro-batches per optimizer step.
-
-    One iteration is one optimizer step, as in the torchvision engine, so ``MAX_ITER`` / ``STEPS``
-    count steps and ``IMS_PER_BATCH`` counts the images of all micro-batches.
-    """
-
-    def __init__(self, model, data_loader, optimizer, accum_steps: int) -> None:
-        super().__init__(model, data_loader, optimizer)
-        if accum_steps < 1:
-            raise ValueError(f"SOLVER.GRAD_ACCUM_STEPS must be >= 1, got {accum_steps}")
-        self.accum_steps = accum_steps
-
-    def run_step(self) -> None:
-        assert self.model.training, "[AccumulatingTrainer] model was changed to eval mode!"
-        self.optimizer.zero_grad()
-        totals: Dict[str, torch.Tensor] = {}
-        data_time = 0.0
-        for _ in range(self.accum_steps):
-            start = time.perf_counter()
-            data = next(self._data_loader_iter)
-            data_time += time.perf_counter() - start
-            loss_dict = self.model(data)
-            (sum(loss_dict.values()) / self.accum_steps).backward()
-            for k, v in loss_dict.items():
-                totals[k] = totals.get(k, 0) + v.detach() / self.accum_steps
-        self.after_backward()
-        self._write_metrics(totals, data_time)
-        self.optimizer.step()
-
-
-class SaliencyTrainer(DefaultTrainer):
-    """``DefaultTrainer`` for ``PoolNetSaliency`` configs (checkpoints, resume, hooks unchanged)."""
-
-    def __init__(self, cfg) -> None:
-        super().__init__(cfg)
-        accum = cfg.SOLVER.GRAD_ACCUM_STEPS
-        if accum > 1:
-            t = self._trainer
-            self._trainer = AccumulatingTrainer(t.model, t.data_loader, t.optimizer, accum)
-
-    @classmethod
-    def build_optimizer(cls, cfg, model):
-        """Adam / AdamW when ``SOLVER.OPTIMIZER`` asks for it (the saliency recipe), else Detectron2's SGD."""
-        name = str(cfg.SOLVER.get("OPTIMIZER", "SGD")).upper()
-        if name == "SGD":
-            return super().build_optimizer(cfg, model)
-        if name not in ("ADAM", "ADAMW"):
-            raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD', 'Adam' or 'AdamW', got {cfg.SOLVER.OPTIMIZER!r}")
-        params = [p for p in model.parameters() if p.requires_grad]
-        optim = torch.optim.Adam if name == "ADAM" else torch.optim.AdamW
-        return maybe_add_gradient_clipping(cfg, optim)(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+class SaliencyTrainer(TaskTrainer):
+    """``TaskTrainer`` for ``PoolNetSaliency`` configs."""
 
     @classmethod
     def build_train_loader(cls, cfg):
         register_datasets_from_cfg(cfg)
-        accum = cfg.SOLVER.GRAD_ACCUM_STEPS
-        if cfg.SOLVER.IMS_PER_BATCH % accum:
-            raise ValueError(
-                f"SOLVER.IMS_PER_BATCH ({cfg.SOLVER.IMS_PER_BATCH}) must be divisible by SOLVER.GRAD_ACCUM_STEPS ({accum})"
-            )
         return build_detection_train_loader(
             dataset=get_saliency_dicts(cfg.DATASETS.TRAIN),
             mapper=SaliencyDatasetMapper.from_config(cfg, is_train=True),
-            total_batch_size=cfg.SOLVER.IMS_PER_BATCH // accum,
+            total_batch_size=images_per_micro_batch(cfg),
             aspect_ratio_grouping=False,
             num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
@@ -116,3 +57,7 @@ class SaliencyTrainer(DefaultTrainer):
         return SaliencyEvaluator(dataset_name, output_dir=output_folder,
                                  mask_tolerance=cfg.INPUT.SALIENCY.MASK_TOLERANCE,
                                  method_name=os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)))
+
+    @classmethod
+    def visualize(cls, cfg, model, dataset_name: str, output_dir: str, num_images: int):
+        return visualize_saliency(cfg, model, dataset_name, output_dir, num_images)

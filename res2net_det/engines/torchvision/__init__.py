@@ -1,10 +1,10 @@
-"""The torchvision engine: torchvision's Faster/Mask R-CNN on Res2Net + FPN and a task-agnostic
-trainer on torch.distributed. Imports nothing beyond PyTorch and torchvision.
+"""The torchvision engine: torchvision's Faster/Mask R-CNN and RetinaNet on Res2Net + FPN (the core's
+builders) and a task-agnostic trainer on torch.distributed. Imports nothing beyond PyTorch and torchvision.
 
-Modules: ``modeling`` (detector from config), ``registry`` (tasks by META_ARCHITECTURE),
+Modules: ``modeling`` (the builders with Detectron2's dict interface, from a config), ``registry`` (tasks by META_ARCHITECTURE),
 ``trainer`` (Trainer, optimizer/schedule, inference_on_dataset), ``checkpoint`` (atomic
 checkpoints, MODEL.WEIGHTS loading), ``data`` (generic loaders), ``detection`` (the detection
-task), ``classification`` (the Res2Net classifier task of the CAM tools), ``predictor`` (single-image inference), ``train_net`` (tools/train_net.py's job),
+tasks: GeneralizedRCNN, RetinaNet), ``classification`` (the Res2Net classifier task of the CAM tools), ``predictor`` (single-image inference), ``train_net`` (tools/train_net.py's job),
 ``benchmark`` (tools/benchmark.py detector).
 """
 # Importing the task modules registers their META_ARCHITECTUREs (registry.get_task).

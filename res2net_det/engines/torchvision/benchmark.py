@@ -1,51 +1,180 @@
-"""Detector speed on the torchvision engine: R2-50-FPN vs R-50-FPN (same heads, same input).
+"""Detector speed on the torchvision engine: equal work for every candidate.
 
-Inference latency and a training step's time come from :func:`res2net_det.utils.timing.time_interleaved`
-(interleaved runs, medians, ratios from the same run). Peak memory is CUDA's allocator peak on a
-GPU; on the CPU it is the growth of the process's peak resident set (VmHWM) during one training
-step, measured in a fresh process per model so models don't share the high-water mark.
+Candidates (:data:`DETECTORS`) come from the public builder
+:func:`res2net_det.modeling.detection.fasterrcnn_res2net_fpn`: R2-50-FPN (ours), R-50-FPN (variant
+``resnet50`` through the same builder) and R2-50-FPN whose ``backbone.bottom_up`` is timm's
+``res2net50_26w_4s`` (what a user would otherwise plug in; skipped when timm is missing).
+
+Equal work: untrained detectors score proposals at random and, with unit frozen-BN statistics,
+Res2Net's features come out ~20x larger than ResNet-50's, so RPN NMS kept 21 proposals for one
+model against 769 for the other. Here (a) every backbone's BN statistics are calibrated on the
+benchmark input (cumulative running mean/var in train mode, then frozen, as FrozenBN with res2 and
+the stem frozen like ``configs/faster_rcnn_r2_50.yaml``), so activations are unit-scale for all;
+(b) RPN NMS is off (``rpn_nms_thresh`` 1.0: the top-k proposals are kept, ``post_nms_top_n`` of
+them whatever the scores); (c) RoI sampling is fixed (512 per image; with 0.5 as both IoU thresholds
+no proposal is ignored, so the sampler always fills 512); (d) a box score threshold no box passes
+makes per-class NMS cost nothing for all. :func:`count_workloads` reports the counts so a reader
+can check they match.
+
+Timings come from :func:`res2net_det.utils.timing.time_interleaved` (interleaved runs with rotating
+order, medians, ratios from the same run). Peak memory is CUDA's allocator peak on a GPU; on the CPU
+it is the growth of the process's peak resident set (VmHWM) during one training step, measured in a
+fresh process per model so models don't share the high-water mark.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
-from typing import Dict, List, Sequence, Tuple
+import warnings
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from ...config.defaults import get_cfg, merge_config_file, merge_config_list
+from ...modeling.detection import fasterrcnn_res2net_fpn
+from ...modeling.norm import convert_frozen_batchnorm
 from ...utils.timing import Timing, time_interleaved
-from .modeling import build_rcnn
 
-__all__ = ["DETECTOR_CONFIGS", "build_benchmark_model", "benchmark_detectors", "peak_memory_mb"]
+__all__ = ["DETECTORS", "BENCHMARK_ARGS", "TimmFeatures", "build_benchmark_model", "count_workloads",
+           "benchmark_detectors", "peak_memory_mb"]
 
-CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs")
-DETECTOR_CONFIGS = {"R2-50-FPN": "faster_rcnn_r2_50.yaml", "R-50-FPN": "faster_rcnn_r_50.yaml"}
+# name -> fasterrcnn_res2net_fpn arguments; "timm" swaps in timm's model of that name as bottom_up.
+DETECTORS: Dict[str, Dict[str, Any]] = {
+    "R2-50-FPN": {"variant": "res2net50_26w_4s"},
+    "R-50-FPN": {"variant": "resnet50"},
+    "timm R2-50-FPN": {"variant": "res2net50_26w_4s", "timm": "res2net50_26w_4s"},
+}
+
+# The settings of configs/faster_rcnn_r2_50.yaml that differ from the builder's defaults (COCO's 80
+# classes, its proposal counts), plus what makes the work equal across models (see module doc).
+BENCHMARK_ARGS: Dict[str, Any] = dict(
+    num_classes=81, rpn_pre_nms_top_n_train=2000, rpn_pre_nms_top_n_test=1000, rpn_post_nms_top_n_train=1000,
+    rpn_post_nms_top_n_test=1000, rpn_nms_thresh=1.0, rpn_score_thresh=0.0, box_batch_size_per_image=512,
+    box_fg_iou_thresh=0.5, box_bg_iou_thresh=0.5, box_pooler_sampling_ratio=0, box_score_thresh=1.0,
+)
+
+# Stages frozen (stem and res2), as the configs' FREEZE_AT 2 / trainable_backbone_layers 3.
+FROZEN_STAGES = 2
 
 
-# Untrained weights score boxes at random, so the number of boxes reaching per-class NMS differs
-# between models; a score threshold no box passes makes that step cost the same for both.
-BENCHMARK_OPTS = ("MODEL.ROI_HEADS.SCORE_THRESH_TEST", "1.0")
+class TimmFeatures(nn.Module):
+    """A timm ResNet-style classifier (``res2net50_26w_4s``, ``resnet50``) as a detector's ``bottom_up``:
+    ``forward_features`` returns ``res2`` .. ``res5`` as our :class:`Res2Net` does."""
+
+    def __init__(self, model: nn.Module, checkpoint_activations: bool = False) -> None:
+        super().__init__()
+        self.body = model
+        self.checkpoint_activations = checkpoint_activations  # as Res2Net's: per block, trainable stages
+
+    def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        m = self.body
+        x = m.maxpool(m.act1(m.bn1(m.conv1(x))))
+        outs = OrderedDict()
+        checkpointing = self.checkpoint_activations and self.training and torch.is_grad_enabled()
+        for name, layer in zip(("res2", "res3", "res4", "res5"), (m.layer1, m.layer2, m.layer3, m.layer4)):
+            if checkpointing and any(p.requires_grad for p in layer.parameters()):
+                for block in layer:
+                    x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = layer(x)
+            outs[name] = x
+        return outs
+
+    def freeze(self, freeze_at: int) -> "TimmFeatures":
+        m = self.body
+        for module in [nn.ModuleList([m.conv1, m.bn1]), m.layer1, m.layer2, m.layer3][:freeze_at]:
+            for p in module.parameters():
+                p.requires_grad_(False)
+        return self
 
 
-def build_benchmark_model(config: str, device: str, opts: Sequence[str] = BENCHMARK_OPTS) -> torch.nn.Module:
-    cfg = get_cfg()
-    merge_config_file(cfg, config if os.path.isfile(config) else os.path.join(CONFIG_DIR, config))
-    merge_config_list(cfg, ["MODEL.WEIGHTS", "", "MODEL.DEVICE", device, *opts])
-    torch.manual_seed(0)
-    return build_rcnn(cfg).to(device)
-
-
-def _inputs(batch: int, size: Tuple[int, int], device: str) -> List[dict]:
+def _inputs(batch: int, size: Tuple[int, int], device: str) -> Tuple[List[torch.Tensor], List[Dict[str, torch.Tensor]]]:
+    """Images in [0, 1] and two boxes per image, torchvision's detection inputs."""
     g = torch.Generator().manual_seed(0)
     h, w = size
-    out = []
+    images, targets = [], []
     for _ in range(batch):
         boxes = torch.tensor([[0.1 * w, 0.1 * h, 0.5 * w, 0.6 * h], [0.4 * w, 0.3 * h, 0.9 * w, 0.9 * h]])
-        out.append({"image": torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g).to(device),
-                    "height": h, "width": w,
-                    "instances": {"gt_boxes": boxes.to(device), "gt_classes": torch.tensor([0, 1], device=device)}})
-    return out
+        images.append(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g).float().div(255).to(device))
+        targets.append({"boxes": boxes.to(device), "labels": torch.tensor([1, 2], device=device)})
+    return images, targets
+
+
+@torch.no_grad()
+def _calibrate_and_freeze_bn(model: nn.Module, images: List[torch.Tensor]) -> None:
+    """BN statistics of ``model.backbone.bottom_up`` from the benchmark input, then frozen (FrozenBN)."""
+    bottom_up = model.backbone.bottom_up
+    for m in bottom_up.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batches
+    batch, _ = model.transform(images)
+    bottom_up.train()
+    for _ in range(2):
+        bottom_up.forward_features(batch.tensors)
+    convert_frozen_batchnorm(bottom_up)
+    bottom_up.freeze(FROZEN_STAGES)
+
+
+def build_benchmark_model(
+    detector: Mapping[str, Any], size: Tuple[int, int], device: str, batch: int = 2,
+    channels_last: bool = False, compile_backbone: bool = False, checkpoint_activations: bool = False,
+) -> nn.Module:
+    """The detector for ``detector`` (builder arguments, plus ``"timm"``: a timm model name for
+    ``bottom_up``), taking ``size`` inputs as they are (no resizing), BN calibrated and frozen."""
+    torch.manual_seed(0)
+    detector = dict(detector)
+    timm_name = detector.pop("timm", None)
+    args = {**BENCHMARK_ARGS, "min_size": min(size), "max_size": max(size), "norm": "BN",
+            "trainable_backbone_layers": 5, **detector}
+    model = fasterrcnn_res2net_fpn(**args)
+    if timm_name is not None:
+        import timm  # optional: only this candidate needs it
+
+        model.backbone.bottom_up = TimmFeatures(timm.create_model(timm_name, pretrained=False, num_classes=0))
+    _calibrate_and_freeze_bn(model, _inputs(batch, size, "cpu")[0])
+    model.backbone.bottom_up.checkpoint_activations = checkpoint_activations  # after calibration: FrozenBN now
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if compile_backbone:
+        bottom_up = model.backbone.bottom_up
+        try:
+            bottom_up.forward_features = torch.compile(bottom_up.forward_features, dynamic=False)
+        except Exception as e:  # no compiler on this platform: measure the eager model
+            warnings.warn(f"torch.compile is unavailable ({e}); timing the eager backbone")
+    return model
+
+
+def count_workloads(model: nn.Module, images, targets) -> Dict[str, List[int]]:
+    """Proposals per image after the RPN and RoIs per image entering the box head, in inference
+    and in a training forward: ``{"infer proposals": [...], "infer rois": [...], "train ...": [...]}``."""
+    seen: Dict[str, List[int]] = {}
+
+    def rpn_hook(_module, _inputs, output):
+        seen["proposals"] = [len(b) for b in output[0]]
+
+    def pool_hook(_module, inputs, _output):
+        seen["rois"] = [len(b) for b in inputs[1]]
+
+    handles = [model.rpn.register_forward_hook(rpn_hook),
+               model.roi_heads.box_roi_pool.register_forward_hook(pool_hook)]
+    counts: Dict[str, List[int]] = {}
+    try:
+        was_training = model.training
+        with torch.no_grad():
+            model.eval()
+            model(images)
+            counts.update({f"infer {k}": v for k, v in seen.items()})
+            model.train()
+            model(images, targets)
+            counts.update({f"train {k}": v for k, v in seen.items()})
+        model.train(was_training)
+    finally:
+        for h in handles:
+            h.remove()
+    return counts
 
 
 def _sync(device: str) -> None:
@@ -53,45 +182,69 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def available_detectors(detectors: Mapping[str, Mapping[str, Any]] = DETECTORS) -> Dict[str, Dict[str, Any]]:
+    """``detectors`` without the timm candidate when timm is not installed (said on stdout)."""
+    import importlib.util
+
+    out = {}
+    for name, args in detectors.items():
+        if "timm" in args and importlib.util.find_spec("timm") is None:
+            print(f"timm is not installed: skipping {name} (pip install timm)")
+            continue
+        out[name] = dict(args)
+    return out
+
+
 def benchmark_detectors(
     batch: int, size: Tuple[int, int], repeats: int, warmup: int, device: str = "cpu",
-    configs: Dict[str, str] = DETECTOR_CONFIGS,
-) -> Tuple[Dict[str, Timing], Dict[str, Timing]]:
-    """(inference timings, training-step timings) per model name."""
-    models = {name: build_benchmark_model(cfg, device) for name, cfg in configs.items()}
-    inputs = _inputs(batch, size, device)
+    detectors: Mapping[str, Mapping[str, Any]] = DETECTORS, channels_last: bool = False,
+    compile_backbone: bool = False, checkpoint_activations: bool = False,
+) -> Tuple[Dict[str, Timing], Dict[str, Timing], Dict[str, Dict[str, List[int]]]]:
+    """(inference timings, training-step timings, workload counts) per detector name.
+
+    Inference rows: backbone alone (``bottom_up``), backbone + FPN, whole detector (eval, no_grad)."""
+    detectors = available_detectors(detectors)
+    models = {name: build_benchmark_model(args, size, device, batch, channels_last, compile_backbone,
+                                         checkpoint_activations)
+              for name, args in detectors.items()}
+    images, targets = _inputs(batch, size, device)
+    counts = {n: count_workloads(m, images, targets) for n, m in models.items()}
 
     def infer(model):
         def run():
             with torch.no_grad():
-                model(inputs)
+                model(images)
             _sync(device)
         return run
 
     def train_step(model, optimizer):
         def run():
-            losses = model(inputs)
+            losses = model(images, targets)
             optimizer.zero_grad(set_to_none=True)
             sum(losses.values()).backward()
             optimizer.step()
             _sync(device)
         return run
 
-    def features(model):
-        x = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
+    def features(fn, model):
+        # The detector's own normalised, padded batch, as its backbone sees it.
+        x = model.transform(images)[0].tensors
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
 
         def run():
             with torch.no_grad():
-                model.backbone(x)
+                fn(x)
             _sync(device)
         return run
 
     for m in models.values():
         m.eval()
-    # The whole detector's time depends on how many proposals survive NMS, which untrained weights
-    # make differ between models; backbone + FPN alone is input-independent.
-    candidates = {n: infer(m) for n, m in models.items()}
-    candidates.update({f"{n} backbone+FPN": features(m) for n, m in models.items()})
+    candidates = {}
+    for n, m in models.items():
+        candidates[f"{n} backbone"] = features(m.backbone.bottom_up.forward_features, m)
+        candidates[f"{n} backbone+FPN"] = features(m.backbone, m)
+        candidates[n] = infer(m)
     inference = time_interleaved(candidates, repeats, warmup)
     steps = {}
     for n, m in models.items():
@@ -99,7 +252,7 @@ def benchmark_detectors(
         opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=1e-5, momentum=0.9)
         steps[n] = train_step(m, opt)
     training = time_interleaved(steps, repeats, warmup)
-    return inference, training
+    return inference, training, counts
 
 
 def _vm_hwm_kb() -> int:
@@ -110,29 +263,33 @@ def _vm_hwm_kb() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def _peak_worker(config: str, batch: int, size: Tuple[int, int], threads: int, queue) -> None:
+def _peak_worker(detector, batch, size, threads, channels_last, checkpoint_activations, queue) -> None:
     torch.set_num_threads(threads)
-    model = build_benchmark_model(config, "cpu").train()
-    inputs = _inputs(batch, size, "cpu")
+    model = build_benchmark_model(detector, size, "cpu", batch, channels_last,
+                                  checkpoint_activations=checkpoint_activations).train()
+    images, targets = _inputs(batch, size, "cpu")
     before = _vm_hwm_kb()
-    sum(model(inputs).values()).backward()
+    sum(model(images, targets).values()).backward()
     queue.put((_vm_hwm_kb() - before) / 1024)
 
 
-def peak_memory_mb(config: str, batch: int, size: Tuple[int, int], device: str = "cpu", threads: int = 1) -> float:
+def peak_memory_mb(detector: Mapping[str, Any], batch: int, size: Tuple[int, int], device: str = "cpu",
+                   threads: int = 1, channels_last: bool = False, checkpoint_activations: bool = False) -> float:
     """Peak memory (MiB) a training step adds on top of the built model and its inputs."""
     if device.startswith("cuda"):
-        model = build_benchmark_model(config, device).train()
-        inputs = _inputs(batch, size, device)
+        model = build_benchmark_model(detector, size, device, batch, channels_last,
+                                      checkpoint_activations=checkpoint_activations).train()
+        images, targets = _inputs(batch, size, device)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        sum(model(inputs).values()).backward()
+        sum(model(images, targets).values()).backward()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_peak_worker, args=(config, batch, size, threads, queue))
+    proc = ctx.Process(target=_peak_worker, args=(dict(detector), batch, size, threads, channels_last,
+                                                          checkpoint_activations, queue))
     proc.start()
     result = queue.get(timeout=1800)
     proc.join()

@@ -2,7 +2,9 @@
 
 Files follow Detectron2's layout (``OUTPUT_DIR/model_0004999.pth``, ``model_final.pth`` and a
 ``last_checkpoint`` text file naming the newest), and hold ``{"model": state dict, "optimizer",
-"scheduler", "scaler", "iteration"}``, so ``MODEL.WEIGHTS`` can point at either engine's files.
+"scheduler", "scaler", "iteration", "seed", "rng"}``, so ``MODEL.WEIGHTS`` can point at either
+engine's files. Everything in them is tensors and plain Python values (checked when saving), so they
+are read back with ``weights_only=True`` like any other file; no checkpoint is unpickled unsafely.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import torch
 from torch import nn
 
 from ...config.from_scratch import FROM_SCRATCH_HINT
-from ...modeling.weights import CheckpointError, describe_state_dict, load_weights, read_state_dict
+from ...modeling.saliency import OFFICIAL_LAYOUT_CONFIGS
+from ...modeling.weights import CheckpointError, check_safe_to_load, load_checkpoint, load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -36,65 +39,37 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def load_model_weights(model: nn.Module, path: str) -> Dict[str, list]:
-    """Loads ``MODEL.WEIGHTS`` into a detector, a saliency model or a classifier.
+def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False) -> Dict[str, list]:
+    """Loads ``MODEL.WEIGHTS`` into a detector, a saliency model or a classifier with
+    :func:`res2net_det.modeling.weights.load_weights` (safe unpickling only).
 
-    Accepts a detector checkpoint (keys ``backbone.bottom_up.*``, ... as written by
-    ``tools/convert_weights.py`` or by a training run of either engine) or a plain official / timm
-    Res2Net ``.pth`` (loaded into ``backbone.bottom_up``, or ``backbone`` for a saliency model or a classifier). Tensors whose shape differs (a box
-    predictor for another number of classes) are skipped; everything not loaded is logged.
+    Accepts a full-model checkpoint (as written by ``tools/convert_weights.py`` or by a training
+    run of either engine) or a plain official / timm Res2Net ``.pth`` (loaded into the model's
+    Res2Net). Head tensors whose shape differs (a box predictor for another number of classes)
+    are skipped and logged; a backbone tensor of another shape (another variant's checkpoint)
+    fails naming the file, unless ``allow_partial`` (``MODEL.WEIGHTS_ALLOW_PARTIAL``). Returns
+    ``{"missing", "unexpected", "skipped"}`` key lists.
     """
-    model = _unwrap(model)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"MODEL.WEIGHTS file not found: {path}. Convert an official Res2Net or timm checkpoint "
             f"with `python tools/convert_weights.py <downloaded.pth> {path}` (see README). {FROM_SCRATCH_HINT}."
         )
-    state = read_state_dict(path)
-    if not any(k.startswith(("backbone.", "rpn.", "roi_heads.")) for k in state):
-        if "layer1.0.conv1.weight" not in state:
-            raise CheckpointError(
-                f"{path} is neither a detector checkpoint (backbone.bottom_up.* keys) nor a Res2Net "
-                f"backbone checkpoint: {describe_state_dict(state)}"
-            )
-        # The Res2Net sits at backbone.bottom_up in a detector (under its FPN) and at backbone
-        # in the saliency model and the classifier.
-        prefix = "backbone.bottom_up." if hasattr(model.backbone, "bottom_up") else "backbone."
-        report = load_weights(model.backbone.bottom_up if prefix == "backbone.bottom_up." else model.backbone, path)
-        return {"missing": [f"{prefix}{k}" for k in report.missing], "unexpected": report.unexpected,
-                "skipped": []}
-    own = model.state_dict()
-    to_load, skipped, unexpected = {}, [], []
-    for k, v in state.items():
-        if k not in own:
-            if not k.endswith("num_batches_tracked"):
-                unexpected.append(k)
-        elif own[k].shape != v.shape:
-            skipped.append(f"{k} {tuple(v.shape)} -> {tuple(own[k].shape)}")
-        else:
-            to_load[k] = v
-    missing = [k for k in own if k not in to_load and not k.endswith("num_batches_tracked")]
-    model.load_state_dict(to_load, strict=False)
-    logger.info("loaded %d tensors from %s", len(to_load), path)
-    if skipped:
-        logger.warning("not loaded, shape differs (e.g. another number of classes): %s", ", ".join(skipped))
-    bottom_up_missing = [k for k in missing if k.startswith("backbone.bottom_up.")]
-    if bottom_up_missing:
-        logger.warning("backbone keys missing in %s: %s", path, ", ".join(bottom_up_missing))
-    if missing:
-        logger.info("%d model tensors not in %s (initialised fresh), e.g. %s", len(missing), path, missing[:5])
-    if unexpected:
-        logger.warning("%d tensors in %s that the model does not have, e.g. %s", len(unexpected), path, unexpected[:5])
-    return {"missing": missing, "unexpected": unexpected, "skipped": skipped}
-
-
-def _describe_backbone(state: Dict[str, torch.Tensor]) -> str:
-    """The Res2Net variant inside a whole model's state dict (at any prefix)."""
-    anchor = "layer1.0.conv1.weight"
-    prefix = next((k[: -len(anchor)] for k in state if k.endswith(anchor)), None)
-    if prefix is None:
-        return "no Res2Net backbone"
-    return describe_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    report = load_weights(_unwrap(model), path, skip_mismatched=True)
+    authors = [layout for layout in report.layouts if layout in OFFICIAL_LAYOUT_CONFIGS]
+    if authors and (report.missing or report.unexpected or report.skipped_shape):
+        # The authors' released PoolNet is a whole model: loaded in part, it gives other maps.
+        raise CheckpointError(f"MODEL.WEIGHTS {path} ({authors[0]}) does not fit this model: "
+                              + "; ".join(report.problems()) + f". Use {OFFICIAL_LAYOUT_CONFIGS[authors[0]]}")
+    backbone = [k for k in report.skipped_shape if k.startswith("backbone.")]
+    if backbone and not allow_partial:
+        raise CheckpointError(
+            f"MODEL.WEIGHTS {path} does not fit this model's backbone: {len(backbone)} tensors have other "
+            f"shapes, e.g. {backbone[0]} (file -> model); it was trained with another variant or width. Use "
+            "the config it was trained with, or set MODEL.WEIGHTS_ALLOW_PARTIAL True to load only what fits"
+        )
+    return {"missing": report.missing, "unexpected": report.unexpected,
+            "skipped": report.skipped_shape + report.skipped_classifier}
 
 
 class Checkpointer:
@@ -140,6 +115,9 @@ class Checkpointer:
         data = {"model": self.model.state_dict()}
         data.update({k: obj.state_dict() for k, obj in self.checkpointables.items()})
         data.update(extra)
+        # Written only in forms torch.load(weights_only=True) reads back, so --resume never needs
+        # unsafe unpickling; a state that isn't (a NumPy array, an object) fails here, named.
+        check_safe_to_load(data, f"checkpoint {name}")
         path = os.path.join(self.save_dir, f"{name}.pth")
         atomic_save(data, path)
         tmp = os.path.join(self.save_dir, f"last_checkpoint.tmp.{os.getpid()}")
@@ -168,7 +146,7 @@ class Checkpointer:
             raise FileNotFoundError(f"{marker} names {path}, which does not exist")
         return path
 
-    def resume_or_load(self, weights: str, resume: bool) -> Dict[str, Any]:
+    def resume_or_load(self, weights: str, resume: bool, allow_partial: bool = False) -> Dict[str, Any]:
         """With ``resume`` and a checkpoint in ``save_dir``: restore everything and return its extra
         fields (``iteration``); else load ``weights`` (if any) into the model only and return ``{}``."""
         last = self.last_checkpoint() if resume else None
@@ -177,39 +155,26 @@ class Checkpointer:
         if resume:
             logger.info("--resume: no checkpoint in %s, starting from MODEL.WEIGHTS", self.save_dir)
         if weights:
-            load_model_weights(self.model, weights)
+            load_model_weights(self.model, weights, allow_partial=allow_partial)
         return {}
 
-    def _load_model_state(self, state: Dict[str, torch.Tensor], path: str) -> None:
-        """The whole model, strictly: a checkpoint of another architecture (a run of another
-        variant in the same OUTPUT_DIR, say) fails naming the file and what each side looks like."""
-        own = self.model.state_dict()
-        mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        if mismatched or missing or unexpected:
-            details = []
-            if mismatched:
-                k = mismatched[0]
-                details.append(f"{len(mismatched)} tensors of another shape, e.g. {k} {tuple(state[k].shape)} in the "
-                               f"file but {tuple(own[k].shape)} in the model")
-            if missing:
-                details.append(f"{len(missing)} model tensors missing, e.g. {missing[0]}")
-            if unexpected:
-                details.append(f"{len(unexpected)} unknown tensors, e.g. {unexpected[0]}")
-            raise CheckpointError(
-                f"checkpoint {path} was written by another model and can't be resumed: {'; '.join(details)}. "
-                f"The checkpoint's backbone looks like: {_describe_backbone(state)}; this config builds: "
-                f"{_describe_backbone(own)}. Use another OUTPUT_DIR, or the config the checkpoint was trained with."
-            )
-        self.model.load_state_dict(state)
-
     def load(self, path: str) -> Dict[str, Any]:
+        """Restores the model and every checkpointable from ``path``; returns the rest (``iteration``,
+        ``rng``, ...). The file is read with safe unpickling only
+        (:func:`~res2net_det.modeling.weights.load_checkpoint`), the model strictly: a checkpoint of
+        another architecture (a run of another variant in the same OUTPUT_DIR, say) fails naming the
+        file and what each side looks like."""
+        data = load_checkpoint(path)
+        if not isinstance(data, dict) or "model" not in data:
+            raise CheckpointError(f"{path} is not a training checkpoint of this project (no 'model' entry); "
+                                  "give it as MODEL.WEIGHTS instead of resuming from it")
         try:
-            data = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise CheckpointError(f"could not read checkpoint {path}: {type(e).__name__}: {e}") from e
-        self._load_model_state(data.pop("model"), path)
+            load_weights(self.model, data.pop("model"), strict=True, name=path)
+        except CheckpointError as e:
+            raise CheckpointError(
+                f"checkpoint {path} was written by another model and can't be resumed: {e} "
+                "Use another OUTPUT_DIR, or the config the checkpoint was trained with."
+            ) from None
         for k, obj in self.checkpointables.items():
             if k in data:
                 obj.load_state_dict(data.pop(k))

@@ -1,37 +1,38 @@
-"""The detection task of the torchvision engine (``MODEL.META_ARCHITECTURE: GeneralizedRCNN``)."""
+"""The detection tasks of the torchvision engine: ``MODEL.META_ARCHITECTURE`` ``GeneralizedRCNN``
+(Faster / Mask R-CNN) and ``RetinaNet``, sharing data, evaluation and drawing."""
 from __future__ import annotations
 
 import logging
-import os
 from typing import List
 
-import cv2
 import torch
 from torch import nn
 
 from ...data.catalog import DatasetCatalog
 from ...data.coco import get_dataset_dicts
-from ...data.mapper import DetectionMapper, read_image
+from ...data.mapper import DetectionMapper
+from ...evaluation.coco import write_detection_pictures
 from ...evaluation.detection import build_detection_evaluator
 from ...utils import comm
-from ...utils.visualization import draw_detections
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
-from .modeling import build_rcnn
+from .modeling import build_rcnn, build_retinanet
 from .registry import Task, register_task
 from .trainer import images_per_process
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_train_loader", "build_test_loader", "build_evaluator", "visualize_predictions", "TASK"]
+__all__ = ["build_train_loader", "build_test_loader", "build_evaluator", "visualize_predictions", "TASK",
+           "RETINANET_TASK"]
 
 
 def _check_num_classes(cfg, names) -> None:
+    key = "RETINANET" if cfg.MODEL.META_ARCHITECTURE == "RetinaNet" else "ROI_HEADS"
+    num_classes = cfg.MODEL[key].NUM_CLASSES
     for name in names:
         classes = DatasetCatalog.metadata(name).get("thing_classes")
-        if classes is not None and len(classes) != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
+        if classes is not None and len(classes) != num_classes:
             raise ValueError(
-                f"data set {name!r} has {len(classes)} classes but MODEL.ROI_HEADS.NUM_CLASSES is "
-                f"{cfg.MODEL.ROI_HEADS.NUM_CLASSES}"
+                f"data set {name!r} has {len(classes)} classes but MODEL.{key}.NUM_CLASSES is {num_classes}"
             )
 
 
@@ -58,24 +59,14 @@ def visualize_predictions(cfg, model: nn.Module, dataset_name: str, output_dir: 
     """Draws predictions on the first ``num_images`` images of a data set; returns the PNG paths."""
     if not comm.is_main_process() or num_images <= 0:
         return []
-    os.makedirs(output_dir, exist_ok=True)
     records = get_dataset_dicts([dataset_name], filter_empty=False)[:num_images]
     mapper = DetectionMapper.from_config(cfg, is_train=False)
-    classes = DatasetCatalog.metadata(dataset_name).get("thing_classes")
     was_training = model.training
     model.eval()
-    paths = []
-    for rec in records:
-        out = model([mapper(rec)])[0]["instances"]
-        image = read_image(rec["file_name"], "RGB")
-        drawn = draw_detections(
-            image, out["pred_boxes"].cpu().numpy(), out["scores"].cpu().numpy(),
-            out["pred_classes"].cpu().numpy(), classes, score_thresh=0.5,
-            masks=out["pred_masks"].cpu().numpy() if "pred_masks" in out else None,
-        )
-        path = os.path.join(output_dir, os.path.splitext(os.path.basename(rec["file_name"]))[0] + ".png")
-        cv2.imwrite(path, cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-        paths.append(path)
+    paths = write_detection_pictures(
+        records, lambda record, _image: model([mapper(record)])[0]["instances"], output_dir,
+        DatasetCatalog.metadata(dataset_name).get("thing_classes"), score_thresh=0.5,
+    )
     model.train(was_training)
     logger.info("drew predictions on %d images of %s in %s", len(paths), dataset_name, output_dir)
     return paths
@@ -84,6 +75,15 @@ def visualize_predictions(cfg, model: nn.Module, dataset_name: str, output_dir: 
 TASK = register_task(Task(
     name="GeneralizedRCNN",
     build_model=build_rcnn,
+    build_train_loader=build_train_loader,
+    build_test_loader=build_test_loader,
+    build_evaluator=build_evaluator,
+    visualize=visualize_predictions,
+))
+
+RETINANET_TASK = register_task(Task(
+    name="RetinaNet",
+    build_model=build_retinanet,
     build_train_loader=build_train_loader,
     build_test_loader=build_test_loader,
     build_evaluator=build_evaluator,

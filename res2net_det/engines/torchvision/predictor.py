@@ -10,7 +10,7 @@ from ...data.catalog import DatasetCatalog
 from ...data.mapper import image_to_tensor, resize_shortest_edge
 from .checkpoint import load_model_weights
 from .registry import get_task
-from .trainer import resolve_device
+from .trainer import model_device
 
 __all__ = ["Predictor"]
 
@@ -26,9 +26,9 @@ class Predictor:
         if not cfg.MODEL.WEIGHTS:
             raise ValueError("MODEL.WEIGHTS is empty: give the trained checkpoint, e.g. output/quickstart/model_final.pth")
         self.cfg = cfg
-        self.device = resolve_device(cfg)
+        self.device = model_device(cfg)
         self.model = get_task(cfg.MODEL.META_ARCHITECTURE).build_model(cfg).to(self.device).eval()
-        load_model_weights(self.model, cfg.MODEL.WEIGHTS)
+        load_model_weights(self.model, cfg.MODEL.WEIGHTS, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
         self.class_names: Optional[List[str]] = None
         for name in cfg.DATASETS.TEST or cfg.DATASETS.TRAIN:
             if name in DatasetCatalog:

@@ -1,14 +1,14 @@
 """Salient object detection as a task of the torchvision engine (``MODEL.META_ARCHITECTURE:
 PoolNetSaliency``): the generic trainer's checkpoints, resume, logging, accumulation and
-evaluation, with the saliency model, mapper and evaluator of the core."""
+evaluation, with the saliency model, mapper, evaluator and pictures of the core."""
 from __future__ import annotations
 
 import os
 
-from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts
+from ...config.saliency import build_saliency_model, visualize_saliency
 from ...data.builtin import register_datasets_from_cfg
+from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts
 from ...evaluation.saliency import SaliencyEvaluator
-from ...config.saliency import build_saliency_model
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
 from .registry import Task, register_task
 from .trainer import images_per_process
@@ -36,4 +36,5 @@ def build_evaluator(cfg, dataset_name: str, output_dir: str):
                              method_name=os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)))
 
 
-register_task(Task("PoolNetSaliency", build_saliency_model, build_train_loader, build_test_loader, build_evaluator))
+register_task(Task("PoolNetSaliency", build_saliency_model, build_train_loader, build_test_loader, build_evaluator,
+                   visualize=visualize_saliency))

@@ -18,11 +18,11 @@ from .. import check_eval_only_weights
 from ...utils.logger import setup_logger
 from .checkpoint import Checkpointer
 from .registry import get_task
-from .trainer import Trainer, resolve_device
+from .trainer import Trainer, model_device
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["setup", "main"]
+__all__ = ["setup", "build_trainer", "main"]
 
 
 def setup(args: argparse.Namespace):
@@ -54,6 +54,12 @@ def setup(args: argparse.Namespace):
     return cfg
 
 
+def build_trainer(cfg) -> Trainer:
+    """The trainer of the config's task for a set-up config (:func:`setup`), data sets registered."""
+    register_datasets_from_cfg(cfg)
+    return Trainer(cfg, get_task(cfg.MODEL.META_ARCHITECTURE))
+
+
 def main(args: argparse.Namespace) -> Dict[str, Any]:
     world = args.num_gpus * args.num_machines
     if world > 1 and int(os.environ.get("WORLD_SIZE", 1)) <= 1:
@@ -66,13 +72,14 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         )
     comm.init_from_env()
     cfg = setup(args)
-    register_datasets_from_cfg(cfg)
-    task = get_task(cfg.MODEL.META_ARCHITECTURE)
     if args.eval_only:
         check_eval_only_weights(args, cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR)
-        model = task.build_model(cfg).to(resolve_device(cfg))
-        Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        register_datasets_from_cfg(cfg)
+        task = get_task(cfg.MODEL.META_ARCHITECTURE)
+        model = task.build_model(cfg).to(model_device(cfg))
+        Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
         return Trainer.test(cfg, task, model)
-    trainer = Trainer(cfg, task)
+    trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()

@@ -1,6 +1,7 @@
 """A compact, task-agnostic trainer on torch.distributed, driven by Detectron2's ``SOLVER.*`` keys.
 
-Any task registered in :mod:`.registry` trains with it: SGD (or Adam/AdamW) with linear warm-up
+Any task registered in :mod:`.registry` trains with it: SGD (or Adam/AdamW, over the parameter groups
+of :mod:`res2net_det.config.solver`, shared with the Detectron2 engine) with linear warm-up
 and multi-step or cosine decay, gradient accumulation, DDP under ``torchrun``, AMP on GPU, gradient
 clipping, atomic periodic/final checkpoints with ``--resume``, TensorBoard + ``metrics.json``,
 a tqdm bar with ETA, a clear stop on a NaN/Inf loss, and evaluation every ``TEST.EVAL_PERIOD``
@@ -25,8 +26,10 @@ import numpy as np
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ...config.solver import build_optimizer
 from ...utils import comm
 from ...utils.io import strict_json, write_json_file
+from ...utils.device import resolve_device
 from .checkpoint import Checkpointer
 from .registry import Task
 
@@ -34,12 +37,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "Trainer",
-    "build_optimizer",
     "build_lr_scheduler",
     "LR_SCHEDULERS",
     "lr_factor_at",
     "inference_on_dataset",
-    "resolve_device",
+    "model_device",
     "images_per_process",
     "flatten_results",
     "rng_state",
@@ -81,22 +83,10 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 def _nonfinite_parameters(model: nn.Module) -> List[str]:
     return [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
 
-_NORM_TYPES = (
-    nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm,
-    nn.modules.instancenorm._InstanceNorm,
-)
 
-
-def resolve_device(cfg) -> torch.device:
-    """``MODEL.DEVICE``; "cuda" falls back to the CPU (with a warning) on machines without a GPU."""
-    name = cfg.MODEL.DEVICE
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            logger.warning("MODEL.DEVICE is %r but no GPU is available: running on the CPU", name)
-            return torch.device("cpu")
-        if comm.get_world_size() > 1:
-            return torch.device("cuda", comm.get_local_rank())
-    return torch.device(name)
+def model_device(cfg) -> torch.device:
+    """``MODEL.DEVICE`` (:func:`res2net_det.utils.device.resolve_device`); this process's GPU under DDP."""
+    return resolve_device(cfg.MODEL.DEVICE, comm.get_local_rank() if comm.get_world_size() > 1 else None)
 
 
 def images_per_process(cfg) -> int:
@@ -108,38 +98,6 @@ def images_per_process(cfg) -> int:
             f"processes ({world}) x SOLVER.GRAD_ACCUM_STEPS ({accum})"
         )
     return cfg.SOLVER.IMS_PER_BATCH // (world * accum)
-
-
-def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD with momentum (Detectron2's) or Adam/AdamW (``SOLVER.OPTIMIZER``), with Detectron2's
-    per-parameter rules: ``WEIGHT_DECAY_NORM`` for norm layers, ``BIAS_LR_FACTOR`` and
-    ``WEIGHT_DECAY_BIAS`` for biases."""
-    s = cfg.SOLVER
-    wd_bias = s.WEIGHT_DECAY if s.WEIGHT_DECAY_BIAS is None else s.WEIGHT_DECAY_BIAS
-    groups: Dict[tuple, List[nn.Parameter]] = defaultdict(list)
-    seen = set()
-    for module in model.modules():
-        for pname, p in module.named_parameters(recurse=False):
-            if not p.requires_grad or id(p) in seen:
-                continue
-            seen.add(id(p))
-            lr, wd = s.BASE_LR, s.WEIGHT_DECAY
-            if isinstance(module, _NORM_TYPES):
-                wd = s.WEIGHT_DECAY_NORM
-            elif pname == "bias":
-                lr, wd = s.BASE_LR * s.BIAS_LR_FACTOR, wd_bias
-            groups[(lr, wd)].append(p)
-    if not groups:
-        raise ValueError("the model has no trainable parameter (is MODEL.BACKBONE.FREEZE_AT too high?)")
-    param_groups = [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
-    name = s.OPTIMIZER.upper()
-    if name == "SGD":
-        return torch.optim.SGD(param_groups, lr=s.BASE_LR, momentum=s.MOMENTUM, nesterov=s.NESTEROV)
-    if name == "ADAM":
-        return torch.optim.Adam(param_groups, lr=s.BASE_LR)
-    if name == "ADAMW":
-        return torch.optim.AdamW(param_groups, lr=s.BASE_LR)
-    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD', 'Adam' or 'AdamW', got {s.OPTIMIZER!r}")
 
 
 LR_SCHEDULERS = ("WarmupMultiStepLR", "WarmupCosineLR")
@@ -285,7 +243,7 @@ class Trainer:
     def __init__(self, cfg, task: Task, model: Optional[nn.Module] = None) -> None:
         self.cfg = cfg
         self.task = task
-        self.device = resolve_device(cfg)
+        self.device = model_device(cfg)
         model = model if model is not None else task.build_model(cfg)
         self.model = model.to(self.device)
         self.train_model: nn.Module = self.model
@@ -320,7 +278,8 @@ class Trainer:
     def resume_or_load(self, resume: bool = True) -> None:
         """``--resume``: continue after the iteration of OUTPUT_DIR/last_checkpoint; else start
         at iteration 0 from MODEL.WEIGHTS."""
-        extra = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        extra = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume,
+                                                 allow_partial=self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
         self.start_iter = extra["iteration"] + 1 if "iteration" in extra else 0
         if "iteration" not in extra:
             return
@@ -516,7 +475,7 @@ class Trainer:
         results = self.test(cfg, self.task, self.model)
         if results:
             writer.write(self.max_iter - 1, flatten_results(results))
-        if cfg.TEST.VIS_IMAGES > 0 and self.task.visualize is not None:
+        if cfg.TEST.VIS_IMAGES > 0 and self.task.visualize is not None and comm.is_main_process():
             for name in cfg.DATASETS.TEST:
                 self.task.visualize(cfg, self.model, name, os.path.join(cfg.OUTPUT_DIR, "vis", name),
                                     cfg.TEST.VIS_IMAGES)

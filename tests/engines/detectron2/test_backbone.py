@@ -117,6 +117,14 @@ def test_freeze_at_and_norm_follow_the_config():
         BACKBONE_REGISTRY.get("build_res2net_backbone")(_cfg("MODEL.RES2NET.NORM", "NoSuchNorm"), RGB)
 
 
+def test_speed_keys_reach_the_backbone():
+    backbone = BACKBONE_REGISTRY.get("build_res2net_fpn_backbone")(
+        _cfg("MODEL.RES2NET.COMPILE", "True", "MODEL.RES2NET.CHECKPOINT_ACTIVATIONS", "True"), RGB)
+    assert backbone.bottom_up.compile and backbone.bottom_up.checkpoint_activations
+    plain = BACKBONE_REGISTRY.get("build_res2net_backbone")(_cfg(), RGB)
+    assert not plain.compile and not plain.checkpoint_activations
+
+
 def test_rejects_non_rgb_input():
     with pytest.raises(ValueError, match="PIXEL_MEAN"):
         BACKBONE_REGISTRY.get("build_res2net_backbone")(_cfg(), ShapeSpec(channels=1))

@@ -10,8 +10,7 @@ detectron2 = pytest.importorskip("detectron2", reason="Detectron2 is not install
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 
-from res2net_det.config.res2net import add_res2net_config  # noqa: E402
-from res2net_det.config.saliency import add_saliency_config  # noqa: E402
+from res2net_det.config.defaults import add_res2net_det_config  # noqa: E402
 from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
 from res2net_det.engines.detectron2.saliency import SaliencyTrainer  # noqa: E402
 from res2net_det.modeling.saliency import PoolNetSaliency as CoreModel  # noqa: E402
@@ -20,11 +19,7 @@ from tests.helpers import write_pair  # noqa: E402
 
 
 def _cfg(tmp_path, folders):
-    cfg = get_cfg()
-    add_res2net_config(cfg)
-    add_saliency_config(cfg)
-    if "OPTIMIZER" not in cfg.SOLVER:  # the trainer keys of res2net_det.config.defaults
-        cfg.SOLVER.OPTIMIZER = "SGD"
+    cfg = add_res2net_det_config(get_cfg())  # Detectron2's defaults + all our keys, as train_net builds it
     cfg.merge_from_list([
         "MODEL.META_ARCHITECTURE", "PoolNetSaliency", "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "",
         "MODEL.PIXEL_MEAN", [123.675, 116.28, 103.53], "MODEL.PIXEL_STD", [58.395, 57.12, 57.375],

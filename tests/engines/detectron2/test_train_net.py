@@ -189,13 +189,30 @@ def test_trainer_keys_of_our_config():
     assert isinstance(Trainer.build_optimizer(sgd, model), torch.optim.SGD)
     with pytest.raises(ValueError, match="SOLVER.OPTIMIZER"):
         Trainer.build_optimizer(build_config("", ["SOLVER.OPTIMIZER", "Lion"]), model)
-    with pytest.raises(ValueError, match="SOLVER.GRAD_ACCUM_STEPS"):
-        Trainer(build_config("", ["SOLVER.GRAD_ACCUM_STEPS", "2"]))
+    # accumulation works for detection too (tests/engines/test_trainer_keys.py); a count that does
+    # not divide the batch is refused before anything is built
+    with pytest.raises(ValueError, match=r"SOLVER.IMS_PER_BATCH \(16\).*SOLVER.GRAD_ACCUM_STEPS \(3\)"):
+        Trainer(build_config("", ["SOLVER.GRAD_ACCUM_STEPS", "3"]))
 
 
 def test_the_config_picks_the_trainer_of_its_task():
+    from res2net_det.engines.detectron2.classification import ClassifierTrainer
     from res2net_det.engines.detectron2.saliency import SaliencyTrainer
 
     assert trainer_class(build_config("configs/faster_rcnn_r2_50.yaml")) is Trainer
     sod = build_config("configs/sod/poolnet_r2_50_duts.yaml")  # GRAD_ACCUM_STEPS 10: its trainer accumulates
     assert trainer_class(sod) is SaliencyTrainer
+    assert trainer_class(build_config("configs/cam/res2net50_finetune.yaml")) is ClassifierTrainer
+
+
+def test_model_device_auto_becomes_a_device_detectron2_knows():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert build_config("configs/cam/quickstart.yaml").MODEL.DEVICE == expected  # its MODEL.DEVICE is auto
+    assert build_config("", ["MODEL.DEVICE", "cpu"]).MODEL.DEVICE == "cpu"
+
+
+def test_a_config_without_our_trainer_keys_is_refused_by_name():
+    from detectron2.config import get_cfg as detectron2_get_cfg
+
+    with pytest.raises(KeyError, match="SOLVER.OPTIMIZER.*add_res2net_det_config"):
+        Trainer(detectron2_get_cfg())

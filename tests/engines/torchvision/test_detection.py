@@ -6,8 +6,9 @@ import torch
 
 from res2net_det.config import check_torchvision_support, get_cfg, merge_config_file, merge_config_list
 from res2net_det.engines.torchvision.checkpoint import load_model_weights
-from res2net_det.engines.torchvision.modeling import Res2NetFasterRCNN, Res2NetMaskRCNN, build_rcnn
+from res2net_det.engines.torchvision.modeling import Res2NetFasterRCNN, Res2NetMaskRCNN, build_rcnn, build_retinanet
 from res2net_det.modeling import build_res2net
+from res2net_det.modeling.detection import fasterrcnn_res2net_fpn, maskrcnn_res2net_fpn, retinanet_res2net_fpn
 from tests.helpers import REPO
 
 CONFIGS = str(REPO / "configs")
@@ -139,3 +140,29 @@ def test_stages_after_the_last_output_take_no_gradient():
     assert not any(p.requires_grad for p in bottom_up.layer3.parameters())
     assert not any(p.requires_grad for p in bottom_up.layer4.parameters())
     assert "backbone.bottom_up.layer4.0.conv1.weight" in model.state_dict()  # keys kept for checkpoints
+
+
+# ------------------------------------------------------------------ config path == plain builder
+def _tree(model):
+    """Module names and classes below the root (the transform aside: the engine's leaves resizing to its
+    data mapper), state-dict keys with shapes, trainable parameters."""
+    return ([(n, type(m).__name__) for n, m in model.named_modules() if n and n != "transform"],
+            {k: tuple(v.shape) for k, v in model.state_dict().items()},
+            sorted(n for n, p in model.named_parameters() if p.requires_grad))
+
+
+@pytest.mark.parametrize("config, builder, kwargs", [
+    ("faster_rcnn_r2_50.yaml", fasterrcnn_res2net_fpn, dict(variant="res2net50_26w_4s", num_classes=81)),
+    ("faster_rcnn_r_50.yaml", fasterrcnn_res2net_fpn, dict(variant="resnet50", num_classes=81)),
+    ("mask_rcnn_r2_50.yaml", maskrcnn_res2net_fpn, dict(variant="res2net50_26w_4s", num_classes=81)),
+    ("retinanet_r2_50.yaml", retinanet_res2net_fpn, dict(variant="res2net50_26w_4s", num_classes=80)),
+])
+def test_config_path_builds_what_the_plain_builder_builds(config, builder, kwargs):
+    """The engine's model for a shipped config is the builder's default model: same modules, same
+    state-dict keys and shapes (checkpoints move between the two), same frozen parts."""
+    cfg = get_cfg()
+    merge_config_file(cfg, os.path.join(CONFIGS, config))
+    engine_model = build_retinanet(cfg) if cfg.MODEL.META_ARCHITECTURE == "RetinaNet" else build_rcnn(cfg)
+    plain = builder(**kwargs)
+    assert isinstance(engine_model, type(plain))
+    assert _tree(engine_model) == _tree(plain)

@@ -1,0 +1,47 @@
+"""Export specs for the models a config describes (``tools/export_model.py --config-file``).
+
+The model is built by the torchvision engine's task for ``MODEL.META_ARCHITECTURE`` (its
+checkpoints share Detectron2's key layout, so weights trained by either engine load), on the
+CPU, in eval mode; :mod:`res2net_det.modeling.export` exports and checks it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Sequence
+
+import torch
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+
+from ..config.defaults import check_torchvision_support
+from ..modeling.export import ExportSpec, detector_spec, saliency_spec
+from ..modeling.saliency import PoolNetSaliency
+from .torchvision.checkpoint import load_model_weights
+from .torchvision.registry import get_task
+
+__all__ = ["export_spec_from_config"]
+
+logger = logging.getLogger(__name__)
+
+
+def export_spec_from_config(cfg, weights: Optional[str] = None, size: Sequence[int] = (224, 224),
+                            batch: int = 2, seed: int = 0) -> ExportSpec:
+    """The :class:`ExportSpec` of the config's detector (``GeneralizedRCNN``) or saliency model
+    (``PoolNetSaliency``), with ``weights`` (else ``MODEL.WEIGHTS``; neither: random weights
+    drawn with ``seed``, for trying the export out) and an example input of ``size``."""
+    check_torchvision_support(cfg)
+    torch.manual_seed(seed)
+    model = get_task(cfg.MODEL.META_ARCHITECTURE).build_model(cfg)
+    weights = weights or cfg.MODEL.WEIGHTS
+    if weights:
+        load_model_weights(model, weights)
+    else:
+        logger.warning("no --weights and no MODEL.WEIGHTS: exporting random weights (seed %d)", seed)
+    model.eval()
+    if isinstance(model, PoolNetSaliency):
+        return saliency_spec(model, size, batch)
+    if isinstance(model, GeneralizedRCNN):
+        return detector_spec(model, size)
+    raise ValueError(
+        f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r} builds a {type(model).__name__}, which has no "
+        "export: export a GeneralizedRCNN (detection) or PoolNetSaliency config, or a backbone with --variant"
+    )

@@ -1,0 +1,497 @@
+"""torchvision's detectors on Res2Net + FPN, built from plain arguments, as torchvision builds its own::
+
+    from res2net_det.modeling.detection import fasterrcnn_res2net_fpn
+    model = fasterrcnn_res2net_fpn("res2net50_26w_4s", num_classes=91,
+                                   weights_backbone="res2net50_26w_4s-06e79181.pth")
+    model.eval()
+    predictions = model([torch.rand(3, 480, 640)])   # torchvision's calling convention
+
+``variant`` is a row of :data:`res2net_det.modeling.res2net.MODEL_TABLE` (``"resnet50"`` is the
+baseline). Module names follow Detectron2 where weights are shared: the Res2Net sits at
+``backbone.bottom_up`` under its FPN, with the official Res2Net keys, so ImageNet checkpoints
+(official, timm, torchvision's ResNet-50), ``tools/convert_weights.py`` outputs and the torchvision
+engine's checkpoints all fit. The torchvision engine builds its models here; its config keys
+translate to these arguments (``res2net_det.config.detection``).
+
+Unlike torchvision's builders, nothing changes behind the caller's back when no weights are given:
+training from scratch wants ``norm="BN"`` (or ``"GN"`` / ``"SyncBN"``) and ``trainable_backbone_layers=5``.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+
+import torch
+from torch import nn
+from torchvision.models.detection import FasterRCNN, MaskRCNN, RetinaNet
+from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
+
+from .deform import make_stages_deformable
+from .norm import NormSpec, get_norm
+from .res2net import STAGE_NAMES, Res2Net, create_model
+from .weights import load_weights
+
+__all__ = [
+    "TOP_BLOCKS",
+    "fpn_level_names",
+    "Res2NetFPN",
+    "Res2NetSingleLevel",
+    "res2net_fpn_backbone",
+    "fasterrcnn_res2net_fpn",
+    "maskrcnn_res2net_fpn",
+    "retinanet_res2net_fpn",
+]
+
+#: FPN top blocks: extra levels above the last input level, and how many.
+TOP_BLOCKS = {"maxpool": 1, "p6p7": 2, "none": 0}
+
+
+def _disable_unused_stages(bottom_up: Res2Net) -> None:
+    """Stages after the last output feature never run (``forward_features`` stops there); they keep
+    their weights, so checkpoints keep every key, but take no gradient: DDP and the optimizer
+    would otherwise wait for gradients that never come."""
+    last = max(STAGE_NAMES.index(f) for f in bottom_up.out_features)
+    for i in range(last + 1, 4):
+        for p in getattr(bottom_up, f"layer{i + 1}").parameters():
+            p.requires_grad_(False)
+
+
+def fpn_level_names(strides: Sequence[int], top_block: str = "maxpool") -> List[str]:
+    """Names of an FPN's outputs, Detectron2's ``p<log2 stride>``, for its inputs' strides and top block
+    (``[4, 8, 16, 32]`` with ``"maxpool"``: ``p2`` .. ``p6``)."""
+    levels = [int(s).bit_length() - 1 for s in strides]
+    levels += [levels[-1] + i for i in range(1, TOP_BLOCKS[top_block] + 1)]
+    return [f"p{lvl}" for lvl in levels]
+
+
+class Res2NetFPN(nn.Module):
+    """Res2Net + torchvision's FPN, outputs ``{"p2": ..., "p6": ...}`` named by stride as Detectron2's.
+
+    Args:
+        bottom_up: the Res2Net feature extractor; its ``out_features`` feed the FPN.
+        out_channels: FPN channels.
+        top_block: levels above the last input: ``"maxpool"`` (one, max-pooled from the last FPN
+            level: Faster / Mask R-CNN), ``"p6p7"`` (two, convolved from the last input stage,
+            res5: RetinaNet) or ``"none"``.
+    """
+
+    def __init__(self, bottom_up: Res2Net, out_channels: int = 256, top_block: str = "maxpool") -> None:
+        super().__init__()
+        if top_block not in TOP_BLOCKS:
+            raise ValueError(f"top_block must be one of {sorted(TOP_BLOCKS)}, got {top_block!r}")
+        shapes = bottom_up.output_shape()
+        if not shapes:
+            raise ValueError("the Res2Net returns no feature (out_features is empty)")
+        _disable_unused_stages(bottom_up)
+        self.bottom_up = bottom_up
+        self.in_features = list(shapes)
+        channels = [c for c, _ in shapes.values()]
+        extra: Optional[ExtraFPNBlock] = None
+        if top_block == "maxpool":
+            extra = LastLevelMaxPool()
+        elif top_block == "p6p7":
+            extra = LastLevelP6P7(channels[-1], out_channels)
+        self.fpn = FeaturePyramidNetwork(channels, out_channels, extra_blocks=extra)
+        self.out_features = fpn_level_names([s for _, s in shapes.values()], top_block)
+        self.out_channels = out_channels
+        self.top_levels = TOP_BLOCKS[top_block]
+        # Every level's feature map must tile the input: pad to the coarsest stride.
+        self.size_divisibility = 2 ** int(self.out_features[-1][1:])
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        feats = self.bottom_up.forward_features(x)
+        outs = self.fpn(OrderedDict((f, feats[f]) for f in self.in_features))
+        return OrderedDict(zip(self.out_features, outs.values()))
+
+
+class Res2NetSingleLevel(nn.Module):
+    """Res2Net without FPN: one stage's output is the detector's only feature level (a C4 or C5 head).
+
+    Args:
+        bottom_up: the Res2Net feature extractor, with exactly one ``out_features``.
+    """
+
+    def __init__(self, bottom_up: Res2Net) -> None:
+        super().__init__()
+        shapes = bottom_up.output_shape()
+        if len(shapes) != 1:
+            raise ValueError(f"a backbone without FPN takes exactly one Res2Net output feature, got {list(shapes)}")
+        _disable_unused_stages(bottom_up)
+        self.bottom_up = bottom_up
+        (name, (channels, stride)), = shapes.items()
+        self.out_features = [name]
+        self.out_channels = channels
+        self.size_divisibility = stride
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        return OrderedDict(self.bottom_up.forward_features(x))
+
+
+def _freeze_at(trainable_layers: int) -> int:
+    """torchvision's count of trainable stages from the top (5 = all) -> Detectron2's FREEZE_AT."""
+    if not 0 <= trainable_layers <= 5:
+        raise ValueError(f"trainable backbone layers must be in 0..5 (5: all trainable), got {trainable_layers}")
+    return 5 - trainable_layers
+
+
+def res2net_fpn_backbone(
+    variant: str = "res2net50_26w_4s",
+    *,
+    weights_backbone: Optional[str] = None,
+    trainable_layers: int = 3,
+    norm: NormSpec = "FrozenBN",
+    out_features: Sequence[str] = STAGE_NAMES,
+    fpn: bool = True,
+    fpn_channels: int = 256,
+    top_block: str = "maxpool",
+    dilate_last_stage: bool = False,
+    deformable_stages: Sequence[str] = (),
+    deform_modulated: bool = False,
+    deform_groups: int = 1,
+    backbone_kwargs: Optional[Mapping[str, Any]] = None,
+) -> nn.Module:
+    """A Res2Net (+ FPN) feature backbone for torchvision's detectors, like torchvision's ``resnet_fpn_backbone``.
+
+    Args:
+        variant: a Res2Net variant (:func:`res2net_det.list_models`) or alias; ``"resnet50"`` is the baseline.
+        weights_backbone: an ImageNet checkpoint of that variant (official Res2Net, timm, or
+            torchvision's ResNet-50 file), loaded before freezing.
+        trainable_layers: stages trained, counted from res5 (torchvision's convention): 5 trains all,
+            3 freezes the stem and res2 (Detectron2's ``FREEZE_AT`` 2), 0 freezes everything.
+        norm: the Res2Net's norm: ``"FrozenBN"``, ``"BN"``, ``"SyncBN"``, ``"GN"`` or ``channels -> module``.
+        out_features: Res2Net stages fed to the FPN (``"res2"`` .. ``"res5"``); later stages never run.
+        fpn: False: no FPN, the single stage in ``out_features`` is the only feature level.
+        fpn_channels: channels of every FPN level.
+        top_block: FPN levels above the last input, see :class:`Res2NetFPN`.
+        dilate_last_stage: res5 with stride 1 and dilation 2 (output stride 16).
+        deformable_stages: stages whose split 3x3 convs become deformable, e.g. ``("res3", "res4", "res5")``.
+        deform_modulated: modulated deformable convs (DCNv2).
+        deform_groups: channel groups with their own offsets.
+        backbone_kwargs: other :class:`~res2net_det.modeling.res2net.Res2Net` arguments over the
+            variant's own (``base_width``, ``scale``, ``layers``, ``stem_width``, ...), e.g. a narrow test model.
+
+    Returns:
+        :class:`Res2NetFPN` (outputs ``p2`` .. ``p6`` by default), or :class:`Res2NetSingleLevel`.
+    """
+    unknown = [s for s in deformable_stages if s not in STAGE_NAMES]
+    if unknown:
+        raise ValueError(f"deformable_stages names {unknown}; choose from {STAGE_NAMES}")
+    freeze_at = _freeze_at(trainable_layers)
+    bottom_up = create_model(
+        variant, weights=weights_backbone, num_classes=0, norm=norm, out_features=tuple(out_features),
+        freeze_at=freeze_at, dilate_last_stage=dilate_last_stage, **dict(backbone_kwargs or {}),
+    )
+    if deformable_stages:
+        make_stages_deformable(bottom_up, [s in deformable_stages for s in STAGE_NAMES], deform_modulated,
+                               deform_groups)
+    return Res2NetFPN(bottom_up, fpn_channels, top_block) if fpn else Res2NetSingleLevel(bottom_up)
+
+
+def _per_level(values: Sequence[Sequence[float]], num_levels: int, name: str) -> Tuple[Tuple[float, ...], ...]:
+    """Detectron2's broadcast rule: one tuple for every level, or one tuple per level."""
+    values = [tuple(v) for v in values]
+    if len(values) == 1:
+        return tuple(values * num_levels)
+    if len(values) != num_levels:
+        raise ValueError(f"{name} has {len(values)} entries but the backbone has {num_levels} feature levels")
+    return tuple(values)
+
+
+def _anchor_generator(
+    backbone: nn.Module, sizes: Optional[Sequence[Sequence[float]]], aspect_ratios: Sequence[Sequence[float]]
+) -> AnchorGenerator:
+    """Anchors per feature level, by default Detectron2's: ``2 ** (level + 3)`` pixels at ``p<level>``
+    of an FPN (32 at p2), and 32 to 512 on a single level."""
+    num_levels = len(backbone.out_features)
+    if sizes is None:
+        if isinstance(backbone, Res2NetFPN):
+            sizes = [(2.0 ** (int(name[1:]) + 3),) for name in backbone.out_features]
+        else:
+            sizes = [(32.0, 64.0, 128.0, 256.0, 512.0)]
+    generator = AnchorGenerator(
+        sizes=_per_level(sizes, num_levels, "anchor_sizes"),
+        aspect_ratios=_per_level(aspect_ratios, num_levels, "aspect_ratios"),
+    )
+    if len(set(generator.num_anchors_per_location())) != 1:
+        raise ValueError("every feature level needs the same number of anchors (sizes x aspect ratios)")
+    return generator
+
+
+def _head_norm(norm: Optional[str]):
+    return None if not norm else (lambda channels: get_norm(norm, channels))
+
+
+def _load_detector_weights(model: nn.Module, weights: Optional[str]) -> None:
+    if weights is not None:
+        # A detector checkpoint must describe this detector completely (strict): a partial load
+        # would leave random heads behind a "pretrained" name.
+        load_weights(model, weights, strict=True)
+
+
+def _rcnn_kwargs(
+    backbone: nn.Module,
+    num_classes: int,
+    anchor_sizes: Optional[Sequence[Sequence[float]]],
+    aspect_ratios: Sequence[Sequence[float]],
+    roi_features: Optional[Sequence[str]],
+    box_pooler_resolution: int,
+    box_pooler_sampling_ratio: int,
+    box_head_conv_dims: Sequence[int],
+    box_head_fc_dims: Sequence[int],
+    box_head_norm: Optional[str],
+) -> Dict[str, Any]:
+    """The R-CNN parts that Faster and Mask R-CNN share, as torchvision's constructor arguments."""
+    anchor_generator = _anchor_generator(backbone, anchor_sizes, aspect_ratios)
+    if roi_features is None:  # Detectron2's p2-p5: every level but the FPN's top block
+        roi_features = backbone.out_features[: len(backbone.out_features) - getattr(backbone, "top_levels", 0)]
+    unknown = [f for f in roi_features if f not in backbone.out_features]
+    if unknown:
+        raise ValueError(f"roi_features names {unknown}; the backbone outputs {backbone.out_features}")
+    if not box_head_fc_dims:
+        raise ValueError("box_head_fc_dims must list at least one fully connected layer (the predictor's input)")
+    res = box_pooler_resolution
+    return dict(
+        num_classes=None,
+        rpn_anchor_generator=anchor_generator,
+        rpn_head=RPNHead(backbone.out_channels, anchor_generator.num_anchors_per_location()[0]),
+        box_roi_pool=MultiScaleRoIAlign(list(roi_features), output_size=res, sampling_ratio=box_pooler_sampling_ratio),
+        box_head=FastRCNNConvFCHead((backbone.out_channels, res, res), list(box_head_conv_dims),
+                                    list(box_head_fc_dims), norm_layer=_head_norm(box_head_norm)),
+        box_predictor=FastRCNNPredictor(box_head_fc_dims[-1], num_classes),
+    )
+
+
+def _finish_rcnn(model: FasterRCNN, rpn_bbox_reg_weights: Optional[Sequence[float]], weights: Optional[str]):
+    if rpn_bbox_reg_weights is not None:  # torchvision's constructor has no argument for it
+        model.rpn.box_coder = det_utils.BoxCoder(weights=tuple(rpn_bbox_reg_weights))
+    _load_detector_weights(model, weights)
+    return model
+
+
+def fasterrcnn_res2net_fpn(
+    variant: str = "res2net50_26w_4s",
+    *,
+    num_classes: int = 91,
+    weights: Optional[str] = None,
+    weights_backbone: Optional[str] = None,
+    trainable_backbone_layers: int = 3,
+    norm: NormSpec = "FrozenBN",
+    out_features: Sequence[str] = STAGE_NAMES,
+    fpn: bool = True,
+    fpn_channels: int = 256,
+    dilate_last_stage: bool = False,
+    deformable_stages: Sequence[str] = (),
+    deform_modulated: bool = False,
+    deform_groups: int = 1,
+    backbone_kwargs: Optional[Mapping[str, Any]] = None,
+    anchor_sizes: Optional[Sequence[Sequence[float]]] = None,
+    aspect_ratios: Sequence[Sequence[float]] = ((0.5, 1.0, 2.0),),
+    rpn_bbox_reg_weights: Optional[Sequence[float]] = None,
+    roi_features: Optional[Sequence[str]] = None,
+    box_pooler_resolution: int = 7,
+    box_pooler_sampling_ratio: int = 2,
+    box_head_conv_dims: Sequence[int] = (),
+    box_head_fc_dims: Sequence[int] = (1024, 1024),
+    box_head_norm: Optional[str] = None,
+    model_class: Type[FasterRCNN] = FasterRCNN,
+    **kwargs: Any,
+) -> FasterRCNN:
+    """Faster R-CNN with a Res2Net-FPN backbone (Ren et al., NeurIPS 2015; Lin et al., CVPR 2017).
+
+    The model takes and returns what torchvision's ``FasterRCNN`` does: a list of ``3 x H x W``
+    float images in [0, 1] (and, in training, targets with ``boxes`` and ``labels``); losses in
+    training, ``[{"boxes", "labels", "scores"}]`` in eval.
+
+    Args:
+        variant: the Res2Net variant (:func:`res2net_det.list_models`); ``"resnet50"`` is the baseline.
+        num_classes: outputs of the box classifier, background included (91 for COCO's category ids).
+        weights: a checkpoint of this detector (e.g. a torchvision-engine run's ``model_final.pth``);
+            every key must fit.
+        weights_backbone: an ImageNet checkpoint of the variant (official Res2Net, timm, or
+            torchvision's ResNet-50), loaded into ``backbone.bottom_up`` before freezing.
+        trainable_backbone_layers: backbone stages trained, counted from res5 (0-5; 3 freezes the stem and res2).
+        norm: the backbone's norm (``"FrozenBN"``, ``"BN"``, ``"SyncBN"``, ``"GN"`` or ``channels -> module``).
+        out_features, fpn, fpn_channels, dilate_last_stage, deformable_stages, deform_modulated,
+            deform_groups, backbone_kwargs: the backbone, see :func:`res2net_fpn_backbone`.
+        anchor_sizes: anchor sizes per feature level (or one tuple for all); default 32 at p2,
+            doubling per level (``((32,), (64,), (128,), (256,), (512,))`` for p2-p6).
+        aspect_ratios: anchor aspect ratios per level (or one tuple for all).
+        rpn_bbox_reg_weights: the RPN box coder's (dx, dy, dw, dh) weights (default torchvision's 1, 1, 1, 1).
+        roi_features: feature levels the RoI heads pool from (default every FPN level but the top one).
+        box_pooler_resolution: RoIAlign output size of the box head.
+        box_pooler_sampling_ratio: RoIAlign sampling points per bin (0: adaptive, as Detectron2).
+        box_head_conv_dims: convs of the box head before its fully connected layers.
+        box_head_fc_dims: fully connected layers of the box head (at least one).
+        box_head_norm: norm of the box head's convs (``None``, ``"GN"``, ``"BN"``, ...).
+        model_class: ``FasterRCNN`` or a subclass to instantiate (the torchvision engine's takes
+            Detectron2's input dicts).
+        **kwargs: arguments of torchvision's ``FasterRCNN`` (``min_size``, ``max_size``,
+            ``image_mean``, ``rpn_nms_thresh``, ``box_score_thresh``, ``box_detections_per_img``, ...).
+    """
+    backbone = res2net_fpn_backbone(
+        variant, weights_backbone=weights_backbone, trainable_layers=trainable_backbone_layers, norm=norm,
+        out_features=out_features, fpn=fpn, fpn_channels=fpn_channels, dilate_last_stage=dilate_last_stage,
+        deformable_stages=deformable_stages, deform_modulated=deform_modulated, deform_groups=deform_groups,
+        backbone_kwargs=backbone_kwargs,
+    )
+    parts = _rcnn_kwargs(backbone, num_classes, anchor_sizes, aspect_ratios, roi_features, box_pooler_resolution,
+                         box_pooler_sampling_ratio, box_head_conv_dims, box_head_fc_dims, box_head_norm)
+    model = model_class(backbone, **parts, **kwargs)
+    return _finish_rcnn(model, rpn_bbox_reg_weights, weights)
+
+
+def maskrcnn_res2net_fpn(
+    variant: str = "res2net50_26w_4s",
+    *,
+    num_classes: int = 91,
+    weights: Optional[str] = None,
+    weights_backbone: Optional[str] = None,
+    trainable_backbone_layers: int = 3,
+    norm: NormSpec = "FrozenBN",
+    out_features: Sequence[str] = STAGE_NAMES,
+    fpn: bool = True,
+    fpn_channels: int = 256,
+    dilate_last_stage: bool = False,
+    deformable_stages: Sequence[str] = (),
+    deform_modulated: bool = False,
+    deform_groups: int = 1,
+    backbone_kwargs: Optional[Mapping[str, Any]] = None,
+    anchor_sizes: Optional[Sequence[Sequence[float]]] = None,
+    aspect_ratios: Sequence[Sequence[float]] = ((0.5, 1.0, 2.0),),
+    rpn_bbox_reg_weights: Optional[Sequence[float]] = None,
+    roi_features: Optional[Sequence[str]] = None,
+    box_pooler_resolution: int = 7,
+    box_pooler_sampling_ratio: int = 2,
+    box_head_conv_dims: Sequence[int] = (),
+    box_head_fc_dims: Sequence[int] = (1024, 1024),
+    box_head_norm: Optional[str] = None,
+    mask_pooler_resolution: int = 14,
+    mask_pooler_sampling_ratio: int = 2,
+    mask_head_conv_dims: Sequence[int] = (256, 256, 256, 256),
+    mask_head_norm: Optional[str] = None,
+    mask_predictor_dim: int = 256,
+    model_class: Type[MaskRCNN] = MaskRCNN,
+    **kwargs: Any,
+) -> MaskRCNN:
+    """Mask R-CNN with a Res2Net-FPN backbone (He et al., ICCV 2017).
+
+    Takes and returns what torchvision's ``MaskRCNN`` does (targets and outputs add ``masks``).
+
+    Args:
+        variant, num_classes, weights, weights_backbone, trainable_backbone_layers, norm, out_features,
+            fpn, fpn_channels, dilate_last_stage, deformable_stages, deform_modulated, deform_groups,
+            backbone_kwargs, anchor_sizes, aspect_ratios, rpn_bbox_reg_weights, roi_features,
+            box_pooler_resolution, box_pooler_sampling_ratio, box_head_conv_dims, box_head_fc_dims,
+            box_head_norm: as for :func:`fasterrcnn_res2net_fpn`.
+        mask_pooler_resolution: RoIAlign output size of the mask head.
+        mask_pooler_sampling_ratio: RoIAlign sampling points per bin (0: adaptive).
+        mask_head_conv_dims: the mask head's 3x3 convs.
+        mask_head_norm: norm of the mask head's convs.
+        mask_predictor_dim: channels of the mask predictor's 2x up-convolution.
+        model_class: ``MaskRCNN`` or a subclass to instantiate.
+        **kwargs: arguments of torchvision's ``MaskRCNN`` (``min_size``, ``rpn_nms_thresh``, ...).
+    """
+    backbone = res2net_fpn_backbone(
+        variant, weights_backbone=weights_backbone, trainable_layers=trainable_backbone_layers, norm=norm,
+        out_features=out_features, fpn=fpn, fpn_channels=fpn_channels, dilate_last_stage=dilate_last_stage,
+        deformable_stages=deformable_stages, deform_modulated=deform_modulated, deform_groups=deform_groups,
+        backbone_kwargs=backbone_kwargs,
+    )
+    parts = _rcnn_kwargs(backbone, num_classes, anchor_sizes, aspect_ratios, roi_features, box_pooler_resolution,
+                         box_pooler_sampling_ratio, box_head_conv_dims, box_head_fc_dims, box_head_norm)
+    mask_features = parts["box_roi_pool"].featmap_names
+    model = model_class(
+        backbone,
+        mask_roi_pool=MultiScaleRoIAlign(mask_features, output_size=mask_pooler_resolution,
+                                         sampling_ratio=mask_pooler_sampling_ratio),
+        mask_head=MaskRCNNHeads(backbone.out_channels, list(mask_head_conv_dims), 1,
+                                norm_layer=_head_norm(mask_head_norm)),
+        mask_predictor=MaskRCNNPredictor(
+            mask_head_conv_dims[-1] if mask_head_conv_dims else backbone.out_channels, mask_predictor_dim, num_classes
+        ),
+        **parts,
+        **kwargs,
+    )
+    return _finish_rcnn(model, rpn_bbox_reg_weights, weights)
+
+
+# torchvision's RetinaNet regression losses (RetinaNetRegressionHead._loss_type).
+RETINANET_BOX_LOSSES = ("l1", "smooth_l1", "giou", "diou", "ciou")
+
+
+def retinanet_res2net_fpn(
+    variant: str = "res2net50_26w_4s",
+    *,
+    num_classes: int = 91,
+    weights: Optional[str] = None,
+    weights_backbone: Optional[str] = None,
+    trainable_backbone_layers: int = 3,
+    norm: NormSpec = "FrozenBN",
+    out_features: Sequence[str] = ("res3", "res4", "res5"),
+    fpn_channels: int = 256,
+    dilate_last_stage: bool = False,
+    deformable_stages: Sequence[str] = (),
+    deform_modulated: bool = False,
+    deform_groups: int = 1,
+    backbone_kwargs: Optional[Mapping[str, Any]] = None,
+    anchor_sizes: Optional[Sequence[Sequence[float]]] = None,
+    aspect_ratios: Sequence[Sequence[float]] = ((0.5, 1.0, 2.0),),
+    prior_probability: float = 0.01,
+    head_norm: Optional[str] = None,
+    box_loss: str = "l1",
+    model_class: Type[RetinaNet] = RetinaNet,
+    **kwargs: Any,
+) -> RetinaNet:
+    """RetinaNet with a Res2Net-FPN backbone, P3-P7 (Lin et al., ICCV 2017).
+
+    The FPN runs on res3-res5 and adds P6 and P7 convolved from res5, as Detectron2's and
+    torchvision's RetinaNet. Takes and returns what torchvision's ``RetinaNet`` does.
+
+    Args:
+        variant, weights, weights_backbone, trainable_backbone_layers, norm, fpn_channels,
+            dilate_last_stage, deformable_stages, deform_modulated, deform_groups, backbone_kwargs:
+            as for :func:`fasterrcnn_res2net_fpn`.
+        num_classes: sigmoid outputs per anchor (no background class; 91 for COCO's category ids,
+            as torchvision's ``retinanet_resnet50_fpn``).
+        out_features: Res2Net stages fed to the FPN; P6/P7 come from the last one.
+        anchor_sizes: anchor sizes per level (or one tuple for all); default three octave scales
+            ``2 ** (0, 1/3, 2/3)`` of 32 at p3, doubling per level (torchvision's and Detectron2's).
+        aspect_ratios: anchor aspect ratios per level (or one tuple for all).
+        prior_probability: initial foreground probability of the classifier (its bias).
+        head_norm: norm of the heads' convs (``None`` or ``"GN"``, shared across levels).
+        box_loss: regression loss, one of ``RETINANET_BOX_LOSSES`` (``"l1"`` is Detectron2's smooth L1
+            with beta 0, its RetinaNet recipe).
+        model_class: ``RetinaNet`` or a subclass to instantiate.
+        **kwargs: arguments of torchvision's ``RetinaNet`` (``min_size``, ``score_thresh``,
+            ``nms_thresh``, ``detections_per_img``, ``fg_iou_thresh``, ``bg_iou_thresh``,
+            ``topk_candidates``, ...).
+    """
+    if box_loss not in RETINANET_BOX_LOSSES:
+        raise ValueError(f"box_loss must be one of {RETINANET_BOX_LOSSES}, got {box_loss!r}")
+    if not 0 < prior_probability < 1:
+        raise ValueError(f"prior_probability must be in (0, 1), got {prior_probability}")
+    backbone = res2net_fpn_backbone(
+        variant, weights_backbone=weights_backbone, trainable_layers=trainable_backbone_layers, norm=norm,
+        out_features=out_features, fpn_channels=fpn_channels, top_block="p6p7", dilate_last_stage=dilate_last_stage,
+        deformable_stages=deformable_stages, deform_modulated=deform_modulated, deform_groups=deform_groups,
+        backbone_kwargs=backbone_kwargs,
+    )
+    if anchor_sizes is None:  # torchvision's: 32 at p3, as (x, x * 2^(1/3), x * 2^(2/3)) rounded down
+        levels = [int(name[1:]) for name in backbone.out_features]
+        anchor_sizes = [tuple(int(2 ** (lvl + 2) * 2 ** (i / 3)) for i in range(3)) for lvl in levels]
+    anchor_generator = _anchor_generator(backbone, anchor_sizes, aspect_ratios)
+    head = RetinaNetHead(backbone.out_channels, anchor_generator.num_anchors_per_location()[0], num_classes,
+                         norm_layer=_head_norm(head_norm))
+    nn.init.constant_(head.classification_head.cls_logits.bias, -math.log((1 - prior_probability) / prior_probability))
+    head.regression_head._loss_type = box_loss  # how torchvision's retinanet_resnet50_fpn_v2 picks GIoU
+    model = model_class(backbone, num_classes, anchor_generator=anchor_generator, head=head, **kwargs)
+    _load_detector_weights(model, weights)
+    return model
