@@ -153,10 +153,13 @@ def _train_net(plan: RunPlan, args: argparse.Namespace) -> List[List[str]]:
 
 
 def _cam(plan: RunPlan, args: argparse.Namespace) -> List[List[str]]:
-    """Train the classifier like any task (``train_net``, on the engine's launcher), then evaluate
-    its CAMs on the published WSOL protocol with ``tools/cam_eval.py`` into ``results.json``."""
-    evaluate = [sys.executable, _tool("cam_eval.py"), "--config-file", plan.config,
-                "--output", os.path.join(plan.output_dir, "results.json"), *plan.opts, "OUTPUT_DIR", plan.output_dir]
+    """Train the classifier (``tools/train_net.py``, under the launcher), then evaluate its CAMs on
+    the config's test set (``tools/cam_eval.py``, one process; the published protocol's rows plus
+    the aligned-map rows) into ``cam_results.json``."""
+    threads = [f"--threads={plan.opts[plan.opts.index('NUM_THREADS') + 1]}"] if "NUM_THREADS" in plan.opts else []
+    evaluate = [sys.executable, _tool("cam_eval.py"), "--config-file", plan.config, "--align-cams",
+                *(["--faithfulness-images", "16"] if args.quick else []), *threads,
+                "--output", os.path.join(plan.output_dir, "cam_results.json"), *plan.opts, "OUTPUT_DIR", plan.output_dir]
     return _train_net(plan, args) + [evaluate]
 
 

@@ -35,16 +35,19 @@ class RunNotFinishedError(ValueError):
     """A run folder that is missing, unfinished or holds no results."""
 
 
-# task -> [(column title, key in the metrics dict read from the run, higher is better)]
-TASK_COLUMNS: Dict[str, List[Tuple[str, str, bool]]] = {
-    "detection": [("AP", "AP", True), ("AP50", "AP50", True), ("AP75", "AP75", True), ("APs", "APs", True),
-                  ("APm", "APm", True), ("APl", "APl", True), ("mask AP", "mask_AP", True)],
-    "detection-voc": [("mAP", "AP50", True), ("mAP (all-point)", "AP50_allpoint", True), ("AP", "AP", True),
-                      ("AP75", "AP75", True)],
-    "saliency": [("maxF", "maxF", True), ("MAE", "MAE", False), ("S-measure", "Sm", True), ("maxE", "maxE", True)],
-    "cam": [("Top-1 Loc", "top1_loc", True), ("GT-known Loc", "gt_known_loc", True),
-            ("MaxBoxAccV2", "max_box_acc_v2", True), ("Deletion", "deletion_auc", False),
-            ("Insertion", "insertion_auc", True)],
+# task -> [(column title, key in the metrics dict read from the run, higher is better, decimals)]
+# (percentages with one decimal, saliency scores and AUCs in [0, 1] with three)
+TASK_COLUMNS: Dict[str, List[Tuple[str, str, bool, int]]] = {
+    "detection": [("AP", "AP", True, 1), ("AP50", "AP50", True, 1), ("AP75", "AP75", True, 1),
+                  ("APs", "APs", True, 1), ("APm", "APm", True, 1), ("APl", "APl", True, 1),
+                  ("mask AP", "mask_AP", True, 1)],
+    "detection-voc": [("mAP", "AP50", True, 1), ("mAP (all-point)", "AP50_allpoint", True, 1), ("AP", "AP", True, 1),
+                      ("AP75", "AP75", True, 1)],
+    "saliency": [("maxF", "maxF", True, 3), ("MAE", "MAE", False, 3), ("S-measure", "Sm", True, 3),
+                 ("maxE", "maxE", True, 3)],
+    "cam": [("Top-1 Loc", "top1_loc", True, 1), ("GT-known Loc", "gt_known_loc", True, 1),
+            ("MaxBoxAccV2", "max_box_acc_v2", True, 1), ("Deletion", "deletion_auc", False, 3),
+            ("Insertion", "insertion_auc", True, 3)],
 }
 _TASK_TITLES = {"detection": "detection (COCO AP, %)", "detection-voc": "detection (PASCAL VOC, %)",
                 "saliency": "salient object detection", "cam": "CAM localisation"}
@@ -148,9 +151,9 @@ def compare_runs(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None
     keys.sort(key=lambda k: order.index(k[0]))
     tables = []
     for task, dataset in keys:
-        present = [(title, key, hib) for title, key, hib in TASK_COLUMNS[task]
-                   if any(r.results.get((task, dataset), {}).get(key) is not None for r in runs)]
-        values = {r.label: {title: r.results.get((task, dataset), {}).get(key) for title, key, _ in present}
+        present = [column for column in TASK_COLUMNS[task]
+                   if any(r.results.get((task, dataset), {}).get(column[1]) is not None for r in runs)]
+        values = {r.label: {title: r.results.get((task, dataset), {}).get(key) for title, key, _, _ in present}
                   for r in runs}
         first = values[runs[0].label]
         delta = {
@@ -159,16 +162,15 @@ def compare_runs(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None
             for r in runs[1:]
         }
         tables.append({"task": task, "dataset": dataset, "title": f"{_TASK_TITLES[task]}: {dataset}",
-                       "columns": [t for t, _, _ in present], "values": values, "delta": delta,
-                       "higher_is_better": {t: hib for t, _, hib in present}})
+                       "columns": [t for t, _, _, _ in present], "values": values, "delta": delta,
+                       "higher_is_better": {t: hib for t, _, hib, _ in present},
+                       "decimals": {t: d for t, _, _, d in present}})
     return {"runs": [{"label": r.label, "run_dir": r.run_dir} for r in runs], "tables": tables}
 
 
-def _fmt(value: Optional[float], task: str, signed: bool = False) -> str:
+def _fmt(value: Optional[float], digits: int, signed: bool = False) -> str:
     if value is None:
         return "-"
-    # Detection and CAM accuracies are percentages; saliency and CAM AUCs live in [0, 1].
-    digits = 1 if task in ("detection", "detection-voc") or abs(value) > 1.5 else 3
     value = round(value, digits) + 0.0  # no "-0.0" for a difference that rounds to nothing
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
@@ -186,10 +188,10 @@ def format_markdown(comparison: Dict[str, Any]) -> str:
                  "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
         for col in table["columns"]:
             name = col + ("" if table["higher_is_better"][col] else " ↓")
-            cells = [name, _fmt(table["values"][labels[0]][col], table["task"])]
+            digits = table["decimals"][col]
+            cells = [name, _fmt(table["values"][labels[0]][col], digits)]
             for lab in labels[1:]:
-                cells += [_fmt(table["values"][lab][col], table["task"]),
-                          _fmt(table["delta"][lab][col], table["task"], signed=True)]
+                cells += [_fmt(table["values"][lab][col], digits), _fmt(table["delta"][lab][col], digits, signed=True)]
             lines.append("| " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
     return "\n\n".join(out) + "\n"
@@ -250,7 +252,7 @@ def plot_comparison(comparison: Dict[str, Any], path: str) -> Optional[str]:
             ax.bar_label(rects, labels=["-" if v is None else f"{v:.{digits}f}" for v in heights], fontsize=7, padding=1)
         ax.set_xticks(x, xs)
         ax.set_title(title, fontsize=10)
-        ax.set_ylim(0, (top or 1.0) * 1.15)
+        ax.set_ylim(0, (top or 1.0) * 1.3)  # room for the legend above the bars
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:

@@ -75,6 +75,8 @@ def test_every_task_reads_and_draws(tmp_path):
     assert cam["delta"]["res2"]["Top-1 Loc"] == pytest.approx(5.0)
     md = format_markdown(comparison)
     assert "| MAE ↓ | 0.042 | 0.036 | -0.006 |" in md
+    # percentages with one decimal, AUCs with three, whatever the size of the difference
+    assert "| Top-1 Loc | 50.0 | 55.0 | +5.0 |" in md and "| Deletion ↓ | 0.200 | 0.200 | +0.000 |" in md
     paths = write_comparison(comparison, str(tmp_path / "cmp"))
     assert json.loads(open(paths["json"]).read())["tables"][0]["values"]["base"]["AP"] == 30.0
     assert open(paths["markdown"]).read() == md

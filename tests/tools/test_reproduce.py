@@ -86,12 +86,14 @@ def test_launcher_follows_the_engine(tmp_path, monkeypatch):
     assert {"--num-gpus=8", "--num-machines=2", "--machine-rank=1", "--dist-url=tcp://10.0.0.1:1234"} <= set(cmd)
 
 
-def test_cam_runs_the_cam_tool(tmp_path):
-    train, evaluate = plan_runs(TASKS["cam"], _args("cam", "--quick", "--output-root", str(tmp_path)))[1].commands
-    assert train[1].endswith("train_net.py")
-    assert evaluate[1].endswith("cam_eval.py") and evaluate[evaluate.index("--output") + 1].endswith(
-        os.path.join("res2net-8w4s", "results.json"))
-    assert evaluate[evaluate.index("OUTPUT_DIR") + 1] == train[train.index("OUTPUT_DIR") + 1]
+def test_cam_trains_then_evaluates_the_cams(tmp_path):
+    plan = plan_runs(TASKS["cam"], _args("cam", "--quick", "--output-root", str(tmp_path)))[1]
+    train, evaluate = plan.commands
+    assert train[1].endswith("train_net.py") and train[-2:] == ["OUTPUT_DIR", plan.output_dir]
+    assert evaluate[1].endswith("cam_eval.py") and evaluate[-2:] == ["OUTPUT_DIR", plan.output_dir]
+    assert evaluate[evaluate.index("--output") + 1] == os.path.join(plan.output_dir, "cam_results.json")
+    assert evaluate[evaluate.index("--config-file") + 1] == train[train.index("--config-file") + 1]
+    assert "--threads=1" in evaluate  # the quick runs' NUM_THREADS
 
 
 def test_bad_trailing_options_are_refused(capsys):
