@@ -2,8 +2,8 @@
 in the same run (see res2net_det/utils/timing.py). Subcommands:
 
   backbone   our Res2Net features (PyTorch, fused, onnxruntime) vs timm's Res2Net and torchvision's ResNet-50
-  detector   Faster R-CNN R2-50-FPN vs R-50-FPN vs timm's Res2Net (equal proposals/RoIs): inference,
-             training step, peak memory
+  detector   Faster R-CNN R2-50-FPN vs R-50-FPN (torchvision's ResNet-50, and ours) vs timm's Res2Net
+             (equal proposals/RoIs): inference, training step, peak memory
   sod        images/s of the PoolNet saliency model on Res2Net-50 vs ResNet-50 (352 x 352)
 
 Example: python tools/benchmark.py backbone --batch 8 --size 224 224 --threads 2 --repeats 10
@@ -20,11 +20,14 @@ def run_backbone(args: argparse.Namespace) -> None:
           f"{args.repeats} interleaved repeats, eval, no_grad, features res2..res5")
     timings = benchmark_backbones(args.batch, args.size, args.repeats, args.warmup, args.model,
                                   args.all_layouts)
-    baselines = [n for n in timings if n.startswith(("timm", "torchvision")) and "channels_last" not in n]
-    print(format_timings(timings, baselines))
     onnx_row, fused_row = f"ours {args.model} onnxruntime", f"ours {args.model} fused"
+    baselines = [n for n in timings if n.startswith(("timm", "torchvision")) and n.endswith(("resnet50", args.model))]
+    print(format_timings(timings, baselines))
     if onnx_row in timings:
         print(f"onnxruntime / PyTorch fused: {timings[onnx_row].median / timings[fused_row].median:.3f}x")
+    for peer in ("torchvision resnet50", f"timm {args.model}"):  # like for like: fused vs fused
+        if f"{peer} fused" in timings:
+            print(f"ours fused / {peer} fused: {timings[fused_row].median / timings[peer + ' fused'].median:.3f}x")
 
 
 def add_backbone_parser(subparsers) -> None:
@@ -83,8 +86,8 @@ def run_detector(args: argparse.Namespace) -> None:
     print("inference (eval, no_grad): backbone, backbone + FPN, whole detector:")
     print(format_timings(inference, ["R-50-FPN backbone", "R-50-FPN backbone+FPN", "R-50-FPN"]))
     print("training step (forward, backward, SGD step):")
-    baselines = ["R-50-FPN"] + [n for n in training if n.startswith("timm")]
-    print(format_timings(training, baselines))
+    baselines = [n for n in ("R-50-FPN", "R-50-FPN (ours)") if n in training]
+    print(format_timings(training, baselines + [n for n in training if n.startswith("timm")]))
     detectors = available_detectors()
     peaks = {n: peak_memory_mb(d, args.batch, size, args.device, threads, args.channels_last,
                             args.checkpoint_activations)
@@ -103,7 +106,8 @@ def add_detector_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds per candidate (interleaved, order rotating); medians are reported")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (allocator caches, oneDNN primitives)")
-    p.add_argument("--channels-last", action="store_true", help="all models and inputs in channels-last")
+    p.add_argument("--channels-last", action="store_true",
+                   help="every backbone in channels-last, as MODEL.RES2NET.CHANNELS_LAST (FPN and heads follow its outputs)")
     p.add_argument("--compile", action="store_true", help="torch.compile every model's backbone (all alike)")
     p.add_argument("--checkpoint-activations", action="store_true",
                    help="every backbone recomputes its blocks' activations in backward (a memory option)")

@@ -31,7 +31,7 @@ def _variant_from_arch(arch: Dict[str, Any]) -> Dict[str, Any]:
         wanted["stem_width"] = arch["stem_width"]
     overrides = {k: v for k, v in wanted.items() if variant_args(variant)[k] != v}
     # Speed / memory options change no weight or output: passed only when on.
-    overrides.update({k: True for k in ("compile", "checkpoint_activations") if arch[k]})
+    overrides.update({k: True for k in ("compile", "checkpoint_activations", "channels_last") if arch[k]})
     return {"variant": variant, "backbone_kwargs": overrides}
 
 

@@ -17,23 +17,34 @@ from ..modeling.res2net import Res2Net, build_res2net, create_model
 from ..modeling.saliency import PoolNetSaliency
 from ..utils.timing import Timing, time_interleaved
 
-__all__ = ["backbone_candidates", "benchmark_backbones", "benchmark_saliency", "SALIENCY_BACKBONES"]
+__all__ = ["ResNetFeatures", "fused_peer", "backbone_candidates", "benchmark_backbones", "benchmark_saliency", "SALIENCY_BACKBONES"]
 
 
 # ---------------------------------------------------------------------- backbone benchmark
-def _resnet_features(model: torch.nn.Module) -> Callable[[torch.Tensor], List[torch.Tensor]]:
-    """res2..res5 of a timm or torchvision ResNet-style classifier, without its head."""
-    act = model.act1 if hasattr(model, "act1") else model.relu  # timm names it act1
+class ResNetFeatures(torch.nn.Module):
+    """res2..res5 of a timm or torchvision ResNet-style classifier, without its head, as a module
+    that ``torch.fx`` can trace (so :func:`fused_peer` can fold its batch norms)."""
 
-    def features(x: torch.Tensor) -> List[torch.Tensor]:
-        x = model.maxpool(act(model.bn1(model.conv1(x))))
-        outs = []
-        for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
-            x = layer(x)
-            outs.append(x)
-        return outs
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.conv1, self.bn1, self.maxpool = model.conv1, model.bn1, model.maxpool
+        self.act = model.act1 if hasattr(model, "act1") else model.relu  # timm names it act1
+        self.layer1, self.layer2, self.layer3, self.layer4 = model.layer1, model.layer2, model.layer3, model.layer4
 
-    return features
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
+        res2 = self.layer1(x)
+        res3 = self.layer2(res2)
+        res4 = self.layer3(res3)
+        return [res2, res3, res4, self.layer4(res4)]
+
+
+def fused_peer(features: ResNetFeatures) -> torch.nn.Module:
+    """A peer given the treatment of :meth:`Res2Net.fuse_for_inference`: every BN folded into its conv
+    by ``torch.fx.experimental.optimization.fuse`` (PyTorch's own conv-BN folding), weights channels-last."""
+    from torch.fx.experimental.optimization import fuse
+
+    return fuse(copy.deepcopy(features).eval()).to(memory_format=torch.channels_last)
 
 
 def onnxruntime_features(model: Res2Net, threads: int) -> Callable[[torch.Tensor], object]:
@@ -53,9 +64,10 @@ def backbone_candidates(
 
     ``ours``: the reference path (BN, NCHW); ``ours fused``: :meth:`Res2Net.fuse_for_inference`
     (BN folded, channels-last); ``ours onnxruntime``: exported to ONNX, run by onnxruntime on the
-    CPU (when the export extra is installed); timm's model of the same name and torchvision's ResNet-50 (the
-    peers, NCHW as they ship). ``all_layouts`` adds ours and the peers in channels-last
-    without folding, which tells the gain of each step apart and is the fairer peer.
+    CPU (when the export extra is installed); timm's model of the same name and torchvision's ResNet-50
+    (the peers), NCHW as they ship and ``fused`` the same way as ours (:func:`fused_peer`).
+    ``all_layouts`` adds ours and the peers in channels-last without folding, which tells the gain of
+    each step apart.
     """
     ours = create_model(name, num_classes=0).eval()
     candidates: Dict[str, Callable[[torch.Tensor], object]] = {f"ours {name}": ours.forward_features}
@@ -78,10 +90,11 @@ def backbone_candidates(
         print(f"timm has no {name}: {e}")
     peers["torchvision resnet50"] = torchvision.models.resnet50().eval()
     for peer_name, model in peers.items():
-        candidates[peer_name] = _resnet_features(model)
+        features = ResNetFeatures(model)
+        candidates[peer_name] = features
         if all_layouts:
-            cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
-            candidates[f"{peer_name} channels_last"] = _resnet_features(cl)
+            candidates[f"{peer_name} channels_last"] = copy.deepcopy(features).to(memory_format=torch.channels_last)
+        candidates[f"{peer_name} fused"] = fused_peer(features)
     return candidates
 
 

@@ -124,21 +124,27 @@ class Bottle2neck(nn.Module):
         self.bn3 = get_norm(norm, planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        # Set by fold_norms_ in a stage block: its independent split convs as one grouped conv.
+        self.register_module("grouped_convs", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
 
         out = self.relu(self.bn1(self.conv1(x)))
-        splits = torch.split(out, self.width, dim=1)
-        outs: List[torch.Tensor] = []
-        sp = splits[0]
-        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
-            sp = splits[i] if (i == 0 or self.is_stage_block) else sp + splits[i]
-            sp = self.relu(bn(conv(sp)))
-            outs.append(sp)
-        if self.scale > 1:
-            last = splits[-1]
-            outs.append(self.pool(last) if self.pool is not None else last)
+        if self.grouped_convs is not None:
+            n = self.grouped_convs.in_channels
+            outs = [self.relu(self.grouped_convs(out[:, :n])), self.pool(out[:, n:])]
+        else:
+            splits = torch.split(out, self.width, dim=1)
+            outs: List[torch.Tensor] = []
+            sp = splits[0]
+            for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+                sp = splits[i] if (i == 0 or self.is_stage_block) else sp + splits[i]
+                sp = self.relu(bn(conv(sp)))
+                outs.append(sp)
+            if self.scale > 1:
+                last = splits[-1]
+                outs.append(self.pool(last) if self.pool is not None else last)
         out = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
         out = self.bn3(self.conv3(out))
@@ -154,6 +160,31 @@ class Bottle2neck(nn.Module):
         if self.downsample is not None:  # (pool,) conv, norm: the last two modules
             n = len(self.downsample)
             _fold_pair(self.downsample, str(n - 2), self.downsample, str(n - 1))
+        self._group_stage_convs()
+
+    def _group_stage_convs(self) -> None:
+        """In a folded stage block, replaces the independent split 3x3 convs (no hierarchical
+        additions there) by one grouped conv over their concatenated inputs: one oneDNN call
+        instead of ``scale - 1`` (measured 2.6% off the fused Res2Net-50's time, 2 CPU threads).
+        Not in training: there each split conv keeps its own batch norm."""
+        convs = list(self.convs)
+        if not (self.is_stage_block and len(convs) > 1):
+            return
+        if not all(type(c) is nn.Conv2d and c.bias is not None for c in convs):
+            return  # deformable convs, or norms that could not be folded (GroupNorm)
+        if not all(isinstance(bn, nn.Identity) for bn in self.bns):
+            return
+        first = convs[0]
+        grouped = nn.Conv2d(
+            first.in_channels * len(convs), first.out_channels * len(convs), kernel_size=first.kernel_size,
+            stride=first.stride, padding=first.padding, dilation=first.dilation,
+            groups=first.groups * len(convs), bias=True,
+        ).to(first.weight)
+        with torch.no_grad():
+            grouped.weight.copy_(torch.cat([c.weight for c in convs]))
+            grouped.bias.copy_(torch.cat([c.bias for c in convs]))
+        self.grouped_convs = grouped
+        self.convs, self.bns = nn.ModuleList(), nn.ModuleList()
 
 
 def _stem(deep_stem: bool, stem_width: int, norm: NormSpec) -> Tuple[nn.Module, nn.Module]:
@@ -233,6 +264,10 @@ class Res2Net(nn.Module):
             statistics would update twice); FrozenBN, GN and eval BN are fine.
         compile: run ``forward_features`` through ``torch.compile`` (inductor); where compilation
             is unavailable or fails, a warning says so and the model runs eagerly.
+        channels_last: keep the weights and run the activations in channels-last (NHWC) memory
+            format: inputs are converted on entry, outputs come out NHWC (same values), and layers
+            after the backbone (FPN, heads) follow them. Faster on CPU (oneDNN) and on tensor-core
+            GPUs; see the README's detector benchmark.
     """
 
     def __init__(
@@ -254,6 +289,7 @@ class Res2Net(nn.Module):
         stride_in_1x1: bool = False,
         checkpoint_activations: bool = False,
         compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if len(layers) != 4:
@@ -291,6 +327,9 @@ class Res2Net(nn.Module):
 
         self._init_weights(zero_init_last)
         self.freeze(freeze_at)
+        self.channels_last = channels_last
+        if channels_last:  # load_state_dict copies into these tensors and keeps their format
+            self.to(memory_format=torch.channels_last)
 
     def _make_layer(
         self, planes: int, blocks: int, stride: int, dilation: int, avg_down: bool, block_kwargs: dict
@@ -368,6 +407,7 @@ class Res2Net(nn.Module):
                 module.fold_norms_()
         if channels_last:
             self.to(memory_format=torch.channels_last)
+            self.channels_last = True
         self.fused_for_inference = True
         return self
 
@@ -400,6 +440,8 @@ class Res2Net(nn.Module):
     def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Returns ``{name: feature}`` for ``self.out_features`` (strides 4/8/16/32)."""
         self._check_input(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         if self.compile and not torch.jit.is_scripting() and not torch.jit.is_tracing():
             if self._compiled_features is None:
                 self._compiled_features = _compile_or_none(self._forward_features)
@@ -440,6 +482,8 @@ class Res2Net(nn.Module):
         if self.num_classes == 0:
             return self.forward_features(x)
         self._check_input(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.forward_head(x)

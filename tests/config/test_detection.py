@@ -1,5 +1,6 @@
 """Detection configs translated into the builders' arguments (res2net_det.config.detection)."""
 import pytest
+import torch
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.config.detection import backbone_args_from_cfg, rcnn_args_from_cfg, retinanet_args_from_cfg
@@ -36,11 +37,13 @@ def test_off_table_depth_and_stem_become_overrides():
 
 def test_speed_keys_reach_the_builders_res2net():
     args = backbone_args_from_cfg(_cfg("faster_rcnn_r2_50.yaml", "MODEL.RES2NET.COMPILE", "True",
-                                       "MODEL.RES2NET.CHECKPOINT_ACTIVATIONS", "True"))
-    assert args["backbone_kwargs"] == {"compile": True, "checkpoint_activations": True}
+                                       "MODEL.RES2NET.CHECKPOINT_ACTIVATIONS", "True",
+                                       "MODEL.RES2NET.CHANNELS_LAST", "True"))
+    assert args["backbone_kwargs"] == {"compile": True, "checkpoint_activations": True, "channels_last": True}
     args.pop("variant")
     bottom_up = res2net_fpn_backbone("res2net50_26w_4s", **args).bottom_up
-    assert bottom_up.compile and bottom_up.checkpoint_activations
+    assert bottom_up.compile and bottom_up.checkpoint_activations and bottom_up.channels_last
+    assert bottom_up.layer3[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert backbone_args_from_cfg(_cfg("faster_rcnn_r2_50.yaml"))["backbone_kwargs"] == {}
 
 

@@ -43,6 +43,17 @@ def test_fused_matches_reference(name, kwargs):
             assert _max_diff(fused.forward_features(x), reference.forward_features(x)) <= 1e-4
 
 
+def test_fused_stage_blocks_run_one_grouped_conv():
+    reference, fused = _fused_pair("res2net50_26w_4s", num_classes=0)
+    stage_blocks = [layer[0] for layer in (fused.layer1, fused.layer2, fused.layer3, fused.layer4)]
+    assert all(b.grouped_convs is not None and len(b.convs) == 0 for b in stage_blocks)
+    assert stage_blocks[1].grouped_convs.groups == 3 and stage_blocks[1].grouped_convs.stride == (2, 2)
+    assert all(b.grouped_convs is None and len(b.convs) == 3 for b in fused.layer3[1:])  # hierarchical
+    with torch.no_grad():  # a stage block alone, so a wrong slice or group order can't hide
+        x = torch.randn(2, 256, 20, 20)
+        assert _max_diff(fused.layer2[0](x), reference.layer2[0](x)) <= 1e-4
+
+
 def test_fused_without_channels_last_and_with_group_norm():
     torch.manual_seed(0)
     reference = res2net_det.create_model("res2net50_26w_4s", num_classes=0, norm="GN").eval()
@@ -123,3 +134,32 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
         out = model.forward_features(x)
     assert _max_diff(out, reference.forward_features(x)) == 0
     assert model.compile is False
+
+
+def _relative_diff(a, b):
+    return max(((a[k] - b[k]).abs().max() / a[k].abs().max()).item() for k in a)
+
+
+# BN: batch statistics in train mode, in float64: in float32 the two layouts' different summation
+# orders, magnified by BN over res5's few pixels, already reach 1e-4 of the gradients.
+@pytest.mark.parametrize("norm, dtype", [("FrozenBN", torch.float32), ("BN", torch.float64)])
+def test_channels_last_gives_the_reference_outputs_and_gradients(norm, dtype):
+    torch.manual_seed(0)
+    reference = randomize_norm_(res2net_det.create_model(
+        "res2net50_26w_4s", num_classes=0, base_width=6, freeze_at=2, norm=norm)).train().to(dtype)
+    fast = res2net_det.create_model("res2net50_26w_4s", num_classes=0, base_width=6, freeze_at=2, norm=norm,
+                                    channels_last=True).train().to(dtype)
+    fast.load_state_dict(reference.state_dict())
+    assert fast.layer4[0].convs[0].weight.is_contiguous(memory_format=torch.channels_last)  # kept by loading
+    x = torch.randn(2, 3, 64, 64, dtype=dtype)
+    ref_grads, ref_feats = _grads(reference, x)
+    fast_grads, fast_feats = _grads(fast, x)
+    assert fast_feats["res5"].is_contiguous(memory_format=torch.channels_last)
+    assert _relative_diff(ref_feats, fast_feats) < 1e-4
+    assert ref_grads.keys() == fast_grads.keys() and ref_grads
+    assert _relative_diff(ref_grads, fast_grads) < 1e-4
+
+
+def test_channels_last_classifier():
+    classifier = res2net_det.create_model("res2net50_26w_4s", base_width=6, channels_last=True).eval()
+    assert classifier(torch.randn(1, 3, 64, 64)).shape == (1, 1000)

@@ -1,9 +1,11 @@
 """Detector speed on the torchvision engine: equal work for every candidate.
 
 Candidates (:data:`DETECTORS`) come from the public builder
-:func:`res2net_det.modeling.detection.fasterrcnn_res2net_fpn`: R2-50-FPN (ours), R-50-FPN (variant
-``resnet50`` through the same builder) and R2-50-FPN whose ``backbone.bottom_up`` is timm's
-``res2net50_26w_4s`` (what a user would otherwise plug in; skipped when timm is missing).
+:func:`res2net_det.modeling.detection.fasterrcnn_res2net_fpn`: R2-50-FPN (ours); R-50-FPN, whose
+``backbone.bottom_up`` is torchvision's ResNet-50; R-50-FPN (ours), our ``resnet50`` variant (scale 1
+of the same class, so it tells the architecture's cost apart from the implementation's); and R2-50-FPN
+whose ``bottom_up`` is timm's ``res2net50_26w_4s`` (what a user would otherwise plug in; skipped when
+timm is missing). Everything but ``bottom_up`` is the same code for all.
 
 Equal work: untrained detectors score proposals at random and, with unit frozen-BN statistics,
 Res2Net's features come out ~20x larger than ResNet-50's, so RPN NMS kept 21 proposals for one
@@ -36,15 +38,18 @@ from ...modeling.detection import fasterrcnn_res2net_fpn
 from ...modeling.norm import convert_frozen_batchnorm
 from ...utils.timing import Timing, time_interleaved
 
-__all__ = ["DETECTORS", "BENCHMARK_ARGS", "TimmFeatures", "build_benchmark_model", "count_workloads",
+__all__ = ["DETECTORS", "BENCHMARK_ARGS", "PeerFeatures", "build_benchmark_model", "count_workloads",
            "benchmark_detectors", "peak_memory_mb"]
 
-# name -> fasterrcnn_res2net_fpn arguments; "timm" swaps in timm's model of that name as bottom_up.
+# name -> fasterrcnn_res2net_fpn arguments; "timm" / "torchvision" swap in that library's model of
+# that name as bottom_up.
 DETECTORS: Dict[str, Dict[str, Any]] = {
     "R2-50-FPN": {"variant": "res2net50_26w_4s"},
-    "R-50-FPN": {"variant": "resnet50"},
+    "R-50-FPN": {"variant": "resnet50", "torchvision": "resnet50"},
+    "R-50-FPN (ours)": {"variant": "resnet50"},
     "timm R2-50-FPN": {"variant": "res2net50_26w_4s", "timm": "res2net50_26w_4s"},
 }
+PEER_LIBRARIES = ("timm", "torchvision")
 
 # The settings of configs/faster_rcnn_r2_50.yaml that differ from the builder's defaults (COCO's 80
 # classes, its proposal counts), plus what makes the work equal across models (see module doc).
@@ -58,18 +63,25 @@ BENCHMARK_ARGS: Dict[str, Any] = dict(
 FROZEN_STAGES = 2
 
 
-class TimmFeatures(nn.Module):
-    """A timm ResNet-style classifier (``res2net50_26w_4s``, ``resnet50``) as a detector's ``bottom_up``:
-    ``forward_features`` returns ``res2`` .. ``res5`` as our :class:`Res2Net` does."""
+class PeerFeatures(nn.Module):
+    """A timm or torchvision ResNet-style classifier (``res2net50_26w_4s``, ``resnet50``) as a detector's
+    ``bottom_up``: ``forward_features`` returns ``res2`` .. ``res5`` as our :class:`Res2Net` does, with
+    the same ``checkpoint_activations`` and ``channels_last`` options."""
 
-    def __init__(self, model: nn.Module, checkpoint_activations: bool = False) -> None:
+    def __init__(self, model: nn.Module, checkpoint_activations: bool = False, channels_last: bool = False) -> None:
         super().__init__()
         self.body = model
         self.checkpoint_activations = checkpoint_activations  # as Res2Net's: per block, trainable stages
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         m = self.body
-        x = m.maxpool(m.act1(m.bn1(m.conv1(x))))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        act = m.act1 if hasattr(m, "act1") else m.relu  # timm names it act1
+        x = m.maxpool(act(m.bn1(m.conv1(x))))
         outs = OrderedDict()
         checkpointing = self.checkpoint_activations and self.training and torch.is_grad_enabled()
         for name, layer in zip(("res2", "res3", "res4", "res5"), (m.layer1, m.layer2, m.layer3, m.layer4)):
@@ -81,7 +93,7 @@ class TimmFeatures(nn.Module):
             outs[name] = x
         return outs
 
-    def freeze(self, freeze_at: int) -> "TimmFeatures":
+    def freeze(self, freeze_at: int) -> "PeerFeatures":
         m = self.body
         for module in [nn.ModuleList([m.conv1, m.bn1]), m.layer1, m.layer2, m.layer3][:freeze_at]:
             for p in module.parameters():
@@ -121,23 +133,32 @@ def build_benchmark_model(
     detector: Mapping[str, Any], size: Tuple[int, int], device: str, batch: int = 2,
     channels_last: bool = False, compile_backbone: bool = False, checkpoint_activations: bool = False,
 ) -> nn.Module:
-    """The detector for ``detector`` (builder arguments, plus ``"timm"``: a timm model name for
-    ``bottom_up``), taking ``size`` inputs as they are (no resizing), BN calibrated and frozen."""
+    """The detector for ``detector`` (builder arguments, plus ``"timm"`` or ``"torchvision"``: that
+    library's model name for ``bottom_up``), taking ``size`` inputs as they are (no resizing), BN
+    calibrated and frozen. ``channels_last`` is ``MODEL.RES2NET.CHANNELS_LAST``: the backbone's
+    weights and activations in NHWC, the FPN and heads following its outputs."""
     torch.manual_seed(0)
     detector = dict(detector)
-    timm_name = detector.pop("timm", None)
+    peer = {lib: detector.pop(lib) for lib in PEER_LIBRARIES if lib in detector}
     args = {**BENCHMARK_ARGS, "min_size": min(size), "max_size": max(size), "norm": "BN",
             "trainable_backbone_layers": 5, **detector}
+    if channels_last:
+        args["backbone_kwargs"] = {**args.get("backbone_kwargs", {}), "channels_last": True}
     model = fasterrcnn_res2net_fpn(**args)
-    if timm_name is not None:
+    if "timm" in peer:
         import timm  # optional: only this candidate needs it
 
-        model.backbone.bottom_up = TimmFeatures(timm.create_model(timm_name, pretrained=False, num_classes=0))
+        body = timm.create_model(peer["timm"], pretrained=False, num_classes=0)
+        model.backbone.bottom_up = PeerFeatures(body, channels_last=channels_last)
+    elif "torchvision" in peer:
+        import torchvision
+
+        body = torchvision.models.get_model(peer["torchvision"], weights=None)
+        body.fc = nn.Identity()  # as timm's num_classes=0: no classifier parameters in the optimizer
+        model.backbone.bottom_up = PeerFeatures(body, channels_last=channels_last)
     _calibrate_and_freeze_bn(model, _inputs(batch, size, "cpu")[0])
     model.backbone.bottom_up.checkpoint_activations = checkpoint_activations  # after calibration: FrozenBN now
     model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
     if compile_backbone:
         bottom_up = model.backbone.bottom_up
         try:
@@ -228,9 +249,7 @@ def benchmark_detectors(
 
     def features(fn, model):
         # The detector's own normalised, padded batch, as its backbone sees it.
-        x = model.transform(images)[0].tensors
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = model.transform(images)[0].tensors  # NCHW: a channels-last backbone converts it, as in training
 
         def run():
             with torch.no_grad():

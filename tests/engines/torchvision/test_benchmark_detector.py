@@ -51,7 +51,29 @@ def test_timm_candidate_gets_the_same_counts_and_unit_scale_features():
     assert 0.1 < std < 10
 
 
-def test_the_candidates_are_ours_resnet_50_and_timms_res2net():
+def test_the_candidates_are_ours_torchvisions_resnet_50_and_timms_res2net():
     assert {name: args["variant"] for name, args in DETECTORS.items()} == {
-        "R2-50-FPN": "res2net50_26w_4s", "R-50-FPN": "resnet50", "timm R2-50-FPN": "res2net50_26w_4s"}
+        "R2-50-FPN": "res2net50_26w_4s", "R-50-FPN": "resnet50", "R-50-FPN (ours)": "resnet50",
+        "timm R2-50-FPN": "res2net50_26w_4s"}
     assert DETECTORS["timm R2-50-FPN"]["timm"] == "res2net50_26w_4s"
+    assert DETECTORS["R-50-FPN"]["torchvision"] == "resnet50"
+
+
+def test_torchvision_candidate_and_channels_last_backbones():
+    import torch
+    import torchvision
+
+    size, batch = (64, 64), 1
+    images, targets = _inputs(batch, size, "cpu")
+    heads = {k: v for k, v in TINY_R.items() if k != "backbone_kwargs"}
+    heads["out_features"] = ("res2", "res3", "res4", "res5")
+    peer = build_benchmark_model({**heads, "torchvision": "resnet50"}, size, "cpu", batch, channels_last=True)
+    assert isinstance(peer.backbone.bottom_up.body, torchvision.models.ResNet)
+    ours = build_benchmark_model({**TINY_R2}, size, "cpu", batch, channels_last=True)
+    assert ours.backbone.bottom_up.channels_last
+    for model in (peer, ours):
+        assert count_workloads(model, images, targets)["train rois"] == [128]
+        with torch.no_grad():
+            x = model.transform(images)[0].tensors
+            feats = model.backbone.bottom_up.forward_features(x)
+        assert feats["res3"].is_contiguous(memory_format=torch.channels_last)
