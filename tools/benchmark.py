@@ -10,6 +10,7 @@ Example: python tools/benchmark.py backbone --batch 8 --size 224 224 --threads 2
 """
 import argparse
 
+from res2net_det.engines.torchvision.benchmark import DETECTORS, available_detectors, benchmark_detectors, peak_memory_mb
 from res2net_det.evaluation.benchmark import benchmark_backbones, benchmark_saliency
 from res2net_det.utils.timing import format_timings, set_threads
 
@@ -69,31 +70,32 @@ def add_sod_parser(subparsers) -> None:
 def run_detector(args: argparse.Namespace) -> None:
     import importlib.util
 
-    from res2net_det.engines.torchvision.benchmark import available_detectors, benchmark_detectors, peak_memory_mb
-
+    unknown = [n for n in args.models if n not in DETECTORS]
+    if unknown or not args.models:
+        raise SystemExit(f"--models: unknown {unknown}; choose from {list(DETECTORS)}")
+    detectors = available_detectors({n: DETECTORS[n] for n in args.models})
     threads = set_threads(args.threads)
     size = tuple(args.size)
     print(f"engine torchvision: Faster R-CNN + FPN, input {args.batch}x3x{size[0]}x{size[1]}, {args.device}, "
           f"{threads} threads, {args.repeats} interleaved repeats, channels_last={args.channels_last}, "
           f"compile={args.compile}, checkpoint_activations={args.checkpoint_activations}; BN calibrated then frozen, RPN NMS off, 512 sampled RoIs/image")
     inference, training, counts = benchmark_detectors(
-        args.batch, size, args.repeats, args.warmup, args.device,
+        args.batch, size, args.repeats, args.warmup, args.device, detectors,
         channels_last=args.channels_last, compile_backbone=args.compile,
         checkpoint_activations=args.checkpoint_activations)
     print("workload per image (must match across models):")
     for name, c in counts.items():
         print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
     print("inference (eval, no_grad): backbone, backbone + FPN, whole detector:")
-    print(format_timings(inference, ["R-50-FPN backbone", "R-50-FPN backbone+FPN", "R-50-FPN"]))
-    print("training step (forward, backward, SGD step):")
     baselines = [n for n in ("R-50-FPN", "R-50-FPN (ours)") if n in training]
+    print(format_timings(inference, [f"{b}{part}" for b in baselines[:1] for part in (" backbone", " backbone+FPN", "")]))
+    print("training step (forward, backward, SGD step):")
     print(format_timings(training, baselines + [n for n in training if n.startswith("timm")]))
-    detectors = available_detectors()
     peaks = {n: peak_memory_mb(d, args.batch, size, args.device, threads, args.channels_last,
                             args.checkpoint_activations)
              for n, d in detectors.items()}
-    print("peak memory of a training step (MiB above the built model): "
-          + ", ".join(f"{n} {v:.0f} ({v / peaks['R-50-FPN']:.3f}x)" for n, v in peaks.items()))
+    print("peak memory of a training step (MiB above the built model): " + ", ".join(
+        f"{n} {v:.0f}" + (f" ({v / peaks[baselines[0]]:.3f}x)" if baselines else "") for n, v in peaks.items()))
     if importlib.util.find_spec("detectron2") is None:
         print("engine detectron2: not installed, not measured")
 
@@ -109,6 +111,9 @@ def add_detector_parser(subparsers) -> None:
     p.add_argument("--channels-last", action="store_true",
                    help="every backbone in channels-last, as MODEL.RES2NET.CHANNELS_LAST (FPN and heads follow its outputs)")
     p.add_argument("--compile", action="store_true", help="torch.compile every model's backbone (all alike)")
+    p.add_argument("--models", nargs="+", default=list(DETECTORS), metavar="NAME",
+                   help=f"candidates to time (default: all): {', '.join(DETECTORS)}; "
+                        "ratios are to the R-50-FPN candidates among them")
     p.add_argument("--checkpoint-activations", action="store_true",
                    help="every backbone recomputes its blocks' activations in backward (a memory option)")
     p.set_defaults(func=run_detector)

@@ -25,8 +25,10 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+from torchvision.ops import FrozenBatchNorm2d
 
 from .norm import NormSpec, convert_frozen_batchnorm, fold_norm_into_conv, get_norm, is_foldable
 from .weights import CheckpointError, load_weights
@@ -52,6 +54,86 @@ def _fold_pair(conv_parent: nn.Module, conv_name: str, norm_parent: nn.Module, n
         setattr(norm_parent, norm_name, nn.Identity())
 
 
+def _frozen_affine(norm: nn.Module) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """``(scale, shift)`` of a FrozenBatchNorm2d (a fixed per-channel affine map), else None."""
+    if not isinstance(norm, FrozenBatchNorm2d):
+        return None
+    scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+    return scale, norm.bias - norm.running_mean * scale
+
+
+class _SplitConvs(torch.autograd.Function):
+    """The split 3x3 section of a Bottle2neck with frozen norms, writing every split's output into its
+    slice of one preallocated tensor (what the reference path builds with ``torch.cat``).
+
+    Why by hand: autograd would keep each split's ReLU output, each hierarchical sum and the
+    concatenated copy; here backward keeps only the block's input to the splits and the output
+    tensor (which conv3 keeps anyway) and recomputes the sums, so a training step stores about a
+    fifth less activation memory (see the README's detector benchmark). Frozen norms are folded
+    into the conv weights, so a split costs one conv and one ReLU pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, pool_last: bool, hierarchical: bool, conv_args: Tuple,
+                scales: Tuple[torch.Tensor, ...], shifts: Tuple[torch.Tensor, ...], *weights: torch.Tensor) -> torch.Tensor:
+        stride, padding, dilation, groups = conv_args
+        k, width = len(weights), x.shape[1] // (len(weights) + 1)
+        splits = torch.split(x, width, dim=1)
+        last = F.avg_pool2d(splits[-1], 3, stride, 1) if pool_last else splits[-1]
+        out = torch.empty((x.shape[0], x.shape[1], *last.shape[2:]), dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last if _is_channels_last(x) else torch.contiguous_format)
+        y = None
+        for i, (w, scale, shift) in enumerate(zip(weights, scales, shifts)):
+            sp = splits[i] if (y is None or not hierarchical) else splits[i] + y
+            z = F.conv2d(sp, w * scale.view(-1, 1, 1, 1), shift, stride, padding, dilation, groups)
+            y = out[:, i * width:(i + 1) * width]
+            torch.clamp_min(z, 0, out=y)
+        out[:, k * width:].copy_(last)
+        ctx.save_for_backward(x, out, *scales, *weights)
+        ctx.settings = (pool_last, hierarchical, conv_args, k, width)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, out, *rest = ctx.saved_tensors
+        pool_last, hierarchical, (stride, padding, dilation, groups), k, width = ctx.settings
+        scales, weights = rest[:k], rest[k:]
+        splits = torch.split(x, width, dim=1)
+        grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
+        grad_weights: List[Optional[torch.Tensor]] = [None] * k
+        carry = None  # gradient reaching split i's output through split i+1's sum
+        for i in reversed(range(k)):
+            y = out[:, i * width:(i + 1) * width]
+            grad_y = grad_out[:, i * width:(i + 1) * width]
+            if carry is not None:
+                grad_y = grad_y + carry
+            grad_z = grad_y * (y > 0)
+            previous = out[:, (i - 1) * width:i * width] if (hierarchical and i > 0) else None
+            sp = splits[i] if previous is None else splits[i] + previous
+            need_input = ctx.needs_input_grad[0]
+            need_weight = ctx.needs_input_grad[6 + i]
+            scale = scales[i].view(-1, 1, 1, 1)
+            grad_sp, grad_w, _ = torch.ops.aten.convolution_backward(
+                grad_z, sp, weights[i] * scale, None, stride, padding, dilation, False, [0, 0], groups,
+                [need_input or previous is not None, need_weight, False])
+            if need_weight:
+                grad_weights[i] = grad_w * scale
+            if need_input:
+                grad_x[:, i * width:(i + 1) * width] = grad_sp
+            carry = grad_sp if previous is not None else None
+        if grad_x is not None:
+            grad_last = grad_out[:, k * width:]
+            if pool_last:
+                grad_last = torch.ops.aten.avg_pool2d_backward(
+                    grad_last, splits[-1], [3, 3], [stride[0], stride[1]], [1, 1], False, True, None)
+            grad_x[:, k * width:] = grad_last
+        return (grad_x, None, None, None, None, None, *grad_weights)
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
 class Bottle2neck(nn.Module):
     """The Res2Net bottleneck: 1x1 -> hierarchical split 3x3 convs -> 1x1.
 
@@ -72,6 +154,9 @@ class Bottle2neck(nn.Module):
     """
 
     expansion = 4
+    # Frozen norms run the split convs through _SplitConvs (less activation memory, same gradients);
+    # False runs the reference path, which tests compare it with.
+    split_convs_fast_path = True
 
     def __init__(
         self,
@@ -131,6 +216,14 @@ class Bottle2neck(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
 
         out = self.relu(self.bn1(self.conv1(x)))
+        frozen = self._frozen_split_norms()
+        if frozen is not None:
+            first = self.convs[0]
+            out = _SplitConvs.apply(
+                out, self.pool is not None, not self.is_stage_block,
+                (first.stride, first.padding, first.dilation, first.groups), *frozen,
+                *[c.weight for c in self.convs])
+            return self._finish(out, shortcut)
         if self.grouped_convs is not None:
             n = self.grouped_convs.in_channels
             outs = [self.relu(self.grouped_convs(out[:, :n])), self.pool(out[:, n:])]
@@ -146,10 +239,28 @@ class Bottle2neck(nn.Module):
                 last = splits[-1]
                 outs.append(self.pool(last) if self.pool is not None else last)
         out = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+        return self._finish(out, shortcut)
 
+    def _finish(self, out: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         out = self.bn3(self.conv3(out))
         out += shortcut  # in place, as torchvision: no backward needs the norm's output
         return self.relu(out)
+
+    def _frozen_split_norms(self) -> Optional[Tuple[Tuple[torch.Tensor, ...], Tuple[torch.Tensor, ...]]]:
+        """``(scales, shifts)`` of the split convs' norms when :class:`_SplitConvs` can run the splits
+        (scale > 1, plain convs, FrozenBN, eager mode), else None: the reference path runs."""
+        if not self.split_convs_fast_path or self.scale == 1 or self.grouped_convs is not None:
+            return None
+        if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return None
+        if torch.compiler.is_compiling():
+            return None  # inductor fuses the reference path itself
+        if not all(type(c) is nn.Conv2d and c.bias is None for c in self.convs):
+            return None  # deformable convs
+        affine = [_frozen_affine(bn) for bn in self.bns]
+        if any(a is None for a in affine):
+            return None
+        return tuple(a[0] for a in affine), tuple(a[1] for a in affine)
 
     def fold_norms_(self) -> None:
         """Folds every BN into the conv before it (inference only, see Res2Net.fuse_for_inference)."""

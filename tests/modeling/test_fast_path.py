@@ -7,6 +7,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 import res2net_det
+from res2net_det.modeling.res2net import Bottle2neck
 
 from tests.helpers import randomize_norm_
 
@@ -163,3 +164,55 @@ def test_channels_last_gives_the_reference_outputs_and_gradients(norm, dtype):
 def test_channels_last_classifier():
     classifier = res2net_det.create_model("res2net50_26w_4s", base_width=6, channels_last=True).eval()
     assert classifier(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def _without_split_fast_path(model):
+    for m in model.modules():
+        if isinstance(m, Bottle2neck):
+            m.split_convs_fast_path = False
+    return model
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"channels_last": True},
+    {"dilate_last_stage": True},  # res5 stage block at stride 1, dilated
+    {"scale": 2, "base_width": 8},  # one split conv
+    {"freeze_at": 2},  # frozen stem and res2: no input gradient wanted there
+])
+def test_split_convs_fast_path_gives_the_reference_gradients(kwargs):
+    """With FrozenBN the split 3x3s run through _SplitConvs (one output tensor, recomputed sums in
+    backward); outputs and every parameter's gradient equal the reference block's, computed in float64
+    (in float32 on one thread the reference's own rounding reached 2e-2 of res5's conv3 gradients with
+    scale 2, where the fast path stayed within 1e-6)."""
+    torch.manual_seed(0)
+    fast = randomize_norm_(res2net_det.create_model(
+        "res2net50_26w_4s", num_classes=0, norm="FrozenBN", **{"base_width": 6, **kwargs})).train()
+    reference = _without_split_fast_path(copy.deepcopy(fast)).double()
+    x = torch.randn(2, 3, 64, 64)
+    ref_grads, ref_feats = _grads(reference, x.double())
+    fast_grads, fast_feats = _grads(fast, x)
+    assert _relative_diff(ref_feats, fast_feats) < 1e-4
+    assert ref_grads.keys() == fast_grads.keys() and len(ref_grads) == sum(p.requires_grad for p in fast.parameters())
+    assert _relative_diff(ref_grads, fast_grads) < 1e-4
+
+
+def test_split_convs_fast_path_passes_gradcheck():
+    torch.manual_seed(0)
+    for stage_block in (True, False):
+        block = Bottle2neck(8, 4, stride=2 if stage_block else 1, base_width=32, scale=3, is_stage_block=stage_block,
+                            norm="FrozenBN", downsample=torch.nn.Conv2d(8, 16, 1, 2 if stage_block else 1)).double()
+        randomize_norm_(block)
+        assert block._frozen_split_norms() is not None  # the fast path is what gradcheck sees
+        x = torch.randn(1, 8, 6, 6, dtype=torch.double, requires_grad=True)
+        assert torch.autograd.gradcheck(block, (x,))
+
+
+def test_split_convs_fast_path_is_not_used_for_train_mode_bn_or_export():
+    block = Bottle2neck(8, 4, base_width=32, scale=3, norm="BN")
+    assert block._frozen_split_norms() is None  # batch statistics: the reference path
+    frozen = Bottle2neck(8, 4, base_width=32, scale=3, norm="FrozenBN", downsample=torch.nn.Conv2d(8, 16, 1))
+    traced = torch.jit.trace(frozen.eval(), torch.randn(1, 8, 6, 6))
+    assert "SplitConvs" not in str(traced.graph)  # a traced graph holds the plain ops
+    x = torch.randn(1, 8, 5, 7)
+    assert torch.allclose(traced(x), frozen(x), atol=1e-5)

@@ -119,10 +119,25 @@ def test_freeze_at_and_norm_follow_the_config():
 
 def test_speed_keys_reach_the_backbone():
     backbone = BACKBONE_REGISTRY.get("build_res2net_fpn_backbone")(
-        _cfg("MODEL.RES2NET.COMPILE", "True", "MODEL.RES2NET.CHECKPOINT_ACTIVATIONS", "True"), RGB)
-    assert backbone.bottom_up.compile and backbone.bottom_up.checkpoint_activations
+        _cfg("MODEL.RES2NET.COMPILE", "True", "MODEL.RES2NET.CHECKPOINT_ACTIVATIONS", "True",
+             "MODEL.RES2NET.CHANNELS_LAST", "True"), RGB)
+    assert backbone.bottom_up.compile and backbone.bottom_up.checkpoint_activations and backbone.bottom_up.channels_last
     plain = BACKBONE_REGISTRY.get("build_res2net_backbone")(_cfg(), RGB)
-    assert not plain.compile and not plain.checkpoint_activations
+    assert not plain.compile and not plain.checkpoint_activations and not plain.channels_last
+
+
+def test_channels_last_fpn_gives_the_same_outputs():
+    build = BACKBONE_REGISTRY.get("build_res2net_fpn_backbone")
+    torch.manual_seed(0)
+    plain = build(_cfg(), RGB).eval()
+    fast = build(_cfg("MODEL.RES2NET.CHANNELS_LAST", "True"), RGB).eval()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        expected, got = plain(x), fast(x)
+    assert list(got) == list(expected)
+    assert got["p3"].is_contiguous(memory_format=torch.channels_last)  # the FPN follows the backbone
+    assert max((got[k] - expected[k]).abs().max().item() for k in got) < 1e-4
 
 
 def test_rejects_non_rgb_input():
