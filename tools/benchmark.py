@@ -10,7 +10,8 @@ Example: python tools/benchmark.py backbone --batch 8 --size 224 224 --threads 2
 """
 import argparse
 
-from res2net_det.engines.torchvision.benchmark import DETECTORS, available_detectors, benchmark_detectors, peak_memory_mb
+from res2net_det.engines.torchvision.benchmark import (
+    DETECTORS, available_detectors, benchmark_detectors, peak_memory_mb, saved_activations_mb)
 from res2net_det.evaluation.benchmark import benchmark_backbones, benchmark_saliency
 from res2net_det.utils.timing import format_timings, set_threads
 
@@ -94,8 +95,13 @@ def run_detector(args: argparse.Namespace) -> None:
     peaks = {n: peak_memory_mb(d, args.batch, size, args.device, threads, args.channels_last,
                             args.checkpoint_activations)
              for n, d in detectors.items()}
-    print("peak memory of a training step (MiB above the built model): " + ", ".join(
-        f"{n} {v:.0f}" + (f" ({v / peaks[baselines[0]]:.3f}x)" if baselines else "") for n, v in peaks.items()))
+    saved = {n: saved_activations_mb(d, args.batch, size, args.device, args.channels_last, args.checkpoint_activations)
+             for n, d in detectors.items()}
+    for title, mib in (("activations kept for backward (MiB, exact)", saved),
+                       ("peak memory of a training step (MiB above the built model; CPU: resident-set peak, "
+                        "+-20% between runs)", peaks)):
+        print(f"{title}: " + ", ".join(
+            f"{n} {v:.0f}" + (f" ({v / mib[baselines[0]]:.3f}x)" if baselines else "") for n, v in mib.items()))
     if importlib.util.find_spec("detectron2") is None:
         print("engine detectron2: not installed, not measured")
 

@@ -12,9 +12,12 @@ Faithfulness notes (see the official code):
   hierarchical additions and passes its last split through
   ``AvgPool2d(3, stride, padding=1)``, which is not an identity even at stride 1.
 
-Speed: the block is the reference path for training and checkpoints; for inference,
-:meth:`Res2Net.fuse_for_inference` folds batch norms into convs and goes channels-last
-(``tools/benchmark.py backbone`` measures both against timm and torchvision).
+Speed and memory: with frozen norms (the detection configs' FrozenBN) the split 3x3s of a block run
+through :class:`_SplitConvs`, which keeps fewer activations for the backward pass (same gradients,
+tested against the reference block); ``channels_last`` and ``compile`` are options of the model;
+for inference, :meth:`Res2Net.fuse_for_inference` folds batch norms into convs, merges each stage
+block's split convs into one grouped conv and goes channels-last (``tools/benchmark.py backbone``
+and ``detector`` measure them against timm and torchvision).
 """
 from __future__ import annotations
 

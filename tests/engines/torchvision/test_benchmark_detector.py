@@ -77,3 +77,19 @@ def test_torchvision_candidate_and_channels_last_backbones():
             x = model.transform(images)[0].tensors
             feats = model.backbone.bottom_up.forward_features(x)
         assert feats["res3"].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_saved_activations_count_what_backward_keeps():
+    from res2net_det.engines.torchvision.benchmark import saved_activations_mb
+    from res2net_det.modeling.res2net import Bottle2neck
+
+    size, batch = (96, 96), 1
+    fast = saved_activations_mb(TINY_R2, batch, size)
+    assert fast == saved_activations_mb(TINY_R2, batch, size)  # exact: the same on every run
+    Bottle2neck.split_convs_fast_path = False
+    try:
+        reference = saved_activations_mb(TINY_R2, batch, size)
+    finally:
+        Bottle2neck.split_convs_fast_path = True
+    assert 0 < fast < reference  # the split fast path keeps no per-split outputs, sums or cat copy
+    assert saved_activations_mb(TINY_R2, batch, size, checkpoint_activations=True) < fast
