@@ -256,8 +256,8 @@ class Bottle2neck(nn.Module):
             return None
         if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             return None
-        if torch.compiler.is_compiling():
-            return None  # inductor fuses the reference path itself
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return None  # compilers and exporters take the reference path's plain ops
         if not all(type(c) is nn.Conv2d and c.bias is None for c in self.convs):
             return None  # deformable convs
         affine = [_frozen_affine(bn) for bn in self.bns]

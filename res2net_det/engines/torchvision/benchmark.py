@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ...evaluation.benchmark import ResNetFeatures
 from ...modeling.detection import fasterrcnn_res2net_fpn
 from ...modeling.norm import convert_frozen_batchnorm
 from ...utils.timing import Timing, time_interleaved
@@ -63,28 +64,25 @@ BENCHMARK_ARGS: Dict[str, Any] = dict(
 FROZEN_STAGES = 2
 
 
-class PeerFeatures(nn.Module):
+class PeerFeatures(ResNetFeatures):
     """A timm or torchvision ResNet-style classifier (``res2net50_26w_4s``, ``resnet50``) as a detector's
     ``bottom_up``: ``forward_features`` returns ``res2`` .. ``res5`` as our :class:`Res2Net` does, with
     the same ``checkpoint_activations`` and ``channels_last`` options."""
 
     def __init__(self, model: nn.Module, checkpoint_activations: bool = False, channels_last: bool = False) -> None:
-        super().__init__()
-        self.body = model
+        super().__init__(model)
         self.checkpoint_activations = checkpoint_activations  # as Res2Net's: per block, trainable stages
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
     def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        m = self.body
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        act = m.act1 if hasattr(m, "act1") else m.relu  # timm names it act1
-        x = m.maxpool(act(m.bn1(m.conv1(x))))
+        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
         outs = OrderedDict()
         checkpointing = self.checkpoint_activations and self.training and torch.is_grad_enabled()
-        for name, layer in zip(("res2", "res3", "res4", "res5"), (m.layer1, m.layer2, m.layer3, m.layer4)):
+        for name, layer in zip(("res2", "res3", "res4", "res5"), (self.layer1, self.layer2, self.layer3, self.layer4)):
             if checkpointing and any(p.requires_grad for p in layer.parameters()):
                 for block in layer:
                     x = checkpoint(block, x, use_reentrant=False)
@@ -94,8 +92,7 @@ class PeerFeatures(nn.Module):
         return outs
 
     def freeze(self, freeze_at: int) -> "PeerFeatures":
-        m = self.body
-        for module in [nn.ModuleList([m.conv1, m.bn1]), m.layer1, m.layer2, m.layer3][:freeze_at]:
+        for module in [nn.ModuleList([self.conv1, self.bn1]), self.layer1, self.layer2, self.layer3][:freeze_at]:
             for p in module.parameters():
                 p.requires_grad_(False)
         return self
@@ -154,7 +151,6 @@ def build_benchmark_model(
         import torchvision
 
         body = torchvision.models.get_model(peer["torchvision"], weights=None)
-        body.fc = nn.Identity()  # as timm's num_classes=0: no classifier parameters in the optimizer
         model.backbone.bottom_up = PeerFeatures(body, channels_last=channels_last)
     _calibrate_and_freeze_bn(model, _inputs(batch, size, "cpu")[0])
     model.backbone.bottom_up.checkpoint_activations = checkpoint_activations  # after calibration: FrozenBN now

@@ -137,7 +137,8 @@ def test_channels_last_fpn_gives_the_same_outputs():
         expected, got = plain(x), fast(x)
     assert list(got) == list(expected)
     assert got["p3"].is_contiguous(memory_format=torch.channels_last)  # the FPN follows the backbone
-    assert max((got[k] - expected[k]).abs().max().item() for k in got) < 1e-4
+    # relative: untrained features reach 1e3, and the two layouts sum in different orders
+    assert max(((got[k] - expected[k]).abs().max() / expected[k].abs().max()).item() for k in got) < 1e-5
 
 
 def test_rejects_non_rgb_input():

@@ -68,7 +68,7 @@ def test_torchvision_candidate_and_channels_last_backbones():
     heads = {k: v for k, v in TINY_R.items() if k != "backbone_kwargs"}
     heads["out_features"] = ("res2", "res3", "res4", "res5")
     peer = build_benchmark_model({**heads, "torchvision": "resnet50"}, size, "cpu", batch, channels_last=True)
-    assert isinstance(peer.backbone.bottom_up.body, torchvision.models.ResNet)
+    assert isinstance(peer.backbone.bottom_up.layer1[0], torchvision.models.resnet.Bottleneck)
     ours = build_benchmark_model({**TINY_R2}, size, "cpu", batch, channels_last=True)
     assert ours.backbone.bottom_up.channels_last
     for model in (peer, ours):
