@@ -46,8 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--format", default="onnx", type=_formats,
                         help="comma-separated: onnx, torchscript (traced), export (torch.export .pt2)")
     parser.add_argument("--opset", type=int, default=MIN_OPSET, help=f"ONNX opset (>= {MIN_OPSET})")
-    parser.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"),
-                        help="export example size")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                        help="export example size (default: 224 x 224; a saliency model 384 x 384, above "
+                             "which its torch.export program runs on sides >= 256 px)")
     parser.add_argument("--check-size", type=int, nargs=2, metavar=("H", "W"),
                         help="size of the check input (default: H - 32, W + 64)")
     parser.add_argument("--check-batch", type=int, default=3, help="batch of the check input (not detectors)")
@@ -68,14 +69,16 @@ def main(argv=None) -> int:
         except ImportError as e:
             sys.exit(str(e))
     if args.variant:
-        spec = backbone_spec(create_model(args.variant, weights=args.weights, num_classes=0).eval(), args.size)
+        spec = backbone_spec(create_model(args.variant, weights=args.weights, num_classes=0).eval(),
+                             args.size or (224, 224))
         name = args.name or args.variant
     else:
         cfg = merge_config_list(merge_config_file(get_cfg(), args.config_file), args.opts)
         spec = export_spec_from_config(cfg, args.weights, args.size)
         name = args.name or os.path.splitext(os.path.basename(args.config_file))[0]
     os.makedirs(args.output, exist_ok=True)
-    check_size = args.check_size or (args.size[0] - 32, args.size[1] + 64)
+    height, width = spec.example[0].shape[-2:]
+    check_size = args.check_size or (height - 32, width + 64)
     failed = 0
     for fmt in args.format:
         try:

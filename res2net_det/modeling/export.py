@@ -38,7 +38,7 @@ from .saliency import PoolNetSaliency
 
 __all__ = [
     "EXPORT_EXTRA_HINT", "FORMATS", "BackboneForExport", "SaliencyForExport", "DetectorForExport", "ExportSpec",
-    "CheckReport", "backbone_spec", "saliency_spec", "detector_spec", "export", "export_onnx",
+    "CheckReport", "SALIENCY_EXPORT_SIZE", "backbone_spec", "saliency_spec", "detector_spec", "export", "export_onnx",
     "export_torchscript", "export_program", "program_input_ranges", "check_export", "import_onnx", "onnx_session", "MIN_OPSET",
 ]
 
@@ -169,7 +169,14 @@ def backbone_spec(backbone: Res2Net, size: Sequence[int] = (224, 224), batch: in
                       ["images"], module.output_names, axes, _normal_images)
 
 
-def saliency_spec(model: PoolNetSaliency, size: Sequence[int] = (224, 224), batch: int = 2) -> ExportSpec:
+# PoolNet's coarsest FAM pool (8 x 8 on the stride-16 map) comes out 1 pixel wide below ~240 px, and
+# torch.export fixes the program to whether it is 1 (PyTorch's bilinear upsampling branches on it):
+# exported at 224 the program refused 288-px inputs; exported at 384 it runs on sides of 256 px and up
+# (where the stride-16 map is at least 16 wide).
+SALIENCY_EXPORT_SIZE = (384, 384)
+
+
+def saliency_spec(model: PoolNetSaliency, size: Sequence[int] = SALIENCY_EXPORT_SIZE, batch: int = 2) -> ExportSpec:
     """A saliency model: input ``images`` N x 3 x H x W (0-255 RGB), output ``saliency`` N x 1 x H x W."""
     module = SaliencyForExport(model).eval()
     axes = {n: {0: "batch", 2: "height", 3: "width"} for n in ("images", "saliency")}

@@ -151,3 +151,19 @@ def test_torch_export_of_a_detector_is_refused_with_the_reason(tmp_path):
                         {"image": {1: "height"}}, lambda *a: None)
     with pytest.raises(RuntimeError, match="NMS"):
         E.export(spec, str(tmp_path / "d"), "export")
+
+
+def test_saliency_torch_export_at_the_default_size_runs_at_larger_sizes(tmp_path):
+    """Exported at 224 the program was fixed to PoolNet's coarsest FAM pool being 1 pixel wide and
+    refused the tool's default check input (192 x 288); at SALIENCY_EXPORT_SIZE it is not."""
+    model = tiny_saliency()
+    height, width = E.SALIENCY_EXPORT_SIZE
+    spec = E.saliency_spec(model)
+    assert tuple(spec.example[0].shape[-2:]) == (height, width)
+    path = E.export(spec, str(tmp_path / "saliency"), "export")
+    for size in ((height - 32, width + 64), (256, 272)):
+        report = E.check_export(spec, "export", path, batch=2, size=size)
+        assert report.passed and report.diffs["saliency"] <= 1e-4, report.summary()
+    small = E.saliency_spec(model, (224, 224))
+    small_path = E.export(small, str(tmp_path / "small"), "export")
+    assert not E.check_export(small, "export", small_path, batch=2, size=(192, 288)).passed
