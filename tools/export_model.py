@@ -69,8 +69,8 @@ def main(argv=None) -> int:
         except ImportError as e:
             sys.exit(str(e))
     if args.variant:
-        spec = backbone_spec(create_model(args.variant, weights=args.weights, num_classes=0).eval(),
-                             args.size or (224, 224))
+        backbone = create_model(args.variant, weights=args.weights, num_classes=0).eval()
+        spec = backbone_spec(backbone, args.size) if args.size else backbone_spec(backbone)
         name = args.name or args.variant
     else:
         cfg = merge_config_list(merge_config_file(get_cfg(), args.config_file), args.opts)

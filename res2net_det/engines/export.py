@@ -13,7 +13,7 @@ import torch
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
 from ..config.defaults import check_torchvision_support
-from ..modeling.export import SALIENCY_EXPORT_SIZE, ExportSpec, detector_spec, saliency_spec
+from ..modeling.export import ExportSpec, detector_spec, saliency_spec
 from ..modeling.saliency import PoolNetSaliency
 from .torchvision.checkpoint import load_model_weights
 from .torchvision.registry import get_task
@@ -27,8 +27,8 @@ def export_spec_from_config(cfg, weights: Optional[str] = None, size: Optional[S
                             batch: int = 2, seed: int = 0) -> ExportSpec:
     """The :class:`ExportSpec` of the config's detector (``GeneralizedRCNN``) or saliency model
     (``PoolNetSaliency``), with ``weights`` (else ``MODEL.WEIGHTS``; neither: random weights
-    drawn with ``seed``, for trying the export out) and an example input of ``size`` (default:
-    224 x 224 for a detector, ``SALIENCY_EXPORT_SIZE`` for a saliency model)."""
+    drawn with ``seed``, for trying the export out) and an example input of ``size`` (default: the
+    spec's own, 224 x 224 for a detector, ``SALIENCY_EXPORT_SIZE`` for a saliency model)."""
     check_torchvision_support(cfg)
     torch.manual_seed(seed)
     model = get_task(cfg.MODEL.META_ARCHITECTURE).build_model(cfg)
@@ -38,10 +38,11 @@ def export_spec_from_config(cfg, weights: Optional[str] = None, size: Optional[S
     else:
         logger.warning("no --weights and no MODEL.WEIGHTS: exporting random weights (seed %d)", seed)
     model.eval()
+    sized = {"size": size} if size else {}  # else each spec's own default example size
     if isinstance(model, PoolNetSaliency):
-        return saliency_spec(model, size or SALIENCY_EXPORT_SIZE, batch)
+        return saliency_spec(model, batch=batch, **sized)
     if isinstance(model, GeneralizedRCNN):
-        return detector_spec(model, size or (224, 224))
+        return detector_spec(model, **sized)
     raise ValueError(
         f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r} builds a {type(model).__name__}, which has no "
         "export: export a GeneralizedRCNN (detection) or PoolNetSaliency config, or a backbone with --variant"

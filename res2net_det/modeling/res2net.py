@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchvision.ops import FrozenBatchNorm2d
 
+from ..utils.tracing import is_tracing_or_exporting
 from .norm import NormSpec, convert_frozen_batchnorm, fold_norm_into_conv, get_norm, is_foldable
 from .weights import CheckpointError, load_weights
 
@@ -102,7 +103,7 @@ class _SplitConvs(torch.autograd.Function):
         pool_last, hierarchical, (stride, padding, dilation, groups), k, width = ctx.settings
         scales, weights = rest[:k], rest[k:]
         splits = torch.split(x, width, dim=1)
-        grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None  # every slice is written below
         grad_weights: List[Optional[torch.Tensor]] = [None] * k
         carry = None  # gradient reaching split i's output through split i+1's sum
         for i in reversed(range(k)):
@@ -254,10 +255,8 @@ class Bottle2neck(nn.Module):
         (scale > 1, plain convs, FrozenBN, eager mode), else None: the reference path runs."""
         if not self.split_convs_fast_path or self.scale == 1 or self.grouped_convs is not None:
             return None
-        if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            return None
-        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
-            return None  # compilers and exporters take the reference path's plain ops
+        if torch.jit.is_scripting() or is_tracing_or_exporting() or torch.compiler.is_compiling():
+            return None  # tracers, exporters and compilers take the reference path's plain ops
         if not all(type(c) is nn.Conv2d and c.bias is None for c in self.convs):
             return None  # deformable convs
         affine = [_frozen_affine(bn) for bn in self.bns]
@@ -534,6 +533,10 @@ class Res2Net(nn.Module):
         return super().train(mode)
 
     # ------------------------------------------------------------------ forward
+    def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     @staticmethod
     def _check_input(x: torch.Tensor) -> None:
         # Checks for eager callers only: TorchScript compiles just this branch (is_scripting is
@@ -553,9 +556,7 @@ class Res2Net(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Returns ``{name: feature}`` for ``self.out_features`` (strides 4/8/16/32)."""
-        self._check_input(x)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._prepare_input(x)
         if self.compile and not torch.jit.is_scripting() and not torch.jit.is_tracing():
             if self._compiled_features is None:
                 self._compiled_features = _compile_or_none(self._forward_features)
@@ -595,9 +596,7 @@ class Res2Net(nn.Module):
         """Class logits for a classifier, or the feature dict for a backbone (``num_classes=0``)."""
         if self.num_classes == 0:
             return self.forward_features(x)
-        self._check_input(x)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._prepare_input(x)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.forward_head(x)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..utils.tracing import is_tracing_or_exporting
 from .res2net import STAGE_NAMES, Res2Net
 from .weights import CheckpointError, register_layout
 
@@ -53,15 +54,9 @@ def _conv3x3_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.ReLU(inplace=True))
 
 
-def _exporting() -> bool:
-    """True while a tracer or exporter records the model: size-dependent Python branches would be
-    fixed to the example input's sizes there, so the helpers below take size-following paths."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
-
-
 def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     # Exporting, always interpolate (an identity at equal sizes with align_corners).
-    if not _exporting() and tuple(x.shape[-2:]) == tuple(size):
+    if not is_tracing_or_exporting() and tuple(x.shape[-2:]) == tuple(size):
         return x  # what the authors' code does where sizes agree (no interpolate call)
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
 
@@ -81,7 +76,7 @@ def _adaptive_avg_pool2d(x: torch.Tensor, size) -> torch.Tensor:
     """``F.adaptive_avg_pool2d``, which the ONNX exporter and torch.export only handle for a
     fixed input size; when tracing or exporting, the same windows as two averaging matmuls,
     which follow the input's size (matched to eager within float rounding by the export tests)."""
-    if not (_exporting() or torch.compiler.is_compiling()):
+    if not (is_tracing_or_exporting() or torch.compiler.is_compiling()):
         return F.adaptive_avg_pool2d(x, size)
     out_h, out_w = (size, size) if isinstance(size, int) else size
     rows = _pooling_matrix(x.shape[-2], out_h, x)
@@ -151,7 +146,8 @@ def _avg_pool(x: torch.Tensor, k: int) -> torch.Tensor:
     """``AvgPool2d(k, k)`` as PoolNet pools; on a side shorter than ``k`` (where PoolNet's pool
     would fail) the window shrinks to that side, so small images still go through. When tracing
     for ONNX, the same windows as two averaging matmuls, which follow the input's size (a kernel
-    computed from the size would be baked in)."""
+    computed from the size would be baked in). Not for torch.export: it follows ``min(k, side)``
+    symbolically, and the matmul windows made it fix the sizes instead."""
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         rows = _window_matrix(x.shape[-2], k, x)
         cols = _window_matrix(x.shape[-1], k, x)

@@ -146,11 +146,11 @@ def build_benchmark_model(
         import timm  # optional: only this candidate needs it
 
         body = timm.create_model(peer["timm"], pretrained=False, num_classes=0)
-        model.backbone.bottom_up = PeerFeatures(body, channels_last=channels_last)
     elif "torchvision" in peer:
         import torchvision
 
         body = torchvision.models.get_model(peer["torchvision"], weights=None)
+    if peer:
         model.backbone.bottom_up = PeerFeatures(body, channels_last=channels_last)
     _calibrate_and_freeze_bn(model, _inputs(batch, size, "cpu")[0])
     model.backbone.bottom_up.checkpoint_activations = checkpoint_activations  # after calibration: FrozenBN now
