@@ -172,3 +172,60 @@ def tiny_retinanet_args(tmp_path, engine: str, iterations: int = 3):
         config_file=str(REPO / "configs" / "retinanet_r2_50.yaml"), resume=False, eval_only=False,
         allow_untrained=False, num_gpus=0, num_machines=1, machine_rank=0, dist_url="auto", opts=opts,
     )
+
+
+class FileServer:
+    """A local HTTP server on 127.0.0.1 (a free port) serving ``files`` (URL path -> bytes) from a
+    thread, for the download tests; nothing else is reachable from them. ``requests`` counts the
+    GETs per path; a path in ``cut`` sends its full ``Content-Length`` but only half the bytes
+    before closing the connection. Use as a context manager: the server stops on exit."""
+
+    def __init__(self, files=None):
+        import http.server
+        import threading
+
+        self.files = dict(files or {})
+        self.cut = set()
+        self.requests = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                server.requests[self.path] = server.requests.get(self.path, 0) + 1
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404, "not here")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if self.path in server.cut else body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+def file_bytes(obj, fmt: str = "pth") -> bytes:
+    """A state dict as the bytes of a ``.pth`` (torch.save) or ``.safetensors`` file."""
+    import io
+
+    if fmt == "safetensors":
+        import safetensors.torch
+
+        return safetensors.torch.save({k: v.contiguous() for k, v in obj.items()})
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()

@@ -234,6 +234,14 @@ def add_trainer_config(cfg: CN) -> CN:
     # checkpoint of another variant or width fails instead of training a half-loaded backbone.
     # Heads of another shape (another number of classes) are skipped either way.
     cfg.MODEL.WEIGHTS_ALLOW_PARTIAL = False
+    # Keep a downloaded MODEL.WEIGHTS file whose sha256 disagrees with the one expected of it (its
+    # file name's hash prefix, or the digest recorded at its first download): for a file you trust.
+    # Logged as a warning; off, such a file is refused and nothing is cached.
+    cfg.MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH = False
+    # Train / evaluate published weights (res2net://, timm://, torchvision://, their file names)
+    # with INPUT.FORMAT / MODEL.PIXEL_MEAN / PIXEL_STD other than those the weights were trained
+    # with. Off: such a config is refused before anything runs (config/weights.py).
+    cfg.MODEL.WEIGHTS_ALLOW_OTHER_PREPROCESSING = False
     # Periodic checkpoints kept on disk (the newest ones; model_final always stays); 0 keeps all.
     cfg.SOLVER.CHECKPOINT_KEEP = 0
     # torch intra-op threads on the CPU; 0 leaves PyTorch's default (one per core). Small models

@@ -9,13 +9,20 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-__all__ = ["FROM_SCRATCH_HINT", "from_scratch_problems", "check_trainable_from_scratch", "check_weights_file",
+__all__ = ["FROM_SCRATCH_HINT", "WEIGHTS_HINT", "from_scratch_problems", "check_trainable_from_scratch", "check_weights_file",
            "check_initial_weights"]
 
 FROM_SCRATCH_HINT = (
     'To train from scratch instead, set MODEL.WEIGHTS "" together with MODEL.RES2NET.NORM BN (or SyncBN '
     "on several GPUs) and MODEL.BACKBONE.FREEZE_AT 0: frozen batch norm and frozen stages keep a random "
     "initialisation's statistics and weights, and the losses diverge"
+)
+
+WEIGHTS_HINT = (
+    "Name published weights instead of a file (res2net://res2net50_26w_4s, timm://res2net50d, "
+    "torchvision://resnet50, or an http(s):// URL: downloaded once into the cache and checked; "
+    "tools/download_weights.py --list shows them all), or convert a file you have with "
+    "`python tools/convert_weights.py <file> <out.pth>`."
 )
 
 # Norms whose statistics and affine parameters never train.
@@ -63,23 +70,20 @@ def check_trainable_from_scratch(cfg, config_file: Optional[str] = None) -> None
         where = f" ({config_file})" if config_file else ""
         raise ValueError(
             f"MODEL.WEIGHTS is empty{where}, so the backbone starts from a random initialisation, but "
-            + " and ".join(problems) + ". Give pretrained weights (MODEL.WEIGHTS path/to/weights.pth, "
-            "see tools/convert_weights.py), or train from scratch with MODEL.RES2NET.NORM BN (SyncBN on "
+            + " and ".join(problems) + ". Give pretrained weights (MODEL.WEIGHTS res2net://res2net50_26w_4s, "
+            "torchvision://resnet50 or a file; tools/download_weights.py --list), or train from scratch with MODEL.RES2NET.NORM BN (SyncBN on "
             "several GPUs) and MODEL.BACKBONE.FREEZE_AT 0."
         )
 
 
 def check_weights_file(cfg) -> None:
     """A local ``MODEL.WEIGHTS`` file that doesn't exist fails before any model is built, saying
-    how to get it and how to train from scratch instead (URLs and Detectron2's ``detectron2://``
-    names are left to the checkpointer)."""
+    how to get weights and how to train from scratch instead (weights names, URLs and Detectron2's
+    ``detectron2://`` names are fetched by the checkpointer)."""
     path = str(cfg.MODEL.WEIGHTS).strip()
     if not path or "://" in path or os.path.isfile(path):
         return
-    raise FileNotFoundError(
-        f"MODEL.WEIGHTS file not found: {path}. Convert an official Res2Net or timm checkpoint with "
-        f"`python tools/convert_weights.py <downloaded.pth> {path}` (see README). " + FROM_SCRATCH_HINT + "."
-    )
+    raise FileNotFoundError(f"MODEL.WEIGHTS file not found: {path}. {WEIGHTS_HINT} {FROM_SCRATCH_HINT}.")
 
 
 def check_initial_weights(cfg, args) -> None:

@@ -17,7 +17,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 
-from .res2net import _DEPTHS, Res2Net, resolve_name, variant_args
+from .res2net import Res2Net
+from .variants import DEPTHS, resolve_name, variant_args
 from .saliency import detect_poolnet_layout, is_unused_official_key, official_poolnet_to_ours
 from .weights import CheckpointError, describe_state_dict, from_torchvision_resnet, infer_res2net_args, read_state_dict
 
@@ -113,8 +114,8 @@ def to_official_keys(state: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch
 def _res2net_args(state: Mapping[str, torch.Tensor]) -> dict:
     """:func:`~res2net_det.modeling.weights.infer_res2net_args`, limited to the depths :class:`Res2Net` builds."""
     args = infer_res2net_args(state)
-    if args["layers"] not in _DEPTHS.values():
-        raise CheckpointError(f"blocks per stage {args['layers']} match no supported depth ({sorted(_DEPTHS)})")
+    if args["layers"] not in DEPTHS.values():
+        raise CheckpointError(f"blocks per stage {args['layers']} match no supported depth ({sorted(DEPTHS)})")
     return args
 
 
@@ -142,11 +143,12 @@ class ConversionReport:
     architecture: str
     converted: List[str] = field(default_factory=list)
     dropped: Dict[str, str] = field(default_factory=dict)  # key -> why
+    prefix: str = BACKBONE_PREFIX
 
     def summary(self) -> str:
         lines = [
             f"read a {self.source} checkpoint ({self.architecture}); "
-            f"{len(self.converted)} backbone tensors -> {BACKBONE_PREFIX}<key>, no backbone key missing"
+            f"{len(self.converted)} backbone tensors -> {self.prefix}<key>, no backbone key missing"
         ]
         reasons: Dict[str, List[str]] = {}
         for key, why in self.dropped.items():
@@ -163,15 +165,18 @@ class ConversionReport:
 
 
 def convert_to_detection_checkpoint(
-    source, variant: Optional[str] = None
+    source, variant: Optional[str] = None, prefix: str = BACKBONE_PREFIX
 ) -> Tuple[dict, ConversionReport]:
     """Converts a backbone checkpoint into ``{"model": {"backbone.bottom_up.<key>": tensor}, ...}``.
 
     Args:
-        source: a checkpoint path (errors from :func:`res2net_det.modeling.weights.read_state_dict`
-            for missing, truncated or foreign files) or a state dict.
+        source: a checkpoint path or weights name (``res2net://...``; errors from
+            :func:`res2net_det.modeling.weights.read_state_dict` for missing, truncated or foreign
+            files) or a state dict.
         variant: optional variant name (``"res2net50_26w_4s"``, ``"resnet50"``, ...) the file must
             be; a file of another architecture raises an error naming both.
+        prefix: where the Res2Net sits in the model: a detector's ``backbone.bottom_up.``, the
+            saliency and classification models' ``backbone.``.
 
     Every key the Res2Net backbone has must be in the file with the right shape, so
     ``MODEL.WEIGHTS`` then loads with no missing backbone key. The ImageNet classifier (``fc``)
@@ -185,7 +190,7 @@ def convert_to_detection_checkpoint(
     with torch.device("meta"):  # shapes only, no memory
         reference = Res2Net(num_classes=0, norm="BN", **args).state_dict()
 
-    report = ConversionReport(source=source_format, architecture=describe_state_dict(state))
+    report = ConversionReport(source=source_format, architecture=describe_state_dict(state), prefix=prefix)
     for key in raw:
         if key.startswith("fc."):
             report.dropped[key] = "ImageNet classifier; detection heads replace it"
@@ -204,8 +209,8 @@ def convert_to_detection_checkpoint(
                 f"Res2Net built from the file's own layout ({describe_state_dict(state)})"
             )
         else:
-            model[BACKBONE_PREFIX + key] = value.detach().clone()
-    missing = [k for k in reference if not k.endswith("num_batches_tracked") and BACKBONE_PREFIX + k not in model]
+            model[prefix + key] = value.detach().clone()
+    missing = [k for k in reference if not k.endswith("num_batches_tracked") and prefix + k not in model]
     if unknown or missing:
         raise CheckpointError(
             f"the checkpoint does not fit a Res2Net ({describe_state_dict(state)}): "

@@ -1,7 +1,11 @@
 """Checkpoint files: the one reader, the one loader and the one architecture guesser.
 
+* :func:`resolve_weights` turns a weights name (``res2net://``, ``timm://``, ``torchvision://``,
+  an ``http(s)://`` URL; :mod:`.pretrained`) into a local file, downloaded once into the cache,
+  checksummed and checked to read as a checkpoint before it is kept; every reader below takes
+  such names wherever it takes a path.
 * :func:`load_checkpoint` is the only ``torch.load`` of the package, always with
-  ``weights_only=True``: a ``.pth`` is a pickle, and unpickling a file from the internet with
+  ``weights_only=True``; ``.safetensors`` files (timm's hub format) are read by ``safetensors``: a ``.pth`` is a pickle, and unpickling a file from the internet with
   ``weights_only=False`` runs whatever its author put in it. A file that needs more than tensors
   and plain Python values is refused with :class:`UnsafeCheckpointError`, which names the file
   and gives the one-line command that converts it for a user who trusts it. No flag turns the
@@ -27,14 +31,19 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
+import safetensors.torch
 import torch
 from torch import nn
+
+from ..utils.download import cached_file, sha256_of
+from .pretrained import is_weights_name, weights_source
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CheckpointError",
     "LoadReport",
+    "backbone_of",
     "UnsafeCheckpointError",
     "check_safe_to_load",
     "conversion_command",
@@ -45,6 +54,7 @@ __all__ = [
     "load_weights",
     "read_state_dict",
     "register_layout",
+    "resolve_weights",
 ]
 
 _CLASSIFIER_PREFIXES = ("fc.",)
@@ -73,15 +83,56 @@ def conversion_command(path: str, out: Optional[str] = None) -> str:
     return f"python -c {shlex.quote(code)}"
 
 
+def _is_safetensors(path: str) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then the JSON header."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < os.path.getsize(path)
+
+
+def resolve_weights(spec: str, *, accept_checksum_mismatch: bool = False, progress: Optional[bool] = None) -> str:
+    """The local file behind a weights argument: a ``res2net://`` / ``timm://`` / ``torchvision://``
+    name or an ``http(s)://`` URL is fetched into the cache once (checksummed, and refused unless it
+    reads as a checkpoint; :func:`res2net_det.utils.download.cached_file`), a local path comes back
+    as it is.
+
+    Args:
+        accept_checksum_mismatch: keep a file whose sha256 disagrees with the expected one (a file
+            you trust; ``MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH``), logged as a warning.
+        progress: a progress bar while downloading (default: when stderr is a terminal).
+
+    Raises ``KeyError`` for an unknown name and :class:`~res2net_det.utils.download.DownloadError`
+    (an ``OSError``) when no source delivers the file; its message names every URL tried, the
+    mirror variable and the cache path where a file placed by hand is used.
+    """
+    source = weights_source(spec)
+    if source is None:
+        return spec
+    urls, path, label = source
+    local = cached_file(urls, path, accept_checksum_mismatch=accept_checksum_mismatch, progress=progress,
+                        validate=lambda tmp: read_state_dict(tmp))
+    logger.info("weights %s: %s (sha256 %s)", label, local, sha256_of(local))
+    return local
+
+
 def load_checkpoint(path: str) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU, with errors that name the file.
+    """``torch.load(path, weights_only=True)`` on the CPU (or ``safetensors`` for a ``.safetensors``
+    file), with errors that name the file; weights names and URLs are fetched first
+    (:func:`resolve_weights`).
 
     Raises ``FileNotFoundError`` for a missing file, :class:`UnsafeCheckpointError` for a file
     that would need unsafe unpickling (its objects are never created, so no code in it runs) and
     :class:`CheckpointError` for a truncated or foreign file.
     """
+    if is_weights_name(path):
+        path = resolve_weights(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if _is_safetensors(path):
+        try:
+            return safetensors.torch.load_file(path, device="cpu")
+        except Exception as e:  # safetensors raises its own error types for truncated headers / data
+            raise CheckpointError(f"could not read safetensors file {path}: {type(e).__name__}: {e}") from e
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -153,7 +204,7 @@ def read_state_dict(source: Union[str, Mapping[str, Any]]) -> Dict[str, torch.Te
     Detectron2's training checkpoints), with or without DataParallel's ``module.`` prefix.
     """
     if isinstance(source, str):
-        return _unwrap(load_checkpoint(source), source)
+        return _unwrap(load_checkpoint(source), source)  # names and URLs are fetched there
     return _unwrap(source, "<state dict>")
 
 
@@ -277,7 +328,7 @@ class LoadReport:
         return lines
 
 
-def _backbone_of(model: nn.Module, state: Mapping[str, torch.Tensor]) -> Tuple[nn.Module, str]:
+def backbone_of(model: nn.Module, state: Mapping[str, torch.Tensor]) -> Tuple[nn.Module, str]:
     """Where a plain Res2Net file goes: the model itself, else its ``backbone.bottom_up`` (a
     detector's Res2Net under the FPN) or ``backbone`` (saliency model, classifier task model)."""
     own = model.state_dict()
@@ -314,7 +365,7 @@ def load_weights(
         name: how messages name ``source`` when it is not a path (e.g. the checkpoint it came from).
 
     Unless ``strict``, a plain Res2Net / timm / torchvision ResNet file loaded into a detector,
-    saliency model or classifier task model goes to its Res2Net (see :func:`_backbone_of`).
+    saliency model or classifier task model goes to its Res2Net (see :func:`backbone_of`).
     """
     path = source if isinstance(source, str) else (name or "<state dict>")
     state = read_state_dict(source)
@@ -330,7 +381,7 @@ def load_weights(
         except CheckpointError as e:  # a layout's own check: the message gets the file's name
             raise CheckpointError(f"{path}: {e}") from None
     # Strict loading is for a whole model: a backbone file must not pass for one.
-    target, prefix = (model, "") if strict else _backbone_of(model, state)
+    target, prefix = (model, "") if strict else backbone_of(model, state)
     report = LoadReport(path=path, prefix=prefix, layouts=layouts)
     own = target.state_dict()
     to_load: Dict[str, torch.Tensor] = {}

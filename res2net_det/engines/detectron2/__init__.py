@@ -21,10 +21,13 @@ from .backbone import (
     build_res2net_fpn_backbone,
     build_retinanet_res2net_fpn_backbone,
 )
+from .checkpoint import Res2NetDetectionCheckpointer, Res2NetWeightsHandler  # registers res2net:// ... in PathManager
 from .data import register_catalog_in_detectron2
 
 __all__ = [
     "Res2NetBackbone",
+    "Res2NetDetectionCheckpointer",
+    "Res2NetWeightsHandler",
     "build_res2net_backbone",
     "build_res2net_fpn_backbone",
     "build_retinanet_res2net_fpn_backbone",

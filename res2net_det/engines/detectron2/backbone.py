@@ -24,7 +24,8 @@ from torch import nn
 from ...config.res2net import apply_deform_from_cfg, res2net_kwargs_from_cfg
 from ...modeling.norm import NormSpec
 from ...modeling.norm import get_norm as core_get_norm
-from ...modeling.res2net import _DEPTHS, Res2Net
+from ...modeling.res2net import Res2Net
+from ...modeling.variants import DEPTHS
 
 __all__ = [
     "Res2NetBackbone",
@@ -108,7 +109,7 @@ def build_res2net_backbone(cfg, input_shape: ShapeSpec) -> Res2NetBackbone:
     kwargs.pop("num_classes")
     depth = kwargs.pop("depth")
     kwargs["norm"] = res2net_norm(kwargs["norm"])
-    return apply_deform_from_cfg(Res2NetBackbone(_DEPTHS[depth], **kwargs), cfg)
+    return apply_deform_from_cfg(Res2NetBackbone(DEPTHS[depth], **kwargs), cfg)
 
 
 def _fpn(cfg, input_shape: ShapeSpec, top_block: Callable[[Res2NetBackbone], nn.Module]) -> FPN:

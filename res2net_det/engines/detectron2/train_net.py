@@ -16,7 +16,6 @@ import os
 from typing import Dict
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog as D2DatasetCatalog
 from detectron2.data import DatasetMapper, MetadataCatalog
@@ -26,12 +25,14 @@ from detectron2.utils import comm
 
 from ...config.defaults import add_res2net_det_config, config_file_chain
 from ...config.from_scratch import check_initial_weights
+from ...config.weights import check_weights_preprocessing
 from ...model_zoo import resolve_config_file
 from .. import check_eval_only_weights
 from ...data.builtin import register_datasets_from_cfg
 from ...evaluation.coco import write_detection_pictures
 from ...utils.device import resolve_device
 from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
+from .checkpoint import Res2NetDetectionCheckpointer
 from .classification import ClassifierTrainer
 from .data import register_catalog_in_detectron2
 from .evaluation import build_detection_evaluator
@@ -111,6 +112,7 @@ def setup(args: argparse.Namespace) -> CfgNode:
     (output dir, logger, config dump, seed) and ``NUM_THREADS``."""
     cfg = build_config(args.config_file, args.opts)
     check_initial_weights(cfg, args)
+    check_weights_preprocessing(cfg, args.config_file or "")
     cfg.freeze()
     default_setup(cfg, args)
     if cfg.NUM_THREADS > 0:
@@ -152,9 +154,9 @@ def main(args: argparse.Namespace):
         register_datasets(cfg)
         trainer_cls = trainer_class(cfg)
         model = trainer_cls.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
+        Res2NetDetectionCheckpointer(
+            model, save_dir=cfg.OUTPUT_DIR, accept_checksum_mismatch=cfg.MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH
+        ).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = trainer_cls.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, results)

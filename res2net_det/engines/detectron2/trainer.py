@@ -33,6 +33,7 @@ from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
 from ...config.solver import build_optimizer
+from .checkpoint import Res2NetDetectionCheckpointer
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,9 @@ class TaskTrainer(DefaultTrainer):
         log_period = self.cfg.SOLVER.LOG_PERIOD
         if log_period < 1:
             raise ValueError(f"SOLVER.LOG_PERIOD must be >= 1, got {log_period}")
+        # DefaultTrainer.__init__ made a plain DetectionCheckpointer just before calling this, and the
+        # hooks built here keep it: swapping it now makes every load and save go through ours.
+        self.checkpointer = Res2NetDetectionCheckpointer.replacing(self.checkpointer, self.cfg)
         built = []
         for h in super().build_hooks():
             if isinstance(h, hooks.PeriodicWriter):

@@ -15,9 +15,9 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
-from ...config.from_scratch import FROM_SCRATCH_HINT
+from ...config.from_scratch import FROM_SCRATCH_HINT, WEIGHTS_HINT
 from ...modeling.saliency import OFFICIAL_LAYOUT_CONFIGS
-from ...modeling.weights import CheckpointError, check_safe_to_load, load_checkpoint, load_weights
+from ...modeling.weights import CheckpointError, check_safe_to_load, load_checkpoint, load_weights, resolve_weights
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +39,23 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False) -> Dict[str, list]:
+def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False,
+                       accept_checksum_mismatch: bool = False) -> Dict[str, list]:
     """Loads ``MODEL.WEIGHTS`` into a detector, a saliency model or a classifier with
     :func:`res2net_det.modeling.weights.load_weights` (safe unpickling only).
 
     Accepts a full-model checkpoint (as written by ``tools/convert_weights.py`` or by a training
-    run of either engine) or a plain official / timm Res2Net ``.pth`` (loaded into the model's
-    Res2Net). Head tensors whose shape differs (a box predictor for another number of classes)
+    run of either engine), a plain official / timm / torchvision file (``.pth`` or
+    ``.safetensors``, loaded into the model's Res2Net), or a weights name or URL (``res2net://``,
+    ``timm://``, ``torchvision://``, ``http(s)://``), fetched into the cache first
+    (``accept_checksum_mismatch``: ``MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH``). Head tensors whose shape differs (a box predictor for another number of classes)
     are skipped and logged; a backbone tensor of another shape (another variant's checkpoint)
     fails naming the file, unless ``allow_partial`` (``MODEL.WEIGHTS_ALLOW_PARTIAL``). Returns
     ``{"missing", "unexpected", "skipped"}`` key lists.
     """
+    path = resolve_weights(path, accept_checksum_mismatch=accept_checksum_mismatch)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"MODEL.WEIGHTS file not found: {path}. Convert an official Res2Net or timm checkpoint "
-            f"with `python tools/convert_weights.py <downloaded.pth> {path}` (see README). {FROM_SCRATCH_HINT}."
-        )
+        raise FileNotFoundError(f"MODEL.WEIGHTS file not found: {path}. {WEIGHTS_HINT} {FROM_SCRATCH_HINT}.")
     report = load_weights(_unwrap(model), path, skip_mismatched=True)
     authors = [layout for layout in report.layouts if layout in OFFICIAL_LAYOUT_CONFIGS]
     if authors and (report.missing or report.unexpected or report.skipped_shape):
@@ -146,7 +147,8 @@ class Checkpointer:
             raise FileNotFoundError(f"{marker} names {path}, which does not exist")
         return path
 
-    def resume_or_load(self, weights: str, resume: bool, allow_partial: bool = False) -> Dict[str, Any]:
+    def resume_or_load(self, weights: str, resume: bool, allow_partial: bool = False,
+                       accept_checksum_mismatch: bool = False) -> Dict[str, Any]:
         """With ``resume`` and a checkpoint in ``save_dir``: restore everything and return its extra
         fields (``iteration``); else load ``weights`` (if any) into the model only and return ``{}``."""
         last = self.last_checkpoint() if resume else None
@@ -155,7 +157,8 @@ class Checkpointer:
         if resume:
             logger.info("--resume: no checkpoint in %s, starting from MODEL.WEIGHTS", self.save_dir)
         if weights:
-            load_model_weights(self.model, weights, allow_partial=allow_partial)
+            load_model_weights(self.model, weights, allow_partial=allow_partial,
+                               accept_checksum_mismatch=accept_checksum_mismatch)
         return {}
 
     def load(self, path: str) -> Dict[str, Any]:

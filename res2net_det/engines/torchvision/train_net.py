@@ -12,6 +12,7 @@ import torch
 
 from ...config.defaults import check_torchvision_support, get_cfg, merge_config_file, merge_config_list
 from ...config.from_scratch import check_initial_weights
+from ...config.weights import check_weights_preprocessing
 from ...data.builtin import register_datasets_from_cfg
 from ...utils import comm
 from .. import check_eval_only_weights
@@ -33,6 +34,7 @@ def setup(args: argparse.Namespace):
     merge_config_list(cfg, args.opts or [])
     check_torchvision_support(cfg, args.config_file or None)
     check_initial_weights(cfg, args)
+    check_weights_preprocessing(cfg, args.config_file or "")
     if cfg.SEED < 0:
         # Drawn once (by the main process, shared with the others) and kept in config.yaml and in
         # every checkpoint, so the run can be repeated and resumed exactly.
@@ -78,7 +80,8 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         task = get_task(cfg.MODEL.META_ARCHITECTURE)
         model = task.build_model(cfg).to(model_device(cfg))
         Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
+            cfg.MODEL.WEIGHTS, resume=args.resume, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL,
+            accept_checksum_mismatch=cfg.MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH)
         return Trainer.test(cfg, task, model)
     trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -279,7 +279,8 @@ class Trainer:
         """``--resume``: continue after the iteration of OUTPUT_DIR/last_checkpoint; else start
         at iteration 0 from MODEL.WEIGHTS."""
         extra = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume,
-                                                 allow_partial=self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
+                                                 allow_partial=self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL,
+                                                 accept_checksum_mismatch=self.cfg.MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH)
         self.start_iter = extra["iteration"] + 1 if "iteration" in extra else 0
         if "iteration" not in extra:
             return
