@@ -17,6 +17,10 @@ setup(
         "numpy",
         "opencv-python-headless",
         "pycocotools",
+        # Weights by name (res2net://, timm://, URLs): timm's hub files are .safetensors; the cache
+        # is shared between processes through a file lock (filelock also comes with torch).
+        "safetensors",
+        "filelock",
         "fvcore",
         "yacs",
         "tqdm",

@@ -178,20 +178,24 @@ class FileServer:
     """A local HTTP server on 127.0.0.1 (a free port) serving ``files`` (URL path -> bytes) from a
     thread, for the download tests; nothing else is reachable from them. ``requests`` counts the
     GETs per path; a path in ``cut`` sends its full ``Content-Length`` but only half the bytes
-    before closing the connection. Use as a context manager: the server stops on exit."""
+    before closing the connection; ``delay`` seconds pass before each answer. Use as a context
+    manager: the server stops on exit."""
 
     def __init__(self, files=None):
         import http.server
         import threading
+        import time
 
         self.files = dict(files or {})
         self.cut = set()
         self.requests = {}
+        self.delay = 0.0
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
                 server.requests[self.path] = server.requests.get(self.path, 0) + 1
+                time.sleep(server.delay)
                 body = server.files.get(self.path)
                 if body is None:
                     self.send_error(404, "not here")

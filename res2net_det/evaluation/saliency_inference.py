@@ -15,7 +15,7 @@ from PIL import Image
 from ..data.image_io import collect_images as collect_image_paths
 from ..data.image_io import image_size, output_names
 from ..data.saliency import SaliencyDatasetMapper
-from ..modeling.weights import load_weights
+from ..modeling.weights import load_weights, resolve_weights
 from .saliency import to_uint8
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ def collect_images(inputs: Sequence[str]) -> List[str]:
 def load_inference_weights(model: torch.nn.Module, path: str) -> None:
     """Loads a training checkpoint (``{"model": state_dict, ...}``) or a bare state dict strictly
     (predictions from a partly loaded model would be silently wrong), with safe unpickling only:
-    :func:`res2net_det.modeling.weights.load_weights`."""
+    :func:`res2net_det.modeling.weights.load_weights`. Weights names and URLs are fetched first."""
+    path = resolve_weights(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file {path} does not exist")
     load_weights(model, path, strict=True)

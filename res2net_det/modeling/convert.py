@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
+import safetensors.torch
 import torch
 
 from .res2net import Res2Net
@@ -264,9 +265,11 @@ def convert_official_poolnet(
 
 
 def convert_file(src: str, dst: str, variant: Optional[str] = None):
-    """Converts the checkpoint ``src`` and writes ``dst`` atomically (a partly written file never
-    sits at ``dst``, so ``MODEL.WEIGHTS`` can't read a torn one): a detection checkpoint from a
-    backbone, or our saliency checkpoint from the authors' released PoolNet (layout in the report)."""
+    """Converts the checkpoint ``src`` (a path, or a weights name / URL, fetched first) and writes
+    ``dst`` atomically (a partly written file never sits at ``dst``, so ``MODEL.WEIGHTS`` can't read
+    a torn one): a detection checkpoint from a backbone, or our saliency checkpoint from the authors'
+    released PoolNet (layout in the report). A ``dst`` ending in ``.safetensors`` holds the model's
+    tensors in that format (no pickle at all), which every loader of the package reads too."""
     raw = read_state_dict(src)
     if detect_poolnet_layout(raw) is not None:
         checkpoint, report = convert_official_poolnet(raw, variant=variant, name=src)
@@ -276,7 +279,11 @@ def convert_file(src: str, dst: str, variant: Optional[str] = None):
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(dst)}.tmp{os.getpid()}")
     try:
-        torch.save(checkpoint, tmp)
+        if dst.endswith(".safetensors"):
+            safetensors.torch.save_file({k: v.contiguous() for k, v in checkpoint["model"].items()}, tmp,
+                                        metadata={"format": "pt", "converted_from": os.path.basename(src)})
+        else:
+            torch.save(checkpoint, tmp)
         os.replace(tmp, dst)
     finally:
         if os.path.exists(tmp):

@@ -2,7 +2,7 @@
 
     from res2net_det.modeling.detection import fasterrcnn_res2net_fpn
     model = fasterrcnn_res2net_fpn("res2net50_26w_4s", num_classes=91,
-                                   weights_backbone="res2net50_26w_4s-06e79181.pth")
+                                   weights_backbone="res2net://res2net50_26w_4s")
     model.eval()
     predictions = model([torch.rand(3, 480, 640)])   # torchvision's calling convention
 
@@ -163,7 +163,9 @@ def res2net_fpn_backbone(
     Args:
         variant: a Res2Net variant (:func:`res2net_det.list_models`) or alias; ``"resnet50"`` is the baseline.
         weights_backbone: an ImageNet checkpoint of that variant (official Res2Net, timm, or
-            torchvision's ResNet-50 file), loaded before freezing.
+            torchvision's ResNet-50 file, ``.pth`` or ``.safetensors``), or its name
+            (``res2net://<variant>``, ``timm://<name>``, ``torchvision://resnet50``, a URL), loaded
+            before freezing.
         trainable_layers: stages trained, counted from res5 (torchvision's convention): 5 trains all,
             3 freezes the stem and res2 (Detectron2's ``FREEZE_AT`` 2), 0 freezes everything.
         norm: the Res2Net's norm: ``"FrozenBN"``, ``"BN"``, ``"SyncBN"``, ``"GN"`` or ``channels -> module``.
@@ -315,7 +317,7 @@ def fasterrcnn_res2net_fpn(
         num_classes: outputs of the box classifier, background included (91 for COCO's category ids).
         weights: a checkpoint of this detector (e.g. a torchvision-engine run's ``model_final.pth``);
             every key must fit.
-        weights_backbone: an ImageNet checkpoint of the variant (official Res2Net, timm, or
+        weights_backbone: an ImageNet checkpoint of the variant or its name (``res2net://``, official Res2Net, timm, or
             torchvision's ResNet-50), loaded into ``backbone.bottom_up`` before freezing.
         trainable_backbone_layers: backbone stages trained, counted from res5 (0-5; 3 freezes the stem and res2).
         norm: the backbone's norm (``"FrozenBN"``, ``"BN"``, ``"SyncBN"``, ``"GN"`` or ``channels -> module``).

@@ -673,8 +673,10 @@ def create_model(name: str, weights: Optional[str] = None, num_classes: int = 10
     Args:
         name: a row of :data:`MODEL_TABLE` such as ``"res2net50_26w_4s"`` (:func:`list_models`), or
             an alias: timm's name (``"res2net50d"``) or the official file's (``"res2next50_4s"``).
-        weights: path to an official Res2Net ``.pth``, a timm state dict file, or (for
-            ``resnet50``) torchvision's ResNet-50 file.
+        weights: an official Res2Net ``.pth``, a timm state dict (``.pth`` / ``.safetensors``), or
+            (for ``resnet50``) torchvision's ResNet-50 file; or a name fetched once into the cache
+            and checked: ``res2net://<variant>``, ``timm://<name>``, ``torchvision://resnet50``, a URL
+            (:mod:`res2net_det.modeling.pretrained`).
         num_classes: classifier outputs; 0 builds a feature backbone without ``fc``.
         **kwargs: any :class:`Res2Net` argument (``norm``, ``freeze_at``, ``out_features``,
             ``dilate_last_stage``, or ``base_width`` / ``layers`` ... over the variant's own).

@@ -90,6 +90,17 @@ def _is_safetensors(path: str) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < os.path.getsize(path)
 
 
+def _check_downloaded_checkpoint(path: str) -> None:
+    """A download is kept only if it reads as a state dict (not an HTML page, not a pickle of objects)."""
+    try:
+        read_state_dict(path)
+    except UnsafeCheckpointError:
+        raise CheckpointError("it does not read as a checkpoint: unpickling it would create objects other than "
+                              "tensors (or it is no pickle at all, e.g. an HTML page)") from None
+    except CheckpointError as e:
+        raise CheckpointError(f"it does not read as a checkpoint ({e})") from None
+
+
 def resolve_weights(spec: str, *, accept_checksum_mismatch: bool = False, progress: Optional[bool] = None) -> str:
     """The local file behind a weights argument: a ``res2net://`` / ``timm://`` / ``torchvision://``
     name or an ``http(s)://`` URL is fetched into the cache once (checksummed, and refused unless it
@@ -110,7 +121,7 @@ def resolve_weights(spec: str, *, accept_checksum_mismatch: bool = False, progre
         return spec
     urls, path, label = source
     local = cached_file(urls, path, accept_checksum_mismatch=accept_checksum_mismatch, progress=progress,
-                        validate=lambda tmp: read_state_dict(tmp))
+                        validate=_check_downloaded_checkpoint)
     logger.info("weights %s: %s (sha256 %s)", label, local, sha256_of(local))
     return local
 

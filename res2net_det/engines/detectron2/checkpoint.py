@@ -101,5 +101,9 @@ class Res2NetDetectionCheckpointer(DetectionCheckpointer):
         if not prefix:
             return {"model": state}
         checkpoint, report = convert_to_detection_checkpoint(state, prefix=prefix)
+        if prefix + "fc.weight" in self.model.state_dict():
+            # A classifier keeps the ImageNet fc (fvcore skips it, logged, when its size differs), as
+            # the torchvision engine does; detectors have none.
+            checkpoint["model"].update({prefix + k: v for k, v in state.items() if k.startswith("fc.")})
         logger.info("%s is a plain backbone file: %s", filename, report.summary())
         return checkpoint
