@@ -65,3 +65,15 @@ def test_a_url_trains_and_evaluates_and_a_wrong_hash_is_refused(engine, tmp_path
             train_net_main(bad)
         after = sorted(os.listdir(cache / "urls" / server.url.split("//")[1].replace(":", "_") / "w"))
         assert [f for f in after if not f.endswith(".lock")] == [f for f in cached if not f.endswith(".lock")]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("eval_only", [False, True])
+def test_caffe_preprocessing_with_imagenet_weights_is_refused_before_anything_runs(engine, eval_only, tmp_path, cache):
+    args = tiny_retinanet_args(tmp_path, engine)
+    args.eval_only = eval_only
+    args.opts += ["MODEL.WEIGHTS", "res2net://res2net50_26w_4s", "INPUT.FORMAT", "BGR",
+                  "MODEL.PIXEL_MEAN", "[103.53, 116.28, 123.675]", "MODEL.PIXEL_STD", "[1.0, 1.0, 1.0]"]
+    with pytest.raises(ValueError, match="INPUT.FORMAT: 'BGR', the weights' 'RGB'.*WEIGHTS_ALLOW_OTHER_PREPROCESSING"):
+        train_net_main(args)
+    assert not os.path.exists(cache)  # refused before any download

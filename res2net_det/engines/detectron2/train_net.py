@@ -22,6 +22,7 @@ from detectron2.data import DatasetMapper, MetadataCatalog
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from ...config.defaults import add_res2net_det_config, config_file_chain
 from ...config.from_scratch import check_initial_weights
@@ -115,6 +116,8 @@ def setup(args: argparse.Namespace) -> CfgNode:
     check_weights_preprocessing(cfg, args.config_file or "")
     cfg.freeze()
     default_setup(cfg, args)
+    # Our modules' messages (weights fetched, their digests, data sets) in the same console and log.txt.
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="res2net_det", abbrev_name="r2")
     if cfg.NUM_THREADS > 0:
         torch.set_num_threads(cfg.NUM_THREADS)
     return cfg
