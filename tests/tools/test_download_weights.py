@@ -56,3 +56,19 @@ def test_fetch_ahead_then_convert_by_name_to_safetensors(tmp_path):
     detector_backbone = create_model("res2net50_26w_4s", num_classes=0)
     report = load_weights(detector_backbone, {k[len("backbone.bottom_up."):]: v for k, v in converted_state.items()})
     assert not report.missing and not report.unexpected
+
+
+def test_evaluation_and_saliency_loaders_take_urls(tmp_path, monkeypatch):
+    from res2net_det.evaluation.classification import load_evaluation_weights
+    from res2net_det.evaluation.saliency_inference import load_inference_weights
+    from res2net_det.modeling.res2net import Res2Net
+
+    monkeypatch.setenv("RES2NET_DET_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    source = Res2Net((1, 1, 1, 1), base_width=4, scale=4, num_classes=5)
+    with FileServer({"/w/model.pth": file_bytes(source.state_dict())}) as server:
+        for load in (lambda m, u: load_evaluation_weights(m, u, 5, "test data"), load_inference_weights):
+            model = Res2Net((1, 1, 1, 1), base_width=4, scale=4, num_classes=5)
+            load(model, f"{server.url}/w/model.pth")
+            assert torch.equal(model.fc.weight, source.fc.weight)
+        assert server.requests == {"/w/model.pth": 1}
