@@ -1,12 +1,20 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The version lives in res2net_det/version.py alone; read it without importing the package (its
+# dependencies may not be installed yet).
+VERSION = re.search(r'__version__ = "([^"]+)"', Path(__file__).with_name("res2net_det").joinpath("version.py")
+                    .read_text(encoding="utf-8")).group(1)
 
 setup(
     name="res2net-det",
-    version="0.1.0",
+    version=VERSION,
     description="The Res2Net backbone for object detection, salient object detection and CAM",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.11",  # what CI tests (the pinned torch 2.14.1 / torchvision 0.29.1 wheels)
     packages=find_packages(include=["res2net_det", "res2net_det.*"]),
     # The configs ship inside the package (res2net_det/model_zoo/configs links to configs/), so
     # model_zoo.get_config_file() works after a non-editable install too.

@@ -10,8 +10,8 @@ The core (this package minus ``engines/detectron2``) needs PyTorch and torchvisi
 from . import model_zoo
 from .modeling.detection import fasterrcnn_res2net_fpn, maskrcnn_res2net_fpn, retinanet_res2net_fpn
 from .modeling.res2net import Res2Net, create_model, list_models
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = [
     "create_model",
     "list_models",
