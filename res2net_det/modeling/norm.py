@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import copy
-from typing import Callable, Union
+from typing import Callable, Optional, Tuple, Union
 
+import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torchvision.ops import FrozenBatchNorm2d
@@ -73,3 +74,11 @@ def fold_norm_into_conv(conv: nn.Conv2d, norm: nn.Module) -> nn.Conv2d:
         getattr(norm, "weight", None), getattr(norm, "bias", None),
     )
     return fused
+
+
+def frozen_affine(norm: nn.Module) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """``(scale, shift)`` of a FrozenBatchNorm2d (a fixed per-channel affine map), else None."""
+    if not isinstance(norm, FrozenBatchNorm2d):
+        return None
+    scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+    return scale, norm.bias - norm.running_mean * scale

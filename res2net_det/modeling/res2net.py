@@ -4,35 +4,27 @@ One ``Res2Net`` class covers every published variant: depth 50/101/152, any base
 width x scale, grouped 3x3 convs (Res2NeXt), and the v1b ("d") variant with a deep
 stem and average-pool shortcuts. Module names follow the official
 Res2Net-PretrainedModels checkpoints, which timm uses too, so both load without a
-key map.
+key map. The block and its faithfulness notes: :mod:`.bottle2neck`; the variant table:
+:mod:`.variants`; a named constructor per row at the end of this file.
 
-Faithfulness notes (see the official code):
-* the stride sits on every split 3x3 conv, not on the first 1x1;
-* the first block of every stage ("stage" block, layer1 included) has no
-  hierarchical additions and passes its last split through
-  ``AvgPool2d(3, stride, padding=1)``, which is not an identity even at stride 1.
-
-Speed and memory: with frozen norms (the detection configs' FrozenBN) the split 3x3s of a block run
-through :class:`_SplitConvs`, which keeps fewer activations for the backward pass (same gradients,
-tested against the reference block); ``channels_last`` and ``compile`` are options of the model;
+Speed and memory: with frozen norms the split 3x3s run through :class:`~.split_convs.SplitConvs`
+(fewer activations kept for backward, same gradients); ``channels_last`` and ``compile`` are options of the model;
 for inference, :meth:`Res2Net.fuse_for_inference` folds batch norms into convs, merges each stage
 block's split convs into one grouped conv and goes channels-last (``tools/benchmark.py backbone``
 and ``detector`` measure them against timm and torchvision).
 """
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from torchvision.ops import FrozenBatchNorm2d
 
-from ..utils.tracing import is_tracing_or_exporting
-from .norm import NormSpec, convert_frozen_batchnorm, fold_norm_into_conv, get_norm, is_foldable
+from .bottle2neck import Bottle2neck
+from .fuse import fold_block_norms_, fold_stem_norms_
+from .norm import NormSpec, convert_frozen_batchnorm, get_norm
 from .variants import (ALIASES, MODEL_TABLE, OFFICIAL_CHECKPOINTS, VARIANTS, Variant, find_variant,
                        list_models, official_checkpoint, resolve_name, stage_blocks, variant_args)
 from .weights import CheckpointError, load_weights
@@ -47,257 +39,6 @@ __all__ = [
 ]
 
 STAGE_NAMES = ("res2", "res3", "res4", "res5")
-
-
-def _fold_pair(conv_parent: nn.Module, conv_name: str, norm_parent: nn.Module, norm_name: str) -> None:
-    """Folds ``norm_parent.norm_name`` into ``conv_parent.conv_name`` and puts an Identity in
-    its place. Norms that can't be folded (GroupNorm) are left as they are."""
-    norm = getattr(norm_parent, norm_name)
-    if is_foldable(norm):
-        setattr(conv_parent, conv_name, fold_norm_into_conv(getattr(conv_parent, conv_name), norm))
-        setattr(norm_parent, norm_name, nn.Identity())
-
-
-def _frozen_affine(norm: nn.Module) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-    """``(scale, shift)`` of a FrozenBatchNorm2d (a fixed per-channel affine map), else None."""
-    if not isinstance(norm, FrozenBatchNorm2d):
-        return None
-    scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
-    return scale, norm.bias - norm.running_mean * scale
-
-
-class _SplitConvs(torch.autograd.Function):
-    """The split 3x3 section of a Bottle2neck with frozen norms, writing every split's output into its
-    slice of one preallocated tensor (what the reference path builds with ``torch.cat``).
-
-    Why by hand: autograd would keep each split's ReLU output, each hierarchical sum and the
-    concatenated copy; here backward keeps only the block's input to the splits and the output
-    tensor (which conv3 keeps anyway) and recomputes the sums, so a training step stores about a
-    fifth less activation memory (see the README's detector benchmark). Frozen norms are folded
-    into the conv weights, so a split costs one conv and one ReLU pass.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, pool_last: bool, hierarchical: bool, conv_args: Tuple,
-                scales: Tuple[torch.Tensor, ...], shifts: Tuple[torch.Tensor, ...], *weights: torch.Tensor) -> torch.Tensor:
-        stride, padding, dilation, groups = conv_args
-        k, width = len(weights), x.shape[1] // (len(weights) + 1)
-        splits = torch.split(x, width, dim=1)
-        last = F.avg_pool2d(splits[-1], 3, stride, 1) if pool_last else splits[-1]
-        out = torch.empty((x.shape[0], x.shape[1], *last.shape[2:]), dtype=x.dtype, device=x.device,
-                          memory_format=torch.channels_last if _is_channels_last(x) else torch.contiguous_format)
-        y = None
-        for i, (w, scale, shift) in enumerate(zip(weights, scales, shifts)):
-            sp = splits[i] if (y is None or not hierarchical) else splits[i] + y
-            z = F.conv2d(sp, w * scale.view(-1, 1, 1, 1), shift, stride, padding, dilation, groups)
-            y = out[:, i * width:(i + 1) * width]
-            torch.clamp_min(z, 0, out=y)
-        out[:, k * width:].copy_(last)
-        ctx.save_for_backward(x, out, *scales, *weights)
-        ctx.settings = (pool_last, hierarchical, conv_args, k, width)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        x, out, *rest = ctx.saved_tensors
-        pool_last, hierarchical, (stride, padding, dilation, groups), k, width = ctx.settings
-        scales, weights = rest[:k], rest[k:]
-        splits = torch.split(x, width, dim=1)
-        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None  # every slice is written below
-        grad_weights: List[Optional[torch.Tensor]] = [None] * k
-        carry = None  # gradient reaching split i's output through split i+1's sum
-        for i in reversed(range(k)):
-            y = out[:, i * width:(i + 1) * width]
-            grad_y = grad_out[:, i * width:(i + 1) * width]
-            if carry is not None:
-                grad_y = grad_y + carry
-            grad_z = grad_y * (y > 0)
-            previous = out[:, (i - 1) * width:i * width] if (hierarchical and i > 0) else None
-            sp = splits[i] if previous is None else splits[i] + previous
-            need_input = ctx.needs_input_grad[0]
-            need_weight = ctx.needs_input_grad[6 + i]
-            scale = scales[i].view(-1, 1, 1, 1)
-            grad_sp, grad_w, _ = torch.ops.aten.convolution_backward(
-                grad_z, sp, weights[i] * scale, None, stride, padding, dilation, False, [0, 0], groups,
-                [need_input or previous is not None, need_weight, False])
-            if need_weight:
-                grad_weights[i] = grad_w * scale
-            if need_input:
-                grad_x[:, i * width:(i + 1) * width] = grad_sp
-            carry = grad_sp if previous is not None else None
-        if grad_x is not None:
-            grad_last = grad_out[:, k * width:]
-            if pool_last:
-                grad_last = torch.ops.aten.avg_pool2d_backward(
-                    grad_last, splits[-1], [3, 3], [stride[0], stride[1]], [1, 1], False, True, None)
-            grad_x[:, k * width:] = grad_last
-        return (grad_x, None, None, None, None, None, *grad_weights)
-
-
-def _is_channels_last(x: torch.Tensor) -> bool:
-    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-
-
-class Bottle2neck(nn.Module):
-    """The Res2Net bottleneck: 1x1 -> hierarchical split 3x3 convs -> 1x1.
-
-    Args:
-        inplanes: input channels.
-        planes: bottleneck planes; the block outputs ``planes * 4`` channels.
-        stride: stride of the split 3x3 convs (and of the shortcut).
-        downsample: shortcut module, or None for identity.
-        base_width: width of one split per 64 planes (26 for "26w").
-        scale: number of splits (4 for "4s"); 1 gives a plain ResNet bottleneck.
-        cardinality: groups of each split 3x3 conv (Res2NeXt); 1 for Res2Net.
-        dilation: dilation of the split 3x3 convs.
-        is_stage_block: True for the first block of a stage (no hierarchical
-            additions, average pool on the last split).
-        norm: normalisation spec, see :func:`res2net_det.modeling.norm.get_norm`.
-        stride_in_1x1: put the stride on the first 1x1 conv instead (Caffe / MSRA ResNet, as
-            in PoolNet's released ResNet-50); scale 1 only, Res2Net's splits always stride.
-    """
-
-    expansion = 4
-    # Frozen norms run the split convs through _SplitConvs (less activation memory, same gradients);
-    # False runs the reference path, which tests compare it with.
-    split_convs_fast_path = True
-
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: Optional[nn.Module] = None,
-        base_width: int = 26,
-        scale: int = 4,
-        cardinality: int = 1,
-        dilation: int = 1,
-        is_stage_block: bool = False,
-        norm: NormSpec = "BN",
-        stride_in_1x1: bool = False,
-    ) -> None:
-        super().__init__()
-        if scale < 1:
-            raise ValueError(f"scale must be >= 1, got {scale}")
-        if stride_in_1x1 and scale != 1:
-            raise ValueError(f"stride_in_1x1 is the plain (scale 1) ResNet layout; got scale {scale}")
-        width = int(math.floor(planes * (base_width / 64.0))) * cardinality
-        if width < 1 or cardinality < 1:
-            raise ValueError(
-                f"base_width {base_width} x cardinality {cardinality} gives splits of {width} channels for "
-                f"{planes} planes; use base_width >= {math.ceil(64 / planes)} and cardinality >= 1"
-            )
-        self.width = width
-        self.scale = scale
-        self.is_stage_block = is_stage_block
-        # scale 1 keeps one 3x3 conv (plain ResNet bottleneck).
-        num_convs = max(1, scale - 1)
-
-        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.conv1 = nn.Conv2d(inplanes, width * scale, kernel_size=1, stride=stride_1x1, bias=False)
-        self.bn1 = get_norm(norm, width * scale)
-        self.convs = nn.ModuleList(
-            nn.Conv2d(
-                width, width, kernel_size=3, stride=stride_3x3, padding=dilation,
-                dilation=dilation, groups=cardinality, bias=False,
-            )
-            for _ in range(num_convs)
-        )
-        self.bns = nn.ModuleList(get_norm(norm, width) for _ in range(num_convs))
-        self.pool = (
-            nn.AvgPool2d(kernel_size=3, stride=stride, padding=1)
-            if is_stage_block and scale > 1
-            else None
-        )
-        self.conv3 = nn.Conv2d(width * scale, planes * self.expansion, kernel_size=1, bias=False)
-        self.bn3 = get_norm(norm, planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        # Set by fold_norms_ in a stage block: its independent split convs as one grouped conv.
-        self.register_module("grouped_convs", None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-
-        out = self.relu(self.bn1(self.conv1(x)))
-        frozen = self._frozen_split_norms()
-        if frozen is not None:
-            first = self.convs[0]
-            out = _SplitConvs.apply(
-                out, self.pool is not None, not self.is_stage_block,
-                (first.stride, first.padding, first.dilation, first.groups), *frozen,
-                *[c.weight for c in self.convs])
-            return self._finish(out, shortcut)
-        if self.grouped_convs is not None:
-            n = self.grouped_convs.in_channels
-            outs = [self.relu(self.grouped_convs(out[:, :n])), self.pool(out[:, n:])]
-        else:
-            splits = torch.split(out, self.width, dim=1)
-            outs: List[torch.Tensor] = []
-            sp = splits[0]
-            for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
-                sp = splits[i] if (i == 0 or self.is_stage_block) else sp + splits[i]
-                sp = self.relu(bn(conv(sp)))
-                outs.append(sp)
-            if self.scale > 1:
-                last = splits[-1]
-                outs.append(self.pool(last) if self.pool is not None else last)
-        out = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
-        return self._finish(out, shortcut)
-
-    def _finish(self, out: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-        out = self.bn3(self.conv3(out))
-        out += shortcut  # in place, as torchvision: no backward needs the norm's output
-        return self.relu(out)
-
-    def _frozen_split_norms(self) -> Optional[Tuple[Tuple[torch.Tensor, ...], Tuple[torch.Tensor, ...]]]:
-        """``(scales, shifts)`` of the split convs' norms when :class:`_SplitConvs` can run the splits
-        (scale > 1, plain convs, FrozenBN, eager mode), else None: the reference path runs."""
-        if not self.split_convs_fast_path or self.scale == 1 or self.grouped_convs is not None:
-            return None
-        if torch.jit.is_scripting() or is_tracing_or_exporting() or torch.compiler.is_compiling():
-            return None  # tracers, exporters and compilers take the reference path's plain ops
-        if not all(type(c) is nn.Conv2d and c.bias is None for c in self.convs):
-            return None  # deformable convs
-        affine = [_frozen_affine(bn) for bn in self.bns]
-        if any(a is None for a in affine):
-            return None
-        return tuple(a[0] for a in affine), tuple(a[1] for a in affine)
-
-    def fold_norms_(self) -> None:
-        """Folds every BN into the conv before it (inference only, see Res2Net.fuse_for_inference)."""
-        _fold_pair(self, "conv1", self, "bn1")
-        for i in range(len(self.convs)):
-            _fold_pair(self.convs, str(i), self.bns, str(i))
-        _fold_pair(self, "conv3", self, "bn3")
-        if self.downsample is not None:  # (pool,) conv, norm: the last two modules
-            n = len(self.downsample)
-            _fold_pair(self.downsample, str(n - 2), self.downsample, str(n - 1))
-        self._group_stage_convs()
-
-    def _group_stage_convs(self) -> None:
-        """In a folded stage block, replaces the independent split 3x3 convs (no hierarchical
-        additions there) by one grouped conv over their concatenated inputs: one oneDNN call
-        instead of ``scale - 1`` (measured 2.6% off the fused Res2Net-50's time, 2 CPU threads).
-        Not in training: there each split conv keeps its own batch norm."""
-        convs = list(self.convs)
-        if not (self.is_stage_block and len(convs) > 1):
-            return
-        if not all(type(c) is nn.Conv2d and c.bias is not None for c in convs):
-            return  # deformable convs, or norms that could not be folded (GroupNorm)
-        if not all(isinstance(bn, nn.Identity) for bn in self.bns):
-            return
-        first = convs[0]
-        grouped = nn.Conv2d(
-            first.in_channels * len(convs), first.out_channels * len(convs), kernel_size=first.kernel_size,
-            stride=first.stride, padding=first.padding, dilation=first.dilation,
-            groups=first.groups * len(convs), bias=True,
-        ).to(first.weight)
-        with torch.no_grad():
-            grouped.weight.copy_(torch.cat([c.weight for c in convs]))
-            grouped.bias.copy_(torch.cat([c.bias for c in convs]))
-        self.grouped_convs = grouped
-        self.convs, self.bns = nn.ModuleList(), nn.ModuleList()
 
 
 def _stem(deep_stem: bool, stem_width: int, norm: NormSpec) -> Tuple[nn.Module, nn.Module]:
@@ -509,15 +250,10 @@ class Res2Net(nn.Module):
         unfused model for training.
         """
         self.eval()
-        if isinstance(self.conv1, nn.Sequential):  # deep stem: conv, norm, relu, conv, norm, relu, conv
-            _fold_pair(self.conv1, "0", self.conv1, "1")
-            _fold_pair(self.conv1, "3", self.conv1, "4")
-            _fold_pair(self.conv1, "6", self, "bn1")
-        else:
-            _fold_pair(self, "conv1", self, "bn1")
+        fold_stem_norms_(self)
         for module in self.modules():
             if isinstance(module, Bottle2neck):
-                module.fold_norms_()
+                fold_block_norms_(module)
         if channels_last:
             self.to(memory_format=torch.channels_last)
             self.channels_last = True
@@ -658,10 +394,12 @@ def register_model(fn: _Constructor) -> _Constructor:
     if name not in MODEL_TABLE:
         raise KeyError(f"constructor {name} has no row in MODEL_TABLE")
     v = MODEL_TABLE[name]
+    accuracy = (f"ImageNet top-1 {v.top1:.2f} / top-5 {v.top5:.2f} ({v.accuracy_source}); " if v.top1 is not None
+                else "no published weights; ")
     fn.__doc__ = (fn.__doc__ or name).rstrip() + (
         f"\n\n    Architecture: depth {v.depth}, {v.base_width}w x {v.scale}s, cardinality {v.cardinality}, "
-        f"deep stem {v.deep_stem}, avg-down {v.avg_down}. Official checkpoint: {v.checkpoint}; "
-        f"timm: {v.timm_name}.\n"
+        f"deep stem {v.deep_stem}, avg-down {v.avg_down}; {v.params / 1e6:.2f} M parameters, {v.gmacs:.2f} GMACs "
+        f"at 224 x 224. {accuracy}official checkpoint: {v.checkpoint}; timm: {v.timm_name}.\n"
     )
     _CONSTRUCTORS[name] = fn
     return fn
@@ -691,55 +429,55 @@ def create_model(name: str, weights: Optional[str] = None, num_classes: int = 10
 # One per row of MODEL_TABLE (checked below); keyword arguments as for create_model.
 @register_model
 def res2net50_26w_4s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
-    """Res2Net-50 26w x 4s, the paper's main model (top-1 77.99)."""
+    """Res2Net-50 26w x 4s, the paper's main model."""
     return _create("res2net50_26w_4s", weights, **kwargs)
 
 
 @register_model
 def res2net50_48w_2s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
-    """Res2Net-50 48w x 2s (top-1 77.32)."""
+    """Res2Net-50 48w x 2s."""
     return _create("res2net50_48w_2s", weights, **kwargs)
 
 
 @register_model
 def res2net50_14w_8s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
-    """Res2Net-50 14w x 8s (top-1 78.14)."""
+    """Res2Net-50 14w x 8s."""
     return _create("res2net50_14w_8s", weights, **kwargs)
 
 
 @register_model
 def res2net50_26w_6s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
-    """Res2Net-50 26w x 6s (top-1 78.58)."""
+    """Res2Net-50 26w x 6s."""
     return _create("res2net50_26w_6s", weights, **kwargs)
 
 
 @register_model
 def res2net50_26w_8s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
-    """Res2Net-50 26w x 8s (top-1 79.20)."""
+    """Res2Net-50 26w x 8s."""
     return _create("res2net50_26w_8s", weights, **kwargs)
 
 
 @register_model
 def res2net101_26w_4s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
-    """Res2Net-101 26w x 4s (top-1 79.19)."""
+    """Res2Net-101 26w x 4s."""
     return _create("res2net101_26w_4s", weights, **kwargs)
 
 
 @register_model
 def res2next50(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
-    """Res2NeXt-50: 4w x 4s splits in 8 groups (top-1 78.24)."""
+    """Res2NeXt-50: 4w x 4s splits in 8 groups."""
     return _create("res2next50", weights, **kwargs)
 
 
 @register_model
 def res2net50_v1b_26w_4s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
-    """Res2Net-50 v1b 26w x 4s: deep stem and average-pool shortcuts (timm: res2net50d; top-1 80.28)."""
+    """Res2Net-50 v1b 26w x 4s: deep stem and average-pool shortcuts (timm: res2net50d)."""
     return _create("res2net50_v1b_26w_4s", weights, **kwargs)
 
 
 @register_model
 def res2net101_v1b_26w_4s(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
-    """Res2Net-101 v1b 26w x 4s: deep stem and average-pool shortcuts (timm: res2net101d; top-1 81.24)."""
+    """Res2Net-101 v1b 26w x 4s: deep stem and average-pool shortcuts (timm: res2net101d)."""
     return _create("res2net101_v1b_26w_4s", weights, **kwargs)
 
 

@@ -181,7 +181,7 @@ def _without_split_fast_path(model):
     {"freeze_at": 2},  # frozen stem and res2: no input gradient wanted there
 ])
 def test_split_convs_fast_path_gives_the_reference_gradients(kwargs):
-    """With FrozenBN the split 3x3s run through _SplitConvs (one output tensor, recomputed sums in
+    """With FrozenBN the split 3x3s run through SplitConvs (one output tensor, recomputed sums in
     backward); outputs and every parameter's gradient equal the reference block's, computed in float64
     (in float32 on one thread the reference's own rounding reached 2e-2 of res5's conv3 gradients with
     scale 2, where the fast path stayed within 1e-6)."""
