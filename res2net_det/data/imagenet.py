@@ -28,14 +28,13 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
+from ..modeling.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from .image_io import has_extension, read_image
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "ImageNetDataError", "ImageNetVal",
            "ImageNetValDataset", "eval_transform", "find_imagenet_val", "read_class_folders",
            "read_ground_truth", "read_loc_solution", "read_synsets"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # PIL filters through torchvision; "bilinear" is what the official Res2Net evaluation
 # (torchvision Resize(256) on PIL images), mmcls (ResizeEdge backend="pillow") and timm use.
 INTERPOLATIONS = {m.value: m for m in (InterpolationMode.NEAREST, InterpolationMode.BILINEAR,

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..modeling.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from .catalog import DatasetCatalog
 from .image_io import collect_images, list_images, read_image
 from .image_io import image_size as header_image_size
@@ -65,8 +66,6 @@ __all__ = [
 
 # Detectron2's BoxMode.XYXY_ABS, spelled out so the core needs no Detectron2.
 BBOX_MODE_XYXY_ABS = 0
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class WSOLDataError(ValueError):

@@ -36,7 +36,7 @@ from .variants import MODEL_TABLE, Variant, resolve_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IMAGENET_PREPROCESSING", "OFFICIAL_HOSTS", "Preprocessing", "WEIGHTS", "WEIGHT_SCHEMES", "Weights",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_PREPROCESSING", "OFFICIAL_HOSTS", "Preprocessing", "WEIGHTS", "WEIGHT_SCHEMES", "Weights",
            "is_weights_name", "weights_entry", "weights_source", "weights_table"]
 
 WEIGHT_SCHEMES = ("res2net://", "timm://", "torchvision://")
@@ -50,6 +50,9 @@ OFFICIAL_HOSTS = (
     "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-res2net/",
 )
 _TIMM_HUB = "https://huggingface.co/{repo}/resolve/main/model.safetensors"
+# ImageNet's channel mean and std (RGB, 0-1 scale): what every file of the table was trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,8 @@ class Preprocessing:
     0-1 scale, and the evaluation transform (resize the short side, centre crop)."""
 
     input_format: str = "RGB"
-    mean: Tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: Tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
     resize: int = 256
     crop: int = 224
     interpolation: str = "bilinear"

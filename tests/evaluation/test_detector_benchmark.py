@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 
-from res2net_det.engines.torchvision.benchmark import (
+from res2net_det.evaluation.detector_benchmark import (
     DETECTORS, _inputs, benchmark_detectors, build_benchmark_model, count_workloads)
 
 # Narrow networks that stop after res3: the candidates' code path at a fraction of the cost.
@@ -80,7 +80,7 @@ def test_torchvision_candidate_and_channels_last_backbones():
 
 
 def test_saved_activations_count_what_backward_keeps():
-    from res2net_det.engines.torchvision.benchmark import saved_activations_mb
+    from res2net_det.evaluation.detector_benchmark import saved_activations_mb
     from res2net_det.modeling.res2net import Bottle2neck
 
     size, batch = (96, 96), 1
