@@ -30,7 +30,6 @@ from ..data.catalog import DatasetCatalog
 from ..data.classification import ClassificationMapper, get_classification_dicts
 from ..data.builtin import register_datasets_from_cfg
 from ..data.wsol import IMAGENET_MEAN, IMAGENET_STD
-from ..evaluation.classification import draw_cams_per_image
 from ..modeling.classification import Res2NetClassifier
 from ..modeling.res2net import Res2Net, stage_blocks
 from ..modeling.weights import load_weights
@@ -47,7 +46,6 @@ __all__ = [
     "build_classifier_model",
     "build_classification_mapper",
     "classification_dicts_from_cfg",
-    "visualize_classifier",
     "build_trained_classifier",
     "TrainedClassifier",
     "load_trained_classifier",
@@ -124,17 +122,6 @@ def classification_dicts_from_cfg(cfg: CN, names: Sequence[str]) -> List[dict]:
     ``DATASETS.WSOL_SPLITS``), checked against ``MODEL.CLASSIFIER.NUM_CLASSES``."""
     register_datasets_from_cfg(cfg)
     return get_classification_dicts(names, cfg.MODEL.CLASSIFIER.NUM_CLASSES)
-
-
-def visualize_classifier(cfg: CN, model: Res2NetClassifier, dataset_name: str, output_dir: str,
-                         num_images: int) -> List[str]:
-    """``TEST.VIS_IMAGES``: the Grad-CAM picture of each of the first ``num_images`` images of a
-    data set (:func:`res2net_det.evaluation.classification.draw_cams_per_image`)."""
-    if num_images <= 0:
-        return []
-    records = classification_dicts_from_cfg(cfg, [dataset_name])[:num_images]
-    classes = DatasetCatalog.metadata(dataset_name).get("thing_classes")
-    return draw_cams_per_image(model.backbone, records, tuple(cfg.INPUT.CLASSIFIER.RESIZE), output_dir, classes)
 
 
 def build_trained_classifier(cfg: CN, weights: Optional[str] = None) -> nn.Module:

@@ -5,17 +5,12 @@ and on our own defaults alike; it imports no engine.
 """
 from __future__ import annotations
 
-from typing import List
-
 from fvcore.common.config import CfgNode as CN
 
-from ..data.builtin import register_datasets_from_cfg
-from ..data.saliency import SaliencyDatasetMapper, get_saliency_dicts
-from ..evaluation.saliency import draw_saliency_predictions
 from ..modeling.saliency import PoolNetSaliency
 from .res2net import build_res2net_from_cfg
 
-__all__ = ["add_saliency_config", "build_saliency_model", "visualize_saliency"]
+__all__ = ["add_saliency_config", "build_saliency_model"]
 
 
 def add_saliency_config(cfg: CN) -> CN:
@@ -78,13 +73,3 @@ def build_saliency_model(cfg) -> PoolNetSaliency:
         pixel_std=cfg.MODEL.PIXEL_STD,
         input_format=cfg.INPUT.FORMAT,
     )
-
-
-def visualize_saliency(cfg: CN, model, dataset_name: str, output_dir: str, num_images: int) -> List[str]:
-    """``TEST.VIS_IMAGES``: image | predicted map | mask of the first ``num_images`` images of a data set."""
-    if num_images <= 0:
-        return []
-    register_datasets_from_cfg(cfg)
-    records = get_saliency_dicts([dataset_name])[:num_images]
-    return draw_saliency_predictions(model, records, SaliencyDatasetMapper.from_config(cfg, is_train=False),
-                                     output_dir, cfg.INPUT.SALIENCY.MASK_TOLERANCE)

@@ -21,6 +21,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..data.builtin import register_datasets_from_cfg
+from ..data.catalog import DatasetCatalog
+from ..data.classification import get_classification_dicts
 from ..data.image_io import output_names
 from ..modeling import MODEL_TABLE, CheckpointError, load_weights, read_state_dict, resolve_name
 from ..utils import comm
@@ -206,3 +209,15 @@ def draw_cams_per_image(
                                    cam_threshold, [row_label], class_names))
     logger.info("drew the %s maps of %d images in %s", method, len(paths), output_dir)
     return paths
+
+
+def visualize_classifier(cfg, model: nn.Module, dataset_name: str, output_dir: str,
+                         num_images: int) -> List[str]:
+    """``TEST.VIS_IMAGES``: the Grad-CAM picture of each of the first ``num_images`` images of a
+    data set (:func:`res2net_det.evaluation.classification.draw_cams_per_image`)."""
+    if num_images <= 0:
+        return []
+    register_datasets_from_cfg(cfg)
+    records = get_classification_dicts([dataset_name], cfg.MODEL.CLASSIFIER.NUM_CLASSES)[:num_images]
+    classes = DatasetCatalog.metadata(dataset_name).get("thing_classes")
+    return draw_cams_per_image(model.backbone, records, tuple(cfg.INPUT.CLASSIFIER.RESIZE), output_dir, classes)

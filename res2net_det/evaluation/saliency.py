@@ -19,14 +19,17 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..data.builtin import register_datasets_from_cfg
 from ..data.image_io import files_by_stem, open_image, output_names, read_image
-from ..data.saliency import DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, read_mask
+from ..data.saliency import (DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, SaliencyDatasetMapper, get_saliency_dicts,
+                            read_mask)
 from ..utils.io import write_json_file
 from ..utils.visualization import save_image, side_by_side
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "visualize_saliency",
     "METRIC_NAMES",
     "SaliencyEvaluator",
     "SaliencyMetrics",
@@ -393,3 +396,13 @@ def evaluate_methods(
                 )
             results[method][dataset] = evaluate_folder(folder, gt_dir, mask_tolerance, progress=progress)
     return results
+
+
+def visualize_saliency(cfg, model, dataset_name: str, output_dir: str, num_images: int) -> List[str]:
+    """``TEST.VIS_IMAGES``: image | predicted map | mask of the first ``num_images`` images of a data set."""
+    if num_images <= 0:
+        return []
+    register_datasets_from_cfg(cfg)
+    records = get_saliency_dicts([dataset_name])[:num_images]
+    return draw_saliency_predictions(model, records, SaliencyDatasetMapper.from_config(cfg, is_train=False),
+                                     output_dir, cfg.INPUT.SALIENCY.MASK_TOLERANCE)

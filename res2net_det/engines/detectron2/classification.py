@@ -16,9 +16,8 @@ from ...config.classification import (
     build_classification_mapper,
     build_classifier_model,
     classification_dicts_from_cfg,
-    visualize_classifier,
 )
-from ...evaluation.classification import ClassificationEvaluator
+from ...evaluation.classification import ClassificationEvaluator, visualize_classifier
 from .trainer import TaskTrainer, images_per_micro_batch
 
 __all__ = ["Res2NetClassifier", "ClassifierTrainer"]

@@ -12,7 +12,8 @@ import os
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.modeling import META_ARCH_REGISTRY
 
-from ...config.saliency import build_saliency_model, visualize_saliency
+from ...config.saliency import build_saliency_model
+from ...evaluation.saliency import visualize_saliency
 from ...data.builtin import register_datasets_from_cfg
 from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts
 from ...evaluation.saliency import SaliencyEvaluator

@@ -8,9 +8,8 @@ from ...config.classification import (
     build_classification_mapper,
     build_classifier_model,
     classification_dicts_from_cfg,
-    visualize_classifier,
 )
-from ...evaluation.classification import ClassificationEvaluator
+from ...evaluation.classification import ClassificationEvaluator, visualize_classifier
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
 from .registry import Task, register_task
 from .trainer import images_per_process

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from ...config.saliency import build_saliency_model, visualize_saliency
+from ...config.saliency import build_saliency_model
+from ...evaluation.saliency import visualize_saliency
 from ...data.builtin import register_datasets_from_cfg
 from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts
 from ...evaluation.saliency import SaliencyEvaluator
