@@ -67,7 +67,7 @@ def generated_coco_comparison(
             background = _boxes(r, rest)
             own_cats = gt_cats[own] if len(own) else np.array([1])
             bg_cats = np.where(r.random(rest) < 0.5, r.choice(own_cats, rest), r.integers(1, num_categories + 1, rest))
-            image.append(np.full(len(copies) + rest, i + 1))
+            image.append(np.full(min(len(copies) + rest, dets_per_image), i + 1))
             boxes.append(np.vstack([np.abs(noisy), background])[:dets_per_image])
             cats.append(np.r_[gt_cats[copies], bg_cats][:dets_per_image])
             scores.append(np.r_[r.uniform(0.3, 1.0, len(copies)), r.uniform(0.0, 0.7, rest)][:dets_per_image])

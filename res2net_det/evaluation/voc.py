@@ -33,7 +33,7 @@ from .per_image import per_image_path, ranked_detections, save_per_image
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["voc_ap", "voc_matches", "voc_precision_recall", "evaluate_voc", "PascalVOCEvaluator", "format_voc_table"]
+__all__ = ["voc_ap", "voc_matches", "voc_precision_recall", "write_voc_per_image", "evaluate_voc", "PascalVOCEvaluator", "format_voc_table"]
 
 IOU_THRESHOLDS = tuple(t / 100 for t in range(50, 100, 5))
 
@@ -195,6 +195,19 @@ def _ranked_voc(records, gt, detections, num_classes: int, class_names: Sequence
         np.concatenate(det_image) if det_image else np.zeros(0, np.int64),
         np.concatenate(tps, axis=1) if tps else empty, np.concatenate(igs, axis=1) if igs else empty,
         pos_arr[:, 0], pos_arr[:, 1], pos_arr[:, 2])
+
+
+def write_voc_per_image(records: Sequence[dict], detections: Sequence[dict], class_names: Sequence[str],
+                        use_07_metric: bool, path: str) -> str:
+    """The devkit's matches of ``detections`` (``image_id``, contiguous ``category_id``, ``score``,
+    ``bbox`` XYXY) as ranked detections in ``path``, for an engine whose VOC evaluator keeps no
+    per-image data (Detectron2's); returns ``path``."""
+    by_class: Dict[int, list] = defaultdict(list)
+    for d in detections:
+        by_class[d["category_id"]].append((d["image_id"], d["score"], d["bbox"]))
+    per_image: Dict[str, dict] = {}
+    evaluate_voc(records, by_class, class_names, use_07_metric=use_07_metric, per_image=per_image)
+    return save_per_image(path, per_image, {"use_07_metric": use_07_metric})
 
 
 def format_voc_table(metrics: Dict[str, float], title: str) -> str:
