@@ -33,7 +33,7 @@ from .bootstrap import BOOTSTRAP_METRICS, DEFAULT_RESAMPLES, align_images, paire
 from .per_image import load_per_image, per_image_path
 
 __all__ = ["RunNotFinishedError", "RunResults", "TASK_COLUMNS", "read_run", "compare_runs", "format_markdown",
-           "write_comparison"]
+           "write_comparison", "summarize_seeds", "format_seed_markdown"]
 
 
 class RunNotFinishedError(ValueError):
@@ -302,6 +302,78 @@ def _images_behind(parts, metric: str, num_images: int) -> int:
         if raw and raw in section:
             return int(np.isfinite(section[raw]).sum())
     return num_images
+
+
+def summarize_seeds(comparisons: Sequence[Dict[str, Any]], seeds: Sequence[int]) -> Dict[str, Any]:
+    """Repeated training seeds of the same pair of runs: per table, each run's mean ± std over
+    the seeds, the paired Δ of every seed (its mean ± std: training noise) and each seed's
+    bootstrap interval (test-set sampling). ``comparisons[i]`` is :func:`compare_runs` of seed
+    ``seeds[i]``'s runs, in the same run order for every seed."""
+    if not comparisons or len(comparisons) != len(seeds):
+        raise ValueError(f"{len(comparisons)} comparisons for {len(seeds)} seeds")
+    labels = [r["label"] for r in comparisons[0]["runs"]]
+    keyed = [{(t["task"], t["dataset"]): t for t in c["tables"]} for c in comparisons]
+    tables = []
+    for key, first in keyed[0].items():
+        per_seed = [k.get(key) for k in keyed]
+        if any(t is None for t in per_seed):
+            continue
+        columns = [c for c in first["columns"] if all(c in t["columns"] for t in per_seed)]
+
+        def stats(values: List[Optional[float]]) -> Tuple[Optional[float], Optional[float]]:
+            vals = [v for v in values if v is not None]
+            if len(vals) != len(values) or not vals:
+                return None, None
+            return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
+
+        table = {"task": key[0], "dataset": key[1], "title": first["title"], "columns": columns,
+                 "decimals": first["decimals"], "higher_is_better": first["higher_is_better"],
+                 "mean": {}, "std": {}, "delta_mean": {}, "delta_std": {}, "delta_per_seed": {}, "ci95_per_seed": {}}
+        for label in labels:
+            ms = {c: stats([t["values"][label][c] for t in per_seed]) for c in columns}
+            table["mean"][label] = {c: m for c, (m, _) in ms.items()}
+            table["std"][label] = {c: sd for c, (_, sd) in ms.items()}
+        for label in labels[1:]:
+            deltas = {c: [t["delta"][label][c] for t in per_seed] for c in columns}
+            ds = {c: stats(v) for c, v in deltas.items()}
+            table["delta_per_seed"][label] = deltas
+            table["delta_mean"][label] = {c: m for c, (m, _) in ds.items()}
+            table["delta_std"][label] = {c: sd for c, (_, sd) in ds.items()}
+            table["ci95_per_seed"][label] = {c: [t.get("ci95", {}).get(label, {}).get(c) for t in per_seed]
+                                             for c in columns}
+        tables.append(table)
+    return {"seeds": list(seeds), "runs": labels, "tables": tables}
+
+
+def format_seed_markdown(summary: Dict[str, Any]) -> str:
+    """The seed summary as Markdown: mean ± std per run, Δ over seeds, and each seed's
+    test-set (bootstrap) interval of the Δ."""
+    labels, k = summary["runs"], len(summary["seeds"])
+    out = []
+    for t in summary["tables"]:
+        head = ["metric", f"{labels[0]} ({k} seeds)"]
+        for lab in labels[1:]:
+            head += [lab, f"Δ {lab} over seeds", "test-set 95% interval, per seed"]
+        lines = [f"### {t['title']}: seeds {', '.join(map(str, summary['seeds']))}", "",
+                 "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+        for c in t["columns"]:
+            d = t["decimals"][c]
+
+            def pm(mean, sd, signed=False):
+                return "-" if mean is None else _fmt(mean, d, signed) + ("" if sd is None else f" ± {_fmt(sd, d)}")
+
+            cells = [c + ("" if t["higher_is_better"][c] else " ↓"), pm(t["mean"][labels[0]][c], t["std"][labels[0]][c])]
+            for lab in labels[1:]:
+                intervals = t["ci95_per_seed"][lab][c]
+                cells += [pm(t["mean"][lab][c], t["std"][lab][c]),
+                          pm(t["delta_mean"][lab][c], t["delta_std"][lab][c], signed=True),
+                          " ".join("-" if iv is None else f"[{_fmt(iv[0], d, True)}, {_fmt(iv[1], d, True)}]"
+                                   for iv in intervals)]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "± is the standard deviation over the training seeds (training noise); the intervals are "
+                      "each seed's paired bootstrap over the test images (test-set sampling)"]
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
 
 
 def _fmt(value: Optional[float], digits: int, signed: bool = False) -> str:
