@@ -43,7 +43,7 @@ import numpy as np
 
 from .per_image import Section, unpack_bits
 
-__all__ = ["DEFAULT_RESAMPLES", "resample_weights", "paired_interval", "ranked_ap", "coco_metrics",
+__all__ = ["DEFAULT_RESAMPLES", "resample_weights", "paired_interval", "nan_weighted_mean", "ranked_ap", "coco_metrics",
            "voc_metrics", "saliency_metrics", "cam_metrics", "BOOTSTRAP_METRICS", "align_images"]
 
 DEFAULT_RESAMPLES = 1000
@@ -279,6 +279,16 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (weights.astype(np.float64) @ values) / weights.sum(axis=1).reshape((-1,) + (1,) * (values.ndim - 1))
 
 
+def nan_weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``(B,)`` weighted means of per-image ``values`` over the images where they are finite
+    (NaN: not computed there); NaN for a resample with none of them."""
+    values = np.asarray(values, np.float64)
+    finite = np.isfinite(values)
+    sub = weights[:, finite].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sub @ values[finite]) / sub.sum(axis=1)
+
+
 def saliency_metrics(section: Section, weights: np.ndarray) -> Dict[str, np.ndarray]:
     """MAE, S-measure, weighted F, adaptive F / E and max / mean F and E of every resample: the
     F and E curves are the weighted means of the per-image curves (pysodmetrics' data-set curve)."""
@@ -326,11 +336,7 @@ def cam_metrics(section: Section, weights: np.ndarray) -> Dict[str, np.ndarray]:
             out["piou"] = 100 * np.max(tp[:, on_grid] / (positives + fp[:, on_grid]), axis=1)
     for key, name in (("deletion", "deletion_auc"), ("insertion", "insertion_auc"), ("road", "road")):
         if key in section:  # computed on some images only (NaN elsewhere)
-            values = np.asarray(section[key], np.float64)
-            scored = np.isfinite(values)
-            sub = weights[:, scored].astype(np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[name] = (sub @ values[scored]) / sub.sum(axis=1)
+            out[name] = nan_weighted_mean(section[key], weights)
     return out
 
 
