@@ -4,15 +4,14 @@ scored on the test set's ground-truth boxes; ResNet and Res2Net side by side wit
 
   python tools/cam_detector.py --config-file configs/quickstart.yaml --output output/cam_detector \
       --num-images 8 MODEL.WEIGHTS output/quickstart/model_final.pth
-  # two detectors (the first is the Δ reference), each with its checkpoint
-  python tools/cam_detector.py --config-file configs/quickstart.yaml configs/quickstart.yaml \
-      --weights output/reproduce/detection-coco-quick/resnet-24w1s/model_final.pth \
-                output/reproduce/detection-coco-quick/res2net-8w4s/model_final.pth \
-      --labels resnet res2net --output output/cam_detector MODEL.RES2NET.SCALE 4
+  # two finished runs (the first is the Δ reference): their saved config.yaml, the model_final.pth beside it
+  python tools/cam_detector.py --config-file output/reproduce/detection-coco-quick/resnet-24w1s/config.yaml \
+      output/reproduce/detection-coco-quick/res2net-8w4s/config.yaml --output output/cam_detector
 
 Writes OUTPUT/cam_detector.json (per-image and mean scores in %, each Δ with its paired bootstrap
 95% interval) and OUTPUT/cams_<method>.png (rows = images, columns = model x level). Trailing
-KEY VALUE pairs go to every config; --weights (one per config) override MODEL.WEIGHTS.
+KEY VALUE pairs go to every config; --weights (one per config) override MODEL.WEIGHTS, which for
+a run's saved config.yaml defaults to the model_final.pth beside it.
 """
 import argparse
 import os
@@ -30,10 +29,17 @@ from res2net_det.evaluation.detector_cam import (
 from res2net_det.utils.io import write_json_file
 
 
+def _name(config: str) -> str:
+    """A config's name; a run's saved ``config.yaml`` is named after its run folder."""
+    stem = os.path.splitext(os.path.basename(config))[0]
+    return os.path.basename(os.path.dirname(os.path.abspath(config))) if stem == "config" else stem
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", nargs="+", required=True, metavar="FILE", help="one config per detector")
-    parser.add_argument("--weights", nargs="+", help="a checkpoint per config (default: each config's MODEL.WEIGHTS)")
+    parser.add_argument("--weights", nargs="+", help="a checkpoint per config (default: each config's MODEL.WEIGHTS, or the "
+                        "model_final.pth beside a run's config.yaml)")
     parser.add_argument("--labels", nargs="+", help="a name per detector (default: the config names)")
     parser.add_argument("--output", default="output/cam_detector", help="folder of the JSON and the figures")
     parser.add_argument("--num-images", type=int, default=8, help="first N images of the first config's test set")
@@ -50,7 +56,7 @@ def main(argv=None) -> int:
     for flag, values in (("--weights", args.weights), ("--labels", args.labels)):
         if values is not None and len(values) != len(args.config_file):
             parser.error(f"{flag}: {len(values)} given for {len(args.config_file)} configs")
-    labels = args.labels or [os.path.splitext(os.path.basename(c))[0] for c in args.config_file]
+    labels = args.labels or [_name(c) for c in args.config_file]
     if len(set(labels)) != len(labels):
         labels = [f"{label}-{i}" for i, label in enumerate(labels)]
 
@@ -59,6 +65,8 @@ def main(argv=None) -> int:
         cfg = merge_config_list(merge_config_file(get_cfg(), config), args.opts)
         if args.weights:
             cfg.MODEL.WEIGHTS = args.weights[i]
+        elif not cfg.MODEL.WEIGHTS and os.path.isfile(os.path.join(os.path.dirname(config), "model_final.pth")):
+            cfg.MODEL.WEIGHTS = os.path.join(os.path.dirname(config), "model_final.pth")  # a run's config.yaml
         if not cfg.MODEL.WEIGHTS or not os.path.isfile(cfg.MODEL.WEIGHTS):
             print(f"cam_detector: {config}: MODEL.WEIGHTS {cfg.MODEL.WEIGHTS!r} is not a checkpoint file",
                   file=sys.stderr)
