@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     if len(set(labels)) != len(labels):
         labels = [f"{label}-{i}" for i, label in enumerate(labels)]
 
-    detectors, records, class_names = {}, None, None
+    detectors, records = {}, None
     for i, (config, label) in enumerate(zip(args.config_file, labels)):
         cfg = merge_config_list(merge_config_file(get_cfg(), config), args.opts)
         if args.weights:
@@ -81,14 +81,13 @@ def main(argv=None) -> int:
                 print(f"cam_detector: {config}: DATASETS.TEST is empty (the images and boxes to score)", file=sys.stderr)
                 return 2
             records = DatasetCatalog.get(cfg.DATASETS.TEST[0])[: args.num_images]
-            class_names = predictor.class_names
     result, maps = evaluate_detector_cams(
         detectors, records, args.methods, args.score_threshold, not args.no_align, args.bootstrap, args.seed,
         keep_maps=min(len(records), args.figure_images or 8))
     os.makedirs(args.output, exist_ok=True)
     path = os.path.join(args.output, "cam_detector.json")
     write_json_file(path, result, indent=1)
-    figures = save_detector_cam_figures(args.output, result, maps, class_names)
+    figures = save_detector_cam_figures(args.output, result, maps)
     print(format_detector_cam_table(result))
     print(f"json: {path}  figures: {' '.join(figures)}")
     return 0

@@ -35,9 +35,8 @@ Ties in score between different images are ordered by image, as pycocotools orde
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -348,6 +347,3 @@ BOOTSTRAP_METRICS: Mapping[str, Callable[..., Dict[str, np.ndarray]]] = {
     "cam": cam_metrics,
 }
 
-
-def finite_or_none(value: float) -> Optional[float]:
-    return float(value) if value is not None and math.isfinite(value) else None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -222,7 +222,7 @@ def format_detector_cam_table(result: dict) -> str:
     return "\n".join(lines + [note])
 
 
-def save_detector_cam_figures(output_dir: str, result: dict, maps: dict, class_names=None) -> List[str]:
+def save_detector_cam_figures(output_dir: str, result: dict, maps: dict) -> List[str]:
     """One figure per method, ``cams_<method>.png``: rows = images, columns = model x level
     (levels, then the combined map), the map over the image with the ground-truth boxes (green)."""
     paths = []
