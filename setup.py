@@ -37,6 +37,7 @@ setup(
         "pysodmetrics",  # import py_sod_metrics: the SOD metrics (res2net_det.evaluation.saliency)
         # CAM methods and the ROAD metric (class activation mapping)
         "grad-cam>=1.5",
+        "scipy",  # sparse products of the paired bootstrap (res2net_det.evaluation.bootstrap)
     ],
     extras_require={
         # tools/export_model.py: ONNX files and their check with onnxruntime (and the

@@ -13,6 +13,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from res2net_det.config import get_cfg, merge_config_file
 from res2net_det.data.synthetic import SHAPE_CLASSES, generate_shapes_coco
+from res2net_det.modeling.detection import fasterrcnn_res2net_fpn
 
 REPO = Path(__file__).resolve().parents[1]
 # Real reference data from peers, kept outside the project next to the checkout (../shared);
@@ -233,3 +234,12 @@ def file_bytes(obj, fmt: str = "pth") -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
+
+
+def tiny_detector(seed: int = 0):
+    """A random Faster R-CNN small enough for unit tests: Res2Net res2-res3 (base width 4), FPN
+    p2-p3 plus the max-pooled p4, 64 px inputs, every box kept (score threshold 0)."""
+    torch.manual_seed(seed)
+    return fasterrcnn_res2net_fpn(num_classes=3, out_features=("res2", "res3"), backbone_kwargs={"base_width": 4},
+                                  fpn_channels=8, box_head_fc_dims=(16,), min_size=64, max_size=64,
+                                  box_score_thresh=0.0, box_detections_per_img=5, norm="BN").eval()

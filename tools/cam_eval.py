@@ -16,7 +16,6 @@ Examples:
   python tools/cam_eval.py --models my_model_card.json --image-size 64
 """
 import argparse
-import json
 import logging
 import os
 
@@ -27,7 +26,8 @@ from res2net_det.config.classification import load_trained_classifier
 from res2net_det.data.shapes_wsol import ensure_shapes_wsol
 from res2net_det.data.wsol import load_wsol_source
 from res2net_det.data.wsol_metadata import load_wsol_metadata
-from res2net_det.evaluation.cam_benchmark import evaluate_cam_methods, evaluate_scoremaps, format_table
+from res2net_det.evaluation.cam_benchmark import evaluate_cam_methods, evaluate_scoremaps, format_table, write_cam_results
+from res2net_det.evaluation.per_image import per_image_path
 from res2net_det.evaluation.wsol import PROTOCOLS
 from res2net_det.modeling.cam import CAM_METHODS, parse_model_spec
 
@@ -109,9 +109,10 @@ def main() -> None:
     size = tuple(image_size) * (2 if len(image_size) == 1 else 1)
     common = dict(loc_cam_threshold=args.loc_cam_threshold, protocol=args.protocol,
                   cam_curve_interval=args.cam_curve_interval)
+    per_image = {}
     if args.scoremaps:
-        result = evaluate_scoremaps(args.scoremaps, records, size, **common)
-        finish(result, args.output)
+        result = evaluate_scoremaps(args.scoremaps, records, size, per_image=per_image, **common)
+        finish(result, args.output, per_image)
         return
     num_classes = args.num_classes or len(class_names)
     specs = args.models if args.models is not None else ([] if trained else ["torchvision:resnet50", "res2net50_26w_4s"])
@@ -126,18 +127,16 @@ def main() -> None:
     result = evaluate_cam_methods(
         models, args.methods, records, size, args.batch_size, target_layers,
         faithfulness_images=args.faithfulness_images, faithfulness_steps=args.faithfulness_steps,
-        road=not args.no_road, align_to_input=args.align_cams, **common,
+        road=not args.no_road, align_to_input=args.align_cams, per_image=per_image, **common,
     )
     result["settings"].update(model_specs=specs, config_file=args.config_file, num_classes=num_classes)
-    finish(result, args.output)
+    finish(result, args.output, per_image)
 
 
-def finish(result: dict, output: str) -> None:
+def finish(result: dict, output: str, per_image: dict) -> None:
     print(format_table(result["rows"]))
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1)
-    print(f"saved {output}")
+    write_cam_results(result, output, per_image)
+    print(f"saved {output} (per-image data: {per_image_path(output)})")
 
 
 if __name__ == "__main__":

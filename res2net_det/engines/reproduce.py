@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
-from ..evaluation.compare import compare_runs, format_markdown, write_comparison
+from ..evaluation.bootstrap import DEFAULT_RESAMPLES
+from ..evaluation.compare import compare_runs, format_markdown, format_seed_markdown, summarize_seeds, write_comparison
+from ..utils.io import write_json_file
 from ..model_zoo import get_config_file
 from . import select_engine
 
@@ -123,6 +125,7 @@ class RunPlan:
     opts: List[str]
     commands: List[List[str]]
     env: Dict[str, str] = field(default_factory=dict)
+    seed: int = 0
 
 
 def _tool(name: str) -> str:
@@ -174,20 +177,32 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_").lower() or "run"
 
 
+def run_seeds(args: argparse.Namespace) -> List[int]:
+    """The training seeds: ``--seed``, ``--seed + 1``, ... (``--seeds`` of them)."""
+    count = getattr(args, "seeds", 1)
+    if count < 1:
+        raise ValueError(f"--seeds must be at least 1, got {count}")
+    return [args.seed + i for i in range(count)]
+
+
 def plan_runs(task: ReproTask, args: argparse.Namespace) -> List[RunPlan]:
     """The runs of ``task`` with the command-line settings of ``args`` (``quick``, ``output_root``,
-    ``seed``, ``opts``, launcher flags)."""
+    ``seed``, ``seeds``, ``opts``, launcher flags): every run of the task for each seed, seed by
+    seed. With one seed a run's folder is ``<root>/<run>``; with several, ``<root>/<run>-seed<N>``."""
     runs = task.quick_runs if args.quick else task.runs
     root = os.path.join(args.output_root, task.name + ("-quick" if args.quick else ""))
     env = dict(os.environ)
     # The subprocesses import the same res2net_det as this process (a checkout, or a worktree).
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH", "")) if p)
+    seeds = run_seeds(args)
     plans = []
-    for run in runs:
-        opts = [*(task.quick_opts if args.quick else ()), *run.opts, "SEED", str(args.seed), *(args.opts or [])]
-        plan = RunPlan(run.label, get_config_file(run.config), os.path.join(root, _slug(run.label)), opts, [], env)
-        plan.commands = COMMANDS[task.command](plan, args)
-        plans.append(plan)
+    for seed in seeds:
+        for run in runs:
+            opts = [*(task.quick_opts if args.quick else ()), *run.opts, "SEED", str(seed), *(args.opts or [])]
+            folder = _slug(run.label) + (f"-seed{seed}" if len(seeds) > 1 else "")
+            plan = RunPlan(run.label, get_config_file(run.config), os.path.join(root, folder), opts, [], env, seed)
+            plan.commands = COMMANDS[task.command](plan, args)
+            plans.append(plan)
     return plans
 
 
@@ -213,6 +228,10 @@ def _status(plan: RunPlan) -> str:
     return "new"
 
 
+def _run_name(plan: RunPlan, plans: Sequence[RunPlan]) -> str:
+    return plan.label if len({p.seed for p in plans}) == 1 else f"{plan.label} seed {plan.seed}"
+
+
 def reproduce(task_name: str, args: argparse.Namespace) -> Dict[str, object]:
     """Runs (or skips) both runs of ``task_name`` and writes the comparison; returns
     ``{"comparison", "paths", "markdown", "seconds": {label: s}}``."""
@@ -223,10 +242,10 @@ def reproduce(task_name: str, args: argparse.Namespace) -> Dict[str, object]:
     seconds: Dict[str, Optional[float]] = {}
     for i, plan in enumerate(plans, 1):
         status = _status(plan)
-        head = f"[{i}/{len(plans)}] {task.name} {plan.label} -> {plan.output_dir}"
+        head = f"[{i}/{len(plans)}] {task.name} {_run_name(plan, plans)} -> {plan.output_dir}"
         if status == "finished":
             print(f"{head}: finished earlier, skipped", flush=True)
-            seconds[plan.label] = None
+            seconds[_run_name(plan, plans)] = None
             continue
         if status == "started" and not args.resume:
             raise RuntimeError(
@@ -244,17 +263,35 @@ def reproduce(task_name: str, args: argparse.Namespace) -> Dict[str, object]:
             if rc != 0:
                 raise RuntimeError(f"{task.name} {plan.label}: `{shlex.join(cmd)}` failed with exit code {rc}; its log "
                                    f"is in {plan.output_dir} (fix it, then run the same reproduce command again)")
-        seconds[plan.label] = round(time.perf_counter() - start, 1)
+        seconds[_run_name(plan, plans)] = round(time.perf_counter() - start, 1)
         with open(os.path.join(plan.output_dir, FINISHED_MARKER), "w", encoding="utf-8") as f:
             json.dump({"task": task.name, "label": plan.label, "settings": _settings(plan), "commands": plan.commands,
-                       "seconds": seconds[plan.label]}, f, indent=1)
+                       "seconds": seconds[_run_name(plan, plans)]}, f, indent=1)
     if args.dry_run:
         return {"plans": plans}
-    comparison = compare_runs([p.output_dir for p in plans], [p.label for p in plans])
-    out_dir = os.path.join(os.path.dirname(plans[0].output_dir), "comparison")
-    paths = write_comparison(comparison, out_dir)
-    return {"comparison": comparison, "paths": paths, "markdown": format_markdown(comparison), "seconds": seconds,
-            "task": task}
+    bootstrap = getattr(args, "bootstrap", DEFAULT_RESAMPLES)
+    seeds = run_seeds(args)
+    root = os.path.dirname(plans[0].output_dir)
+    if len(seeds) == 1:
+        comparison = compare_runs([p.output_dir for p in plans], [p.label for p in plans], bootstrap=bootstrap)
+        paths = write_comparison(comparison, os.path.join(root, "comparison"))
+        return {"comparison": comparison, "paths": paths, "markdown": format_markdown(comparison),
+                "seconds": seconds, "task": task}
+    # several seeds: a comparison (with its test-set intervals) per seed, then the summary over seeds
+    comparisons = []
+    for seed in seeds:
+        pair = [p for p in plans if p.seed == seed]
+        comparisons.append(compare_runs([p.output_dir for p in pair], [p.label for p in pair], bootstrap=bootstrap))
+        write_comparison(comparisons[-1], os.path.join(root, "comparison", f"seed{seed}"))
+    summary = summarize_seeds(comparisons, seeds)
+    markdown = format_seed_markdown(summary)
+    paths = write_comparison(comparisons[0], os.path.join(root, "comparison"))
+    paths["markdown"], paths["json"] = os.path.join(root, "comparison", "seeds.md"), os.path.join(root, "comparison", "seeds.json")
+    with open(paths["markdown"], "w", encoding="utf-8") as f:
+        f.write(markdown)
+    write_json_file(paths["json"], summary, indent=1)
+    return {"comparison": comparisons[0], "summary": summary, "paths": paths, "markdown": markdown,
+            "seconds": seconds, "task": task}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -266,6 +303,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs go to OUTPUT_ROOT/TASK[-quick]/<run>, the table to .../comparison")
     parser.add_argument("--resume", action="store_true", help="continue started runs from their last checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="SEED of both runs (the same data order and initialisation)")
+    parser.add_argument("--seeds", type=int, default=1, metavar="K",
+                        help="train each config K times, with SEED --seed, --seed + 1, ... (folders <run>-seed<N>), "
+                             "and report mean ± std over the seeds next to the test-set intervals")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, metavar="N",
+                        help="paired bootstrap resamples of the test images for each Δ's 95%% interval (0: none)")
     parser.add_argument("--num-gpus", type=int, default=1, help="GPUs per machine (passed to the engine's launcher)")
     parser.add_argument("--num-machines", type=int, default=1, help="machines in all, passed to the engine's launcher")
     parser.add_argument("--machine-rank", type=int, default=0, help="this machine's rank, passed to the engine's launcher")

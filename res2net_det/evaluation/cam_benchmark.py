@@ -25,7 +25,9 @@ from tqdm import tqdm
 from ..data.wsol import WSOLDataError, WSOLDataset, check_labels, collate_wsol, original_image_size
 from ..data.wsol_metadata import load_wsol_masks
 from ..modeling.cam import CamExtractor, align_cam_to_input, default_target_layer
+from ..utils.io import write_json_file
 from .faithfulness import deletion_insertion, road_combined
+from .per_image import image_key, per_image_path, save_per_image
 from .wsol import (
     DEFAULT_CAM_THRESHOLDS, PixelEvaluator, WSOLEvaluator, cam_threshold_grid, centre_prior_cam, library_upsample,
     resize_scoremap,
@@ -33,7 +35,7 @@ from .wsol import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["evaluate_cam_methods", "evaluate_scoremaps", "read_scoremap", "baseline_rows", "format_table",
+__all__ = ["evaluate_cam_methods", "evaluate_scoremaps", "write_cam_results", "image_ids", "read_scoremap", "baseline_rows", "format_table",
            "PROTOCOL_TITLES"]
 
 #: The table title of each protocol, so no table is read as the other protocol's.
@@ -146,9 +148,12 @@ def _evaluate_one(
                 if road:
                     road_scores += road_combined(model, images[:take], plain[:take], labels[:take].tolist()).tolist()
         layer = extractor.layer_names[0]
-    rows = []
+    rows, sections = [], []
+    ids = image_ids(records)
     for variant in variants:
         row: Dict[str, object] = {"protocol": protocol, "num_images": len(records)}
+        section = _per_image(ids, boxes_eval[variant] if has_boxes else None,
+                             pixels_eval[variant] if has_masks else None, loc_cam_threshold)
         if has_boxes:
             row.update(boxes_eval[variant].evaluate(loc_cam_threshold))
         if has_masks:
@@ -159,11 +164,30 @@ def _evaluate_one(
         elif deletion:
             row.update(deletion_auc=float(np.mean(deletion)), insertion_auc=float(np.mean(insertion)),
                        faithfulness_images=len(deletion))
+            for key, values in (("deletion", deletion), ("insertion", insertion), ("road", road_scores)):
+                if values:  # the first images only: NaN for the others
+                    section[key] = np.r_[np.asarray(values, np.float64), np.full(len(ids) - len(values), np.nan)]
             if road_scores:
                 row["road"] = float(np.mean(road_scores))
         rows.append(row)
+        sections.append(section)
     rows[0]["seconds"] = round(time.perf_counter() - start, 2)
-    return rows
+    return rows, sections
+
+
+def image_ids(records: Sequence[dict]) -> List[str]:
+    """The key pairing a record's image across runs: its WSOL id, else its file stem."""
+    return [str(r.get("wsol_id") or image_key(r["file_name"])) for r in records]
+
+
+def _per_image(ids: Sequence[str], boxes: Optional[WSOLEvaluator], pixels: Optional[PixelEvaluator],
+               loc_cam_threshold: Optional[float]) -> Dict[str, np.ndarray]:
+    section: Dict[str, np.ndarray] = {"image_ids": np.asarray(ids)}
+    if boxes is not None:
+        section.update(boxes.per_image(ids, loc_cam_threshold))
+    if pixels is not None:
+        section.update(pixels.per_image(ids))
+    return section
 
 
 def evaluate_cam_methods(
@@ -183,6 +207,7 @@ def evaluate_cam_methods(
     align_to_input: bool = False,
     protocol: str = "wsol",
     cam_curve_interval: float = 0.01,
+    per_image: Optional[Dict[str, Dict[str, np.ndarray]]] = None,
 ) -> dict:
     """Evaluates every ``(model, method)`` pair on ``records`` (dataset dicts with boxes or masks).
 
@@ -205,8 +230,10 @@ def evaluate_cam_methods(
         protocol: ``"wsol"`` (the published protocol) or ``"continuous"`` (see
             :mod:`res2net_det.evaluation.wsol`).
         cam_curve_interval: step of the default threshold grid (the paper's tables: 0.01).
+        per_image: a dict that receives each row's per-image data under the row's ``per_image``
+            key (``"<model>|<method>"``), for :func:`write_cam_results`.
 
-    Returns ``{"settings": ..., "rows": [...]}``; every row has ``model``, ``method``,
+    Returns ``{"settings": ..., "rows": [...]}`` (JSON-ready); every row has ``model``, ``method``,
     ``protocol`` and the metrics.
     """
     if not records:
@@ -224,6 +251,7 @@ def evaluate_cam_methods(
         WSOLDataset(records, image_size), batch_size=batch_size, shuffle=False, collate_fn=collate_wsol
     )
     rows = baseline_rows(records, image_size, cam_thresholds, protocol, image_sizes)
+    per_image = {} if per_image is None else per_image
     for label, model in models.items():
         model.eval()
         with torch.no_grad():
@@ -232,11 +260,14 @@ def evaluate_cam_methods(
         layer = target_layers.get(label) or default_target_layer(model)
         for method in methods:
             logger.info("evaluating %s / %s at %s (protocol %s)", label, method, layer, protocol)
-            method_rows = _evaluate_one(model, method, loader, layer, cam_thresholds, loc_cam_threshold,
-                                        faithfulness_images, faithfulness_steps, road, cam_batch_size, progress,
-                                        align_to_input, protocol, image_sizes, has_boxes, has_masks)
-            rows.append({"model": label, "method": method, **method_rows[0]})
-            rows += [{"model": label, "method": f"{method} (aligned)", **r} for r in method_rows[1:]]
+            method_rows, sections = _evaluate_one(
+                model, method, loader, layer, cam_thresholds, loc_cam_threshold, faithfulness_images,
+                faithfulness_steps, road, cam_batch_size, progress, align_to_input, protocol, image_sizes,
+                has_boxes, has_masks)
+            names = [method] + [f"{method} (aligned)"] * (len(method_rows) - 1)
+            for name, row, section in zip(names, method_rows, sections):
+                per_image[f"{label}|{name}"] = section
+                rows.append({"model": label, "method": name, **row, "per_image": f"{label}|{name}"})
     settings = dict(
         protocol=protocol, image_size=list(image_size), num_images=len(records), methods=list(methods),
         models=list(models), loc_cam_threshold=loc_cam_threshold, faithfulness_images=faithfulness_images,
@@ -245,6 +276,17 @@ def evaluate_cam_methods(
         boxes=has_boxes, masks=has_masks,
     )
     return {"settings": settings, "rows": rows}
+
+
+def write_cam_results(result: dict, path: str, per_image: Optional[Dict[str, Dict[str, np.ndarray]]] = None) -> str:
+    """Writes the rows and settings as JSON at ``path`` and the rows' per-image data beside it
+    (:func:`~res2net_det.evaluation.per_image.per_image_path`), the file a comparison resamples.
+    Returns ``path``."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_json_file(path, result, indent=1)
+    if per_image:
+        save_per_image(per_image_path(path), per_image)
+    return path
 
 
 def read_scoremap(scoremap_dir: str, record: dict, image_size: Tuple[int, int]) -> np.ndarray:
@@ -280,6 +322,7 @@ def evaluate_scoremaps(
     loc_cam_threshold: Optional[float] = None,
     protocol: str = "wsol",
     cam_curve_interval: float = 0.01,
+    per_image: Optional[Dict[str, Dict[str, np.ndarray]]] = None,
 ) -> dict:
     """The localisation metrics of saved score maps (e.g. the authors' ``scoremaps/`` folder,
     :func:`read_scoremap`) with the baseline rows: the way to recompute a published number from
@@ -301,6 +344,10 @@ def evaluate_scoremaps(
             pixels_eval.process(scoremap, [foreground], [ignore])
     row: Dict[str, object] = {"model": "score maps", "method": os.path.basename(os.path.normpath(scoremap_dir)),
                               "protocol": protocol, "num_images": len(records)}
+    row["per_image"] = f"{row['model']}|{row['method']}"
+    per_image = {} if per_image is None else per_image
+    per_image[row["per_image"]] = (_per_image(image_ids(records), boxes_eval if has_boxes else None,
+                                              pixels_eval if has_masks else None, loc_cam_threshold))
     if has_boxes:
         row.update(boxes_eval.evaluate(loc_cam_threshold))
     if has_masks:

@@ -66,20 +66,25 @@ def save_cam_grid(
     images: Sequence[np.ndarray],
     columns: Dict[str, dict],
     gt_boxes: Optional[Sequence[np.ndarray]] = None,
-    cam_threshold: Union[float, Dict[str, float]] = 0.3,
+    cam_threshold: Optional[Union[float, Dict[str, float]]] = 0.3,
     row_labels: Optional[Sequence[str]] = None,
     class_names: Optional[Sequence[str]] = None,
     cell_inches: float = 2.0,
+    footer: Optional[str] = None,
 ) -> str:
     """Writes the grid PNG and returns its path.
 
     Args:
         images: RGB uint8 images (one row each).
-        columns: ``{title: {"cams": [...], "predicted": [...], "probability": [...]}}``.
+        columns: ``{title: {"cams": [...], "predicted": [...], "probability": [...]}}``, or with
+            ``"captions"`` (one text per image) instead of the class captions; a column may bring
+            its own ``"pictures"`` and ``"boxes"`` (a model that saw the images at another size).
         gt_boxes: per image ``(K, 4)`` boxes in image pixels, drawn in green.
-        cam_threshold: threshold of the red box (largest contour), one for all columns or per title.
+        cam_threshold: threshold of the red box (largest contour), one for all columns or per
+            title; None draws no CAM box.
         row_labels: text left of each row.
         class_names: names for the predicted class captions.
+        footer: the line under the grid (default: the classification figure's legend).
     """
     import matplotlib
 
@@ -91,13 +96,14 @@ def save_cam_grid(
     fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols, cell_inches * rows + 0.4), squeeze=False)
     cell_pixels = round(cell_inches * _DPI)
 
-    def cell(picture: np.ndarray, r: int, cam_boxes=()) -> np.ndarray:
+    def cell(picture: np.ndarray, r: int, cam_boxes=(), boxes=None) -> np.ndarray:
         # Boxes are drawn in pixels with the project's primitives, at about the cell's printed size.
         canvas, scale = upscale_for_drawing(picture, cell_pixels)
         thickness = max(1, round(cell_pixels / 150))
         draw_boxes(canvas, np.asarray(cam_boxes, np.float64).reshape(-1, 4) * scale, RED, thickness)
-        if gt_boxes is not None:
-            draw_boxes(canvas, np.asarray(gt_boxes[r], np.float64).reshape(-1, 4) * scale, GREEN, thickness)
+        boxes = boxes if boxes is not None else (gt_boxes[r] if gt_boxes is not None else None)
+        if boxes is not None:
+            draw_boxes(canvas, np.asarray(boxes, np.float64).reshape(-1, 4) * scale, GREEN, thickness)
         return canvas
 
     for r, image in enumerate(images):
@@ -109,20 +115,26 @@ def save_cam_grid(
         for c, (title, column) in enumerate(columns.items(), start=1):
             cam = column["cams"][r]
             ax = axes[r, c]
+            picture = column["pictures"][r] if "pictures" in column else image
             threshold = cam_threshold[title] if isinstance(cam_threshold, dict) else cam_threshold
-            overlay = show_cam_on_image(image.astype(np.float32) / 255.0, cam, use_rgb=True)
-            ax.imshow(cell(overlay, r, boxes_from_cam(cam, threshold, all_contours=False)))
-            predicted = column["predicted"][r]
-            name = class_names[predicted] if class_names is not None else str(predicted)
-            ax.set_xlabel(f"pred {name} ({column['probability'][r]:.2f})", fontsize=7)
+            overlay = show_cam_on_image(picture.astype(np.float32) / 255.0, cam, use_rgb=True)
+            cam_boxes = () if threshold is None else boxes_from_cam(cam, threshold, all_contours=False)
+            ax.imshow(cell(overlay, r, cam_boxes, column["boxes"][r] if "boxes" in column else None))
+            if "captions" in column:
+                ax.set_xlabel(column["captions"][r], fontsize=7)
+            else:
+                predicted = column["predicted"][r]
+                name = class_names[predicted] if class_names is not None else str(predicted)
+                ax.set_xlabel(f"pred {name} ({column['probability'][r]:.2f})", fontsize=7)
             if r == 0:
                 ax.set_title(title, fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.text(0.5, 0.005, "CAM of the labelled class (of the top class for unlabelled images)   "
+    fig.text(0.5, 0.005, footer or "CAM of the labelled class (of the top class for unlabelled images)   "
              "green: ground-truth box   red: CAM box (largest contour)", ha="center", fontsize=8)
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    lines = 1 + (footer or "").count("\n")  # room for the footer: about 0.17 inch a line
+    fig.tight_layout(rect=(0, max(0.02, 0.17 * lines / fig.get_figheight()) if footer else 0.02, 1, 1))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)

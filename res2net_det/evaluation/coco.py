@@ -22,11 +22,12 @@ from ..data.image_io import output_names, read_image
 from ..utils import comm
 from ..utils.io import write_json_file
 from ..utils.visualization import draw_detections, save_image
+from .per_image import coco_ranked_detections, per_image_path, save_per_image
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["COCOEvaluator", "instances_to_coco_json", "evaluate_coco_results", "format_table",
-           "write_detection_pictures"]
+           "write_detection_pictures", "write_coco_per_image"]
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
@@ -57,16 +58,51 @@ def instances_to_coco_json(instances: Dict[str, Any], image_id: int, contiguous_
     return results
 
 
+def _load_gt(gt_json: str):
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(gt_json)
+
+
+def _matched(coco_gt, results: List[dict], iou_type: str, img_ids: Optional[Sequence[int]]):
+    """A ``COCOeval`` after ``evaluate()`` (the per-image matches), its output captured."""
+    from pycocotools.cocoeval import COCOeval
+
+    if iou_type == "segm":
+        results = [r for r in results if "segmentation" in r]
+    else:
+        results = [{k: v for k, v in r.items() if k != "segmentation"} for r in results]
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(coco_gt, coco_gt.loadRes(results), iou_type)
+        if img_ids is not None:
+            ev.params.imgIds = sorted(set(img_ids))
+        ev.evaluate()
+    return ev
+
+
+def write_coco_per_image(gt_json: str, results: List[dict], iou_types: Sequence[str], img_ids: Optional[Sequence[int]],
+                         path: str) -> Optional[str]:
+    """pycocotools' per-image matches of ``results`` for each IoU type, as ranked detections in
+    ``path`` (:mod:`res2net_det.evaluation.per_image`), for an engine whose evaluator does not keep
+    its ``COCOeval`` (Detectron2's); None when there is nothing to match."""
+    if not results:
+        return None
+    coco_gt = _load_gt(gt_json)
+    sections = {t: coco_ranked_detections(_matched(coco_gt, results, t, img_ids)) for t in iou_types}
+    return save_per_image(path, sections, {"gt_json": gt_json})
+
+
 def evaluate_coco_results(
     gt_json: str, results: List[dict], iou_type: str = "bbox",
     img_ids: Optional[Sequence[int]] = None, class_names: Optional[Sequence[str]] = None,
+    per_image: Optional[Dict[str, dict]] = None,
 ) -> Dict[str, float]:
-    """COCOeval of ``results`` against ``gt_json``: AP, AP50, AP75, APs, APm, APl and ``AP-<class>``."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    """COCOeval of ``results`` against ``gt_json``: AP, AP50, AP75, APs, APm, APl and ``AP-<class>``.
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO(gt_json)
+    ``per_image``: a dict that receives, under ``iou_type``, COCOeval's per-image matches as a
+    ranked-detections section (:func:`res2net_det.evaluation.per_image.coco_ranked_detections`)."""
+    coco_gt = _load_gt(gt_json)
     if "annotations" not in coco_gt.dataset:
         # An image-info file (COCO test-dev): there is nothing to score against, and COCOeval
         # would print AP -1 (nan) and let the run "succeed".
@@ -78,17 +114,11 @@ def evaluate_coco_results(
     if not results:
         logger.warning("no predictions: every %s metric is 0", iou_type)
         return {m: 0.0 for m in METRIC_NAMES}
-    if iou_type == "segm":
-        results = [r for r in results if "segmentation" in r]
-    else:
-        results = [{k: v for k, v in r.items() if k != "segmentation"} for r in results]
+    ev = _matched(coco_gt, results, iou_type, img_ids)
+    if per_image is not None:
+        per_image[iou_type] = coco_ranked_detections(ev)
     summary = io.StringIO()
     with contextlib.redirect_stdout(summary):
-        coco_dt = coco_gt.loadRes(results)
-        ev = COCOeval(coco_gt, coco_dt, iou_type)
-        if img_ids is not None:
-            ev.params.imgIds = sorted(img_ids)
-        ev.evaluate()
         ev.accumulate()
         ev.summarize()
     logger.info("COCOeval %s:\n%s", iou_type, summary.getvalue())
@@ -164,16 +194,19 @@ class COCOEvaluator:
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(predictions, f)
             logger.info("saved %d detections to %s", len(predictions), path)
-        results = {}
+        results, per_image = {}, {}
         for task in self.tasks or ("bbox",):
             metrics = evaluate_coco_results(meta["json_file"], predictions, task, image_ids,
-                                            meta.get("thing_classes"))
+                                            meta.get("thing_classes"), per_image=per_image)
             results[task] = metrics
             table = format_table(metrics, f"{self.dataset_name} {task} AP (%), {len(image_ids)} images:")
             logger.info("\n%s", table)
         if self.output_dir:
             # Strict JSON: an AP pycocotools can't compute (no object of a size) is null, not NaN.
-            write_json_file(os.path.join(self.output_dir, "coco_eval_results.json"), results, indent=2)
+            path = os.path.join(self.output_dir, "coco_eval_results.json")
+            write_json_file(path, results, indent=2)
+            if per_image:  # what tools/compare_runs.py resamples for its intervals
+                save_per_image(per_image_path(path), per_image, {"gt_json": meta["json_file"]})
         return results
 
 

@@ -19,16 +19,21 @@ localisation accuracies per method for CAM).
 from __future__ import annotations
 
 import glob
+import json
 import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from ..utils.io import read_json_file, write_json_file
+from .bootstrap import BOOTSTRAP_METRICS, DEFAULT_RESAMPLES, align_images, paired_interval, resample_weights, voc_metrics
+from .per_image import load_per_image, per_image_path
 
 __all__ = ["RunNotFinishedError", "RunResults", "TASK_COLUMNS", "read_run", "compare_runs", "format_markdown",
-           "write_comparison"]
+           "write_comparison", "summarize_seeds", "format_seed_markdown"]
 
 
 class RunNotFinishedError(ValueError):
@@ -59,6 +64,9 @@ class RunResults:
     run_dir: str
     # (task, data set or CAM method) -> metrics
     results: "OrderedDict[Tuple[str, str], Dict[str, Optional[float]]]" = field(default_factory=OrderedDict)
+    # (task, data set or CAM method) -> [(per-image file, section, metric prefix)]: where the
+    # evaluator left the per-image data the bootstrap resamples (the file may be missing)
+    per_image: Dict[Tuple[str, str], List[Tuple[str, str, str]]] = field(default_factory=dict)
 
 
 def _number(value: Any) -> Optional[float]:
@@ -75,12 +83,13 @@ def _unfinished_checkpoint(run_dir: str) -> Optional[str]:
     return None if os.path.basename(name) == "model_final.pth" else name
 
 
-def _read_saliency(path: str, into: Dict) -> None:
+def _read_saliency(path: str, run: "RunResults") -> None:
     data = read_json_file(path, "saliency results")
     for method, per_dataset in data.items():
         for dataset, entry in per_dataset.items():
             key = ("saliency", dataset if len(data) == 1 else f"{dataset} [{method}]")
-            into[key] = {k: _number(v) for k, v in entry.get("metrics", {}).items()}
+            run.results[key] = {k: _number(v) for k, v in entry.get("metrics", {}).items()}
+            run.per_image[key] = [(per_image_path(path), f"{method}/{dataset}", "")]
 
 
 def read_run(run_dir: str, label: Optional[str] = None) -> RunResults:
@@ -103,14 +112,18 @@ def read_run(run_dir: str, label: Optional[str] = None) -> RunResults:
         metrics = {k: _number(v) for k, v in data.get("bbox", {}).items()}
         if "segm" in data:
             metrics["mask_AP"] = _number(data["segm"].get("AP"))
-        run.results[("detection", os.path.basename(os.path.dirname(path)))] = metrics
+        key = ("detection", os.path.basename(os.path.dirname(path)))
+        run.results[key] = metrics
+        run.per_image[key] = [(per_image_path(path), "bbox", "")] + \
+            ([(per_image_path(path), "segm", "mask_")] if "segm" in data else [])
     for path in sorted(glob.glob(os.path.join(inference, "*", "voc_eval_results.json"))):
         data = read_json_file(path, "VOC results")
-        run.results[("detection-voc", os.path.basename(os.path.dirname(path)))] = {
-            k: _number(v) for k, v in data.get("bbox", {}).items()}
+        key = ("detection-voc", os.path.basename(os.path.dirname(path)))
+        run.results[key] = {k: _number(v) for k, v in data.get("bbox", {}).items()}
+        run.per_image[key] = [(per_image_path(path), "bbox", "")]
     for path in sorted(glob.glob(os.path.join(inference, "*", "saliency_results.json"))) + \
             sorted(glob.glob(os.path.join(run_dir, "saliency_results.json"))):
-        _read_saliency(path, run.results)
+        _read_saliency(path, run)
     for name in ("cam_results.json", "results.json"):
         path = os.path.join(run_dir, name)
         if not os.path.isfile(path):
@@ -124,6 +137,8 @@ def read_run(run_dir: str, label: Optional[str] = None) -> RunResults:
             method = str(row.get("method"))
             key = ("cam", method if len(models) == 1 else f"{method} [{row.get('model')}]")
             run.results[key] = {k: _number(v) for k, v in row.items()}
+            if isinstance(row.get("per_image"), str):
+                run.per_image[key] = [(per_image_path(path), row["per_image"], "")]
         break
     if not run.results:
         raise RunNotFinishedError(
@@ -134,10 +149,16 @@ def read_run(run_dir: str, label: Optional[str] = None) -> RunResults:
     return run
 
 
-def compare_runs(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+def compare_runs(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
+                 bootstrap: int = DEFAULT_RESAMPLES, seed: int = 0) -> Dict[str, Any]:
     """One table per task and data set over ``run_dirs`` (the first is the reference of the Δ
     columns). Returns ``{"runs": [{label, run_dir}], "tables": [{task, dataset, title, columns,
-    values: {label: {column: v}}, delta: {label: {column: d}}, higher_is_better: {column: bool}}]}``."""
+    values: {label: {column: v}}, delta: {label: {column: d}}, higher_is_better: {column: bool}}]}``.
+
+    With ``bootstrap`` resamples (0: none) every table whose runs left per-image data also gets
+    ``ci95: {label: {column: [low, high]}}`` (the paired 95% interval of the Δ over ``bootstrap``
+    resamples of the test images, :mod:`res2net_det.evaluation.bootstrap`), ``n_images`` and
+    ``significant`` (the interval excludes 0); ``notes`` says which tables have none and why."""
     if not run_dirs:
         raise ValueError("no run folders given")
     if labels is not None and len(labels) != len(run_dirs):
@@ -165,7 +186,194 @@ def compare_runs(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None
                        "columns": [t for t, _, _, _ in present], "values": values, "delta": delta,
                        "higher_is_better": {t: hib for t, _, hib, _ in present},
                        "decimals": {t: d for t, _, _, d in present}})
-    return {"runs": [{"label": r.label, "run_dir": r.run_dir} for r in runs], "tables": tables}
+    comparison = {"runs": [{"label": r.label, "run_dir": r.run_dir} for r in runs], "tables": tables, "notes": []}
+    if bootstrap and len(runs) > 1:
+        comparison["bootstrap"] = {"resamples": int(bootstrap), "seed": int(seed), "level": 0.95}
+        cache: Dict[str, Dict[str, Any]] = {}
+        for table in tables:
+            note = _add_intervals(table, runs, bootstrap, seed, cache)
+            if note:
+                comparison["notes"].append(note)
+    return comparison
+
+
+def _load_sections(run: RunResults, key: Tuple[str, str], cache: Dict[str, Any]):
+    """``[(section arrays, metric prefix, attributes)]`` of one run's table, or a reason string."""
+    sources = run.per_image.get(key)
+    if not sources:
+        return f"{run.label}: its results file names no per-image data"
+    out = []
+    for path, section, prefix in sources:
+        if path not in cache:
+            try:
+                cache[path] = (load_per_image(path), _attributes(path))
+            except FileNotFoundError:
+                cache[path] = f"{run.label}: no per-image data ({path}; evaluated before the evaluators kept it? " \
+                              "evaluate the run again, e.g. tools/train_net.py --eval-only)"
+            except ValueError as e:
+                cache[path] = f"{run.label}: {e}"
+        if isinstance(cache[path], str):
+            return cache[path]
+        sections, attributes = cache[path]
+        if section not in sections:
+            return f"{run.label}: {path} has no section {section!r} (it has {sorted(sections)})"
+        out.append((sections[section], prefix, attributes))
+    return out
+
+
+def _attributes(path: str) -> Dict[str, Any]:
+    with np.load(path, allow_pickle=False) as data:
+        return json.loads(str(data["attributes"])) if "attributes" in data.files else {}
+
+
+def _resampled(task: str, parts, weights) -> Dict[str, Any]:
+    """{metric key of the results file: (B,) values} of one run under ``weights``."""
+    out: Dict[str, Any] = {}
+    for section, prefix, attributes in parts:
+        if task == "detection-voc":
+            metrics = voc_metrics(section, weights, bool(attributes.get("use_07_metric", True)))
+        else:
+            metrics = BOOTSTRAP_METRICS[task](section, weights)
+        out.update({prefix + k: v for k, v in metrics.items()})
+    return out
+
+
+def _add_intervals(table: Dict[str, Any], runs: List[RunResults], resamples: int, seed: int,
+                   cache: Dict[str, Any]) -> Optional[str]:
+    """Adds ``ci95``, ``n_images`` and ``significant`` to ``table``; returns a note when it can't."""
+    key = (table["task"], table["dataset"])
+    parts = []
+    for run in runs:
+        loaded = _load_sections(run, key, cache)
+        if isinstance(loaded, str):
+            return f"{table['title']}: no interval ({loaded})"
+        parts.append(loaded)
+    reference_ids = parts[0][0][0]["image_ids"]
+    try:
+        orders = [[align_images(reference_ids, section["image_ids"], runs[0].run_dir, run.run_dir)
+                   for section, _, _ in p] for run, p in zip(runs, parts)]
+    except ValueError as e:
+        return f"{table['title']}: no interval ({e})"
+    weights = resample_weights(len(reference_ids), resamples, seed)
+    ones = np.ones((1, len(reference_ids)), np.float32)
+
+    def run_weights(w, order):  # the reference's image i is this run's image order[i]
+        out = np.empty_like(w)
+        out[:, order] = w
+        return out
+
+    resampled, full = [], []
+    for p, order in zip(parts, orders):
+        resampled.append({k: v for (section, prefix, attrs), o in zip(p, order)
+                          for k, v in _resampled(table["task"], [(section, prefix, attrs)], run_weights(weights, o)).items()})
+        full.append({k: float(v[0]) for (section, prefix, attrs), o in zip(p, order)
+                     for k, v in _resampled(table["task"], [(section, prefix, attrs)], run_weights(ones, o)).items()})
+    columns = {title: metric for title, metric, _, _ in TASK_COLUMNS[table["task"]] if title in table["columns"]}
+    table["ci95"], table["n_images"], table["significant"] = {}, {}, {}
+    mismatch = []
+    for i, run in enumerate(runs):
+        for title, metric in columns.items():
+            value = table["values"][run.label].get(title)
+            again = full[i].get(metric)
+            if value is not None and again is not None and abs(value - again) > 1e-3 * max(1.0, abs(value)):
+                mismatch.append(f"{run.label} {title} {value:.4g} vs {again:.4g}")
+        if i == 0:
+            continue
+        ci, n_img, sig = {}, {}, {}
+        for title, metric in columns.items():
+            if metric not in resampled[0] or metric not in resampled[i]:
+                ci[title], n_img[title], sig[title] = None, None, None
+                continue
+            low, high, used = paired_interval(resampled[0][metric], resampled[i][metric])
+            ci[title] = None if low is None else [low, high]
+            n_img[title] = _images_behind(parts[i], metric, len(reference_ids))
+            sig[title] = None if low is None else bool(low > 0 or high < 0)
+        table["ci95"][run.label], table["n_images"][run.label], table["significant"][run.label] = ci, n_img, sig
+    if mismatch:
+        return (f"{table['title']}: the per-image data do not reproduce the table ({'; '.join(mismatch)}): "
+                "were the results and the per-image file written by different evaluations?")
+    return None
+
+
+def _images_behind(parts, metric: str, num_images: int) -> int:
+    """Images a metric is computed on (deletion / insertion / ROAD: the first few only)."""
+    raw = {"deletion_auc": "deletion", "insertion_auc": "insertion", "road": "road"}.get(metric)
+    for section, _, _ in parts:
+        if raw and raw in section:
+            return int(np.isfinite(section[raw]).sum())
+    return num_images
+
+
+def summarize_seeds(comparisons: Sequence[Dict[str, Any]], seeds: Sequence[int]) -> Dict[str, Any]:
+    """Repeated training seeds of the same pair of runs: per table, each run's mean ± std over
+    the seeds, the paired Δ of every seed (its mean ± std: training noise) and each seed's
+    bootstrap interval (test-set sampling). ``comparisons[i]`` is :func:`compare_runs` of seed
+    ``seeds[i]``'s runs, in the same run order for every seed."""
+    if not comparisons or len(comparisons) != len(seeds):
+        raise ValueError(f"{len(comparisons)} comparisons for {len(seeds)} seeds")
+    labels = [r["label"] for r in comparisons[0]["runs"]]
+    keyed = [{(t["task"], t["dataset"]): t for t in c["tables"]} for c in comparisons]
+    tables = []
+    for key, first in keyed[0].items():
+        per_seed = [k.get(key) for k in keyed]
+        if any(t is None for t in per_seed):
+            continue
+        columns = [c for c in first["columns"] if all(c in t["columns"] for t in per_seed)]
+
+        def stats(values: List[Optional[float]]) -> Tuple[Optional[float], Optional[float]]:
+            vals = [v for v in values if v is not None]
+            if len(vals) != len(values) or not vals:
+                return None, None
+            return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
+
+        table = {"task": key[0], "dataset": key[1], "title": first["title"], "columns": columns,
+                 "decimals": first["decimals"], "higher_is_better": first["higher_is_better"],
+                 "mean": {}, "std": {}, "delta_mean": {}, "delta_std": {}, "delta_per_seed": {}, "ci95_per_seed": {}}
+        for label in labels:
+            ms = {c: stats([t["values"][label][c] for t in per_seed]) for c in columns}
+            table["mean"][label] = {c: m for c, (m, _) in ms.items()}
+            table["std"][label] = {c: sd for c, (_, sd) in ms.items()}
+        for label in labels[1:]:
+            deltas = {c: [t["delta"][label][c] for t in per_seed] for c in columns}
+            ds = {c: stats(v) for c, v in deltas.items()}
+            table["delta_per_seed"][label] = deltas
+            table["delta_mean"][label] = {c: m for c, (m, _) in ds.items()}
+            table["delta_std"][label] = {c: sd for c, (_, sd) in ds.items()}
+            table["ci95_per_seed"][label] = {c: [t.get("ci95", {}).get(label, {}).get(c) for t in per_seed]
+                                             for c in columns}
+        tables.append(table)
+    return {"seeds": list(seeds), "runs": labels, "tables": tables}
+
+
+def format_seed_markdown(summary: Dict[str, Any]) -> str:
+    """The seed summary as Markdown: mean ± std per run, Δ over seeds, and each seed's
+    test-set (bootstrap) interval of the Δ."""
+    labels, k = summary["runs"], len(summary["seeds"])
+    out = []
+    for t in summary["tables"]:
+        head = ["metric", f"{labels[0]} ({k} seeds)"]
+        for lab in labels[1:]:
+            head += [lab, f"Δ {lab} over seeds", "test-set 95% interval, per seed"]
+        lines = [f"### {t['title']}: seeds {', '.join(map(str, summary['seeds']))}", "",
+                 "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+        for c in t["columns"]:
+            d = t["decimals"][c]
+
+            def pm(mean, sd, signed=False):
+                return "-" if mean is None else _fmt(mean, d, signed) + ("" if sd is None else f" ± {_fmt(sd, d)}")
+
+            cells = [c + ("" if t["higher_is_better"][c] else " ↓"), pm(t["mean"][labels[0]][c], t["std"][labels[0]][c])]
+            for lab in labels[1:]:
+                intervals = t["ci95_per_seed"][lab][c]
+                cells += [pm(t["mean"][lab][c], t["std"][lab][c]),
+                          pm(t["delta_mean"][lab][c], t["delta_std"][lab][c], signed=True),
+                          " ".join("-" if iv is None else f"[{_fmt(iv[0], d, True)}, {_fmt(iv[1], d, True)}]"
+                                   for iv in intervals)]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "± is the standard deviation over the training seeds (training noise); the intervals are "
+                      "each seed's paired bootstrap over the test images (test-set sampling)"]
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
 
 
 def _fmt(value: Optional[float], digits: int, signed: bool = False) -> str:
@@ -191,10 +399,26 @@ def format_markdown(comparison: Dict[str, Any]) -> str:
             digits = table["decimals"][col]
             cells = [name, _fmt(table["values"][labels[0]][col], digits)]
             for lab in labels[1:]:
-                cells += [_fmt(table["values"][lab][col], digits), _fmt(table["delta"][lab][col], digits, signed=True)]
+                cells += [_fmt(table["values"][lab][col], digits), _delta_cell(table, lab, col, digits)]
             lines.append("| " + " | ".join(cells) + " |")
+        if "ci95" in table:
+            n = sorted({v for per in table["n_images"].values() for v in per.values() if v})
+            lines += ["", f"Δ [95% interval]: paired bootstrap over the {'/'.join(map(str, n))} test images "
+                          f"({comparison['bootstrap']['resamples']} resamples, seed {comparison['bootstrap']['seed']}); "
+                          "* the interval excludes 0"]
         out.append("\n".join(lines))
-    return "\n\n".join(out) + "\n"
+    notes = comparison.get("notes") or []
+    return "\n\n".join(out + (["\n".join(f"note: {n}" for n in notes)] if notes else [])) + "\n"
+
+
+def _delta_cell(table: Dict[str, Any], label: str, column: str, digits: int) -> str:
+    """``+2.6``, or with an interval ``+2.6 [+1.1, +4.0]*`` (``*``: the interval excludes 0)."""
+    cell = _fmt(table["delta"][label][column], digits, signed=True)
+    interval = table.get("ci95", {}).get(label, {}).get(column)
+    if interval is None or table["delta"][label][column] is None:
+        return cell
+    mark = "*" if table["significant"][label][column] else ""
+    return f"{cell} [{_fmt(interval[0], digits, True)}, {_fmt(interval[1], digits, True)}]{mark}"
 
 
 def _panels(comparison: Dict[str, Any]) -> List[Tuple[str, List[str], Dict[str, List[Optional[float]]]]]:
@@ -226,20 +450,56 @@ def _panels(comparison: Dict[str, Any]) -> List[Tuple[str, List[str], Dict[str, 
     return panels
 
 
+def _delta_panels(comparison: Dict[str, Any]) -> List[Tuple[str, List[str], Dict[str, list]]]:
+    """(title, metrics, {run label: [(Δ, low, high, significant)]}) of each table with intervals,
+    split into percentages and [0, 1] scores so one panel has one scale."""
+    panels = []
+    for t in comparison["tables"]:
+        if "ci95" not in t:
+            continue
+        for percent in (True, False):
+            cols = [c for c in t["columns"] if (t["decimals"][c] == 1) == percent
+                    and any(t["ci95"][lab].get(c) for lab in t["ci95"])]
+            if cols:
+                unit = " (points)" if percent else ""
+                panels.append((f"Δ {t['dataset']}{unit}, 95% interval", cols, {
+                    lab: [(t["delta"][lab][c], *(t["ci95"][lab][c] or (None, None)), t["significant"][lab][c])
+                          for c in cols] for lab in t["ci95"]}))
+    return panels
+
+
 def plot_comparison(comparison: Dict[str, Any], path: str) -> Optional[str]:
-    """The bar chart (one panel per table kind, bars grouped by run); None when nothing to draw."""
+    """The bar chart (one panel per table kind, bars grouped by run) and, for tables with
+    bootstrap intervals, a panel of each Δ with its interval; None when nothing to draw."""
     panels = _panels(comparison)
-    if not panels:
+    deltas = _delta_panels(comparison)
+    if not panels and not deltas:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    ncols = min(2, len(panels))
-    nrows = -(-len(panels) // ncols)
+    ncols = min(2, len(panels) + len(deltas))
+    nrows = -(-(len(panels) + len(deltas)) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 3.8 * nrows), squeeze=False)
+    for ax, (title, metrics, per_run) in zip(list(axes.flat)[len(panels):], deltas):
+        step = 0.8 / max(len(per_run), 1)
+        for i, (lab, points) in enumerate(per_run.items()):
+            y = np.arange(len(metrics))[::-1] + (i - (len(per_run) - 1) / 2) * step
+            labelled = False
+            for yy, (d, low, high, sig) in zip(y, points):
+                if d is None or low is None:
+                    continue
+                ax.errorbar(d, yy, xerr=[[max(d - low, 0)], [max(high - d, 0)]], fmt="o", capsize=3,
+                            color=f"C{i + 1}", mfc=f"C{i + 1}" if sig else "white",
+                            label=None if labelled else lab)
+                labelled = True
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_yticks(np.arange(len(metrics))[::-1], metrics)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=8, title="filled: excludes 0", title_fontsize=7)
     for ax, (title, xs, bars) in zip(axes.flat, panels):
         width = 0.8 / max(len(bars), 1)
         x = np.arange(len(xs))
@@ -255,7 +515,7 @@ def plot_comparison(comparison: Dict[str, Any], path: str) -> Optional[str]:
         ax.set_ylim(0, (top or 1.0) * 1.3)  # room for the legend above the bars
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) + len(deltas):]:
         ax.axis("off")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

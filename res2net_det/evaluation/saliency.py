@@ -25,6 +25,7 @@ from ..data.saliency import (DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, SaliencyDa
                             read_mask)
 from ..utils.io import write_json_file
 from ..utils.visualization import save_image, side_by_side
+from .per_image import image_key, per_image_path, save_per_image
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class SaliencyMetrics:
         self._em = sod.Emeasure()
         self._wfm = sod.WeightedFmeasure()
         self.num_images = 0
+        self.names: List[str] = []
 
     def _measures(self):
         return (self._fm, self._mae, self._sm, self._em, self._wfm)
@@ -110,6 +112,7 @@ class SaliencyMetrics:
         for m in self._measures():
             m.step(pred=pred, gt=gt)
         self.num_images += 1
+        self.names.append(image_key(name) if name else str(len(self.names)))
 
     def merge(self, other: "SaliencyMetrics") -> None:
         """Adds another accumulator's images (distributed evaluation). pysodmetrics keeps
@@ -119,6 +122,22 @@ class SaliencyMetrics:
                 if isinstance(value, list):
                     getattr(mine, key).extend(value)
         self.num_images += other.num_images
+        self.names += other.names
+
+    def per_image(self) -> Dict[str, np.ndarray]:
+        """Each image's values behind :meth:`summary` (pysodmetrics' own per-image lists): MAE,
+        S-measure, weighted F, adaptive F / E and the 256-threshold F and E curves (float32),
+        whose image means are the data set's curves; ``image_ids`` are the file stems."""
+        return {
+            "image_ids": np.asarray(self.names, dtype=str),
+            "mae": np.asarray(self._mae.maes, np.float64),
+            "sm": np.asarray(self._sm.sms, np.float64),
+            "wfm": np.asarray(self._wfm.weighted_fms, np.float64),
+            "adp_fm": np.asarray(self._fm.adaptive_fms, np.float64),
+            "adp_em": np.asarray(self._em.adaptive_ems, np.float64),
+            "fm_curve": np.asarray(self._fm.changeable_fms, np.float32).reshape(self.num_images, -1),
+            "em_curve": np.asarray(self._em.changeable_ems, np.float32).reshape(self.num_images, -1),
+        }
 
     def summary(self) -> Dict[str, float]:
         if self.num_images == 0:
@@ -218,6 +237,8 @@ def write_results(results: Results, output_dir: str, plot: bool = True) -> Dict[
     }
     paths = {"json": os.path.join(output_dir, "saliency_results.json")}
     write_json_file(paths["json"], payload, indent=1)  # strict JSON: NaN -> null
+    paths["per_image"] = save_per_image(per_image_path(paths["json"]), {
+        f"{method}/{dataset}": m.per_image() for method, per_dataset in results.items() for dataset, m in per_dataset.items()})
     if plot:
         paths.update(plot_curves(results, output_dir))
     return paths

@@ -29,10 +29,11 @@ import numpy as np
 from ..data.catalog import DatasetCatalog
 from ..utils import comm
 from ..utils.io import write_json_file
+from .per_image import per_image_path, ranked_detections, save_per_image
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["voc_ap", "voc_precision_recall", "evaluate_voc", "PascalVOCEvaluator", "format_voc_table"]
+__all__ = ["voc_ap", "voc_matches", "voc_precision_recall", "write_voc_per_image", "evaluate_voc", "PascalVOCEvaluator", "format_voc_table"]
 
 IOU_THRESHOLDS = tuple(t / 100 for t in range(50, 100, 5))
 
@@ -64,6 +65,35 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, np.finfo(np.float64).eps)
 
 
+def voc_matches(
+    gt: Mapping[Any, Tuple[np.ndarray, np.ndarray]],
+    detections: Sequence[Tuple[Any, float, Sequence[float]]],
+    iou_threshold: float = 0.5,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The devkit's greedy matching of one class: ``(order, tp, ignored, npos)``, ``order`` the
+    detections by score (stable), ``tp`` / ``ignored`` booleans in that order (a detection whose
+    best box is difficult is ignored: neither true nor false), ``npos`` the non-difficult boxes.
+    Arguments as :func:`voc_precision_recall`."""
+    npos = int(sum((~np.asarray(d, dtype=bool)).sum() for _, d in gt.values()))
+    order = np.argsort(-np.asarray([d[1] for d in detections], dtype=np.float64), kind="stable")
+    matched = {image_id: np.zeros(len(boxes), dtype=bool) for image_id, (boxes, _) in gt.items()}
+    tp, ignored = np.zeros(len(order), bool), np.zeros(len(order), bool)
+    for rank, i in enumerate(order):
+        image_id, _, box = detections[i]
+        boxes, difficult = gt.get(image_id, (np.zeros((0, 4)), np.zeros(0, dtype=bool)))
+        if len(boxes) == 0:
+            continue
+        overlaps = _iou(np.asarray(box, dtype=np.float64), np.asarray(boxes, dtype=np.float64))
+        j = int(np.argmax(overlaps))
+        if overlaps[j] > iou_threshold:
+            if difficult[j]:
+                ignored[rank] = True  # neither true nor false
+            elif not matched[image_id][j]:
+                tp[rank] = True
+                matched[image_id][j] = True
+    return order, tp, ignored, npos
+
+
 def voc_precision_recall(
     gt: Mapping[Any, Tuple[np.ndarray, np.ndarray]],
     detections: Sequence[Tuple[Any, float, Sequence[float]]],
@@ -77,29 +107,9 @@ def voc_precision_recall(
         detections: ``(image_id, score, XYXY box)`` of this class; sorted here by score
             (stable, so equal scores keep their order).
     """
-    npos = int(sum((~np.asarray(d, dtype=bool)).sum() for _, d in gt.values()))
-    order = np.argsort(-np.asarray([d[1] for d in detections], dtype=np.float64), kind="stable")
-    matched = {image_id: np.zeros(len(boxes), dtype=bool) for image_id, (boxes, _) in gt.items()}
-    tp, fp = np.zeros(len(order)), np.zeros(len(order))
-    for rank, i in enumerate(order):
-        image_id, _, box = detections[i]
-        boxes, difficult = gt.get(image_id, (np.zeros((0, 4)), np.zeros(0, dtype=bool)))
-        if len(boxes) == 0:
-            fp[rank] = 1
-            continue
-        overlaps = _iou(np.asarray(box, dtype=np.float64), np.asarray(boxes, dtype=np.float64))
-        j = int(np.argmax(overlaps))
-        if overlaps[j] > iou_threshold:
-            if difficult[j]:
-                continue  # neither true nor false
-            if not matched[image_id][j]:
-                tp[rank] = 1
-                matched[image_id][j] = True
-            else:
-                fp[rank] = 1
-        else:
-            fp[rank] = 1
-    tp, fp = np.cumsum(tp), np.cumsum(fp)
+    order, tp, ignored, npos = voc_matches(gt, detections, iou_threshold)
+    fp = ~tp & ~ignored
+    tp, fp = np.cumsum(tp, dtype=np.float64), np.cumsum(fp, dtype=np.float64)
     recall = tp / npos if npos else np.full(len(tp), np.nan)
     precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
     return recall, precision, npos
@@ -110,9 +120,13 @@ def evaluate_voc(
     detections: Mapping[int, Sequence[Tuple[Any, float, Sequence[float]]]],
     class_names: Sequence[str],
     use_07_metric: bool = True,
+    per_image: Optional[Dict[str, dict]] = None,
 ) -> Dict[str, float]:
     """VOC metrics (percent) of ``detections`` (``{contiguous class id: [(image_id, score, XYXY)]}``)
-    against the records' boxes (``XYWH_ABS``, ``difficult`` flags); see the module docstring."""
+    against the records' boxes (``XYWH_ABS``, ``difficult`` flags); see the module docstring.
+
+    ``per_image``: a dict that receives under ``"bbox"`` the matches at every IoU threshold as a
+    ranked-detections section (:mod:`res2net_det.evaluation.per_image`), groups = classes."""
     gt: Dict[int, Dict[Any, Tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
     for rec in records:
         per_class: Dict[int, Tuple[list, list]] = defaultdict(lambda: ([], []))
@@ -153,7 +167,47 @@ def evaluate_voc(
     }
     for name, value in zip(class_names, ap[(0.5, use_07_metric)]):
         metrics[f"AP50-{name}"] = value
+    if per_image is not None:
+        per_image["bbox"] = _ranked_voc(records, gt, detections, len(class_names), class_names)
     return metrics
+
+
+def _ranked_voc(records, gt, detections, num_classes: int, class_names: Sequence[str]) -> dict:
+    index = {rec["image_id"]: i for i, rec in enumerate(records)}
+    det_group, det_image, tps, igs = [], [], [], []
+    pos = [(cls, index[image_id], int((~difficult).sum())) for cls, per_image in gt.items()
+           for image_id, (_, difficult) in per_image.items() if (~difficult).any()]
+    for cls in range(num_classes):
+        dets = list(detections.get(cls, []))
+        if not dets:
+            continue
+        flags = [voc_matches(gt.get(cls, {}), dets, t) for t in IOU_THRESHOLDS]
+        order = flags[0][0]
+        det_group.append(np.full(len(order), cls))
+        det_image.append(np.array([index[dets[i][0]] for i in order], np.int64))
+        tps.append(np.stack([f[1] for f in flags]))
+        igs.append(np.stack([f[2] for f in flags]))
+    empty = np.zeros((len(IOU_THRESHOLDS), 0), bool)
+    pos_arr = np.array(pos, np.int64).reshape(-1, 3)
+    return ranked_detections(
+        [rec["image_id"] for rec in records], list(class_names), IOU_THRESHOLDS,
+        np.concatenate(det_group) if det_group else np.zeros(0, np.int64),
+        np.concatenate(det_image) if det_image else np.zeros(0, np.int64),
+        np.concatenate(tps, axis=1) if tps else empty, np.concatenate(igs, axis=1) if igs else empty,
+        pos_arr[:, 0], pos_arr[:, 1], pos_arr[:, 2])
+
+
+def write_voc_per_image(records: Sequence[dict], detections: Sequence[dict], class_names: Sequence[str],
+                        use_07_metric: bool, path: str) -> str:
+    """The devkit's matches of ``detections`` (``image_id``, contiguous ``category_id``, ``score``,
+    ``bbox`` XYXY) as ranked detections in ``path``, for an engine whose VOC evaluator keeps no
+    per-image data (Detectron2's); returns ``path``."""
+    by_class: Dict[int, list] = defaultdict(list)
+    for d in detections:
+        by_class[d["category_id"]].append((d["image_id"], d["score"], d["bbox"]))
+    per_image: Dict[str, dict] = {}
+    evaluate_voc(records, by_class, class_names, use_07_metric=use_07_metric, per_image=per_image)
+    return save_per_image(path, per_image, {"use_07_metric": use_07_metric})
 
 
 def format_voc_table(metrics: Dict[str, float], title: str) -> str:
@@ -204,12 +258,16 @@ class PascalVOCEvaluator:
         by_class: Dict[int, list] = defaultdict(list)
         for d in detections:
             by_class[d["category_id"]].append((d["image_id"], d["score"], d["bbox"]))
-        metrics = evaluate_voc(records, by_class, meta["thing_classes"], use_07_metric=year == 2007)
+        per_image: Dict[str, dict] = {}
+        metrics = evaluate_voc(records, by_class, meta["thing_classes"], use_07_metric=year == 2007,
+                               per_image=per_image if self.output_dir else None)
         logger.info("\n%s", format_voc_table(
             metrics, f"{self.dataset_name} VOC{year} AP (%), AP50 {'11-point' if year == 2007 else 'all-point'}, "
                      f"{len(records)} images:"))
         if self.output_dir:
             os.makedirs(self.output_dir, exist_ok=True)
             write_json_file(os.path.join(self.output_dir, "voc_detections.json"), detections)
-            write_json_file(os.path.join(self.output_dir, "voc_eval_results.json"), {"bbox": metrics}, indent=2)
+            path = os.path.join(self.output_dir, "voc_eval_results.json")
+            write_json_file(path, {"bbox": metrics}, indent=2)
+            save_per_image(per_image_path(path), per_image, {"use_07_metric": year == 2007})
         return {"bbox": metrics}

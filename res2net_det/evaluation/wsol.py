@@ -384,6 +384,21 @@ class WSOLEvaluator:
             else:
                 self._correct.append(int(gt_labels[i]) == int(pred_labels[i]))
 
+    def per_image(self, image_ids: Sequence, loc_cam_threshold: Optional[float] = None) -> Dict[str, np.ndarray]:
+        """Per image and threshold, whether the box hits (``loc_hit``: largest contour at
+        ``loc_iou``; ``v2_hit``: all contours at each of ``iou_thresholds``), and ``correct``:
+        what :mod:`res2net_det.evaluation.bootstrap` resamples (``loc_index`` -1: the best threshold)."""
+        if len(image_ids) != len(self._single):
+            raise ValueError(f"{len(image_ids)} image ids for {len(self._single)} evaluated images")
+        single, multi = np.stack(self._single), np.stack(self._multi)
+        out = {"image_ids": np.asarray([str(i) for i in image_ids]), "loc_hit": single >= self.loc_iou,
+               "v2_hit": np.stack([multi >= iou for iou in self.iou_thresholds]),
+               "loc_index": np.array(-1 if loc_cam_threshold is None
+                                     else int(np.argmin(np.abs(self.cam_thresholds - loc_cam_threshold))))}
+        if all(c is not None for c in self._correct):
+            out["correct"] = np.array(self._correct, bool)
+        return out
+
     def box_accuracy(self, all_contours: bool, iou: float) -> np.ndarray:
         """BoxAcc(tau, iou) in percent for every threshold, shape ``(T,)``."""
         curves = np.stack(self._multi if all_contours else self._single)
@@ -455,6 +470,7 @@ class PixelEvaluator:
         self._foreground = np.zeros(len(self._edges) - 1, np.int64)
         self._background = np.zeros(len(self._edges) - 1, np.int64)
         self.num_images = 0
+        self._per_image: List[Tuple[np.ndarray, np.ndarray]] = []
 
     def process(
         self, scoremaps: np.ndarray, foreground_masks: Sequence[np.ndarray],
@@ -473,9 +489,21 @@ class PixelEvaluator:
                 raise ValueError(f"image {i}: score map {scoremap.shape}, mask {foreground.shape}, "
                                  f"ignore mask {ignore.shape} must have one shape")
             counted = ~ignore
-            self._foreground += np.histogram(scoremap[foreground & counted], bins=self._edges)[0]
-            self._background += np.histogram(scoremap[~foreground & counted], bins=self._edges)[0]
+            fg = np.histogram(scoremap[foreground & counted], bins=self._edges)[0]
+            bg = np.histogram(scoremap[~foreground & counted], bins=self._edges)[0]
+            self._foreground += fg
+            self._background += bg
+            self._per_image.append((fg, bg))
             self.num_images += 1
+
+    def per_image(self, image_ids: Sequence) -> Dict[str, np.ndarray]:
+        """Each image's foreground / background pixel histograms over the threshold bins (their
+        sums are the data set's counts): what :mod:`res2net_det.evaluation.bootstrap` resamples."""
+        if len(image_ids) != self.num_images:
+            raise ValueError(f"{len(image_ids)} image ids for {self.num_images} evaluated images")
+        return {"image_ids": np.asarray([str(i) for i in image_ids]), "hist_edges": self._edges,
+                "fg_hist": np.array([f for f, _ in self._per_image], np.int64).reshape(self.num_images, -1),
+                "bg_hist": np.array([b for _, b in self._per_image], np.int64).reshape(self.num_images, -1)}
 
     def curves(self) -> Dict[str, np.ndarray]:
         """Pixel counts at each threshold ``t`` (pixels with score ``>= t``), thresholds from

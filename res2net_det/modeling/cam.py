@@ -4,6 +4,9 @@
   or any torchvision classifier (``"torchvision:resnet50"``), optionally with a checkpoint.
 * :func:`default_target_layer` / :func:`resolve_target_layer`: the layer a CAM reads, by module name.
 * :class:`CamExtractor`: ``(images, classes) -> maps in [0, 1]`` for one model and one method.
+* :class:`DetectorCamExtractor`: maps of a torchvision-style Faster R-CNN per FPN level and
+  combined, EigenCAM on the features or a gradient method on the detections' box scores
+  (the library's ``FasterRCNNBoxScoreTarget``).
 
 The CAM methods themselves are the library's (``pytorch_grad_cam``); this module only names
 them and picks layers.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -35,6 +39,8 @@ __all__ = [
     "resolve_target_layer",
     "CamExtractor",
     "align_cam_to_input",
+    "DetectorCamExtractor",
+    "COMBINED",
 ]
 
 
@@ -296,4 +302,142 @@ class CamExtractor:
 
     def __exit__(self, *exc) -> None:
         # Unlike the library's own __exit__, never swallow an exception.
+        self.close()
+
+
+# ---------------------------------------------------------------------------- detectors
+#: The key of the map averaged over every level.
+COMBINED = "combined"
+
+
+class _LevelTaps(nn.Module):
+    """The detector's backbone with an identity module after each output level: a module per
+    level is what the CAM library hooks (FPN levels such as the max-pooled top one are no
+    module's output)."""
+
+    def __init__(self, backbone: nn.Module, levels: Sequence[str]) -> None:
+        super().__init__()
+        self.inner = backbone
+        self.taps = nn.ModuleDict({level: nn.Identity() for level in levels})
+        self.out_channels = getattr(backbone, "out_channels", None)
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        features = self.inner(x)
+        self.last = OrderedDict((k, self.taps[k](v) if k in self.taps else v) for k, v in features.items())
+        return self.last
+
+
+class _BatchedDetector(nn.Module):
+    """``(N, 3, H, W) -> [{"boxes", "labels", "scores"}]``: torchvision's detection call, what the
+    library's detection targets read, for torchvision's R-CNNs and the torchvision engine's
+    (whose own ``forward`` takes Detectron2's dicts)."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, images: torch.Tensor):
+        from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+
+        outputs = GeneralizedRCNN.forward(self.detector, list(images))
+        if torch.is_grad_enabled():
+            # A level no detection is pooled from (the max-pooled top level feeds only the RPN,
+            # whose proposals are detached) would get no gradient at all, and the library fails on
+            # a missing one: tie every level to the scores with weight 0, so its gradient is 0.
+            anchor = sum(f.sum() for f in self.detector.backbone.last.values()) * 0.0
+            outputs = [dict(o, scores=o["scores"] + anchor) for o in outputs]
+        return outputs
+
+
+class DetectorCamExtractor:
+    """Class activation maps of a Faster R-CNN's feature levels, through the ``grad-cam`` library.
+
+    Works on torchvision's ``GeneralizedRCNN`` family (:func:`res2net_det.modeling.detection.fasterrcnn_res2net_fpn`,
+    the torchvision engine's models, torchvision's own). Each level the backbone returns (FPN
+    ``p2`` ... and the max-pooled top level) is a target layer of its own library call; the
+    combined map is their mean, scaled as the library combines layers. (One call with every level
+    as a target layer would be cheaper, but the library pairs the i-th activation with the i-th
+    gradient to arrive in the backward pass, and a detector's levels do not send their gradients
+    back in the order they were computed: Grad-CAM would weight one level's features with
+    another's gradients.)
+
+    Args:
+        model: the detector, in eval mode while used.
+        method: a name of :func:`cam_method`: ``"eigencam"`` (the first principal component of a
+            level's features; no target) or a gradient method such as ``"gradcam"``, whose target is
+            the sum over the given boxes of (IoU + score) of the best-matching detection of the
+            same class (``FasterRCNNBoxScoreTarget``).
+        levels: level names (default: every level of the backbone's output).
+        align_to_input: shift each level's upsampled map by half its stride onto the evidence
+            (:func:`align_cam_to_input`), before the combined mean.
+        iou_threshold: the target's IoU for a detection to count as the box's.
+
+    ``extractor(image, boxes, labels)`` takes one image as the detector takes it (``3 x H x W``
+    float, the model's scale and channel order) and the boxes / labels (the detector's own label
+    space) the target scores; returns ``{level: H x W map in [0, 1], ..., "combined": ...}``; a
+    level the target does not reach (no gradient, or none positive) gives zeros.
+    ``extractor.detect(image)`` runs the detector (no gradient): its boxes, labels and scores.
+    """
+
+    def __init__(self, model: nn.Module, method: str, levels: Optional[Sequence[str]] = None,
+                 align_to_input: bool = True, iou_threshold: float = 0.5) -> None:
+        if not hasattr(model, "backbone") or not hasattr(model, "roi_heads"):
+            raise TypeError(f"{type(model).__name__} is not a torchvision-style R-CNN (no backbone / roi_heads)")
+        self.model = model
+        self.method = _canonical_method(method)
+        self.align_to_input = align_to_input
+        self.iou_threshold = iou_threshold
+        known = list(getattr(model.backbone, "out_features", []) or [])
+        if levels is None:
+            if not known:
+                raise ValueError(f"{type(model.backbone).__name__} does not list its output levels (out_features); "
+                                 "pass levels=[...]")
+            levels = known
+        unknown = [lv for lv in levels if known and lv not in known]
+        if unknown:
+            raise NameNotFoundError(f"unknown detector levels {unknown}; the backbone returns {known}")
+        self.levels = list(levels)
+        self._backbone = model.backbone
+        model.backbone = _LevelTaps(self._backbone, self.levels)
+        self._runner = _BatchedDetector(model)
+        method_class = cam_method(method)
+        self.cams = OrderedDict((lv, method_class(model=self._runner, target_layers=[model.backbone.taps[lv]]))
+                                for lv in self.levels)
+        self.uses_gradients = next(iter(self.cams.values())).uses_gradients
+
+    @torch.no_grad()
+    def detect(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
+        self.model.eval()
+        return {k: v.detach() for k, v in self._runner(image[None])[0].items()}
+
+    def __call__(self, image: torch.Tensor, boxes, labels) -> Dict[str, np.ndarray]:
+        from pytorch_grad_cam.utils.image import scale_cam_image
+        from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget
+
+        self.model.eval()
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        labels = [int(v) for v in np.asarray(labels).reshape(-1)]
+        if self.uses_gradients and not len(boxes):
+            raise ValueError("a gradient CAM of a detector needs at least one box to score (no detection?)")
+        target = FasterRCNNBoxScoreTarget(labels=labels, bounding_boxes=boxes, iou_threshold=self.iou_threshold)
+        maps: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        for level, cam in self.cams.items():
+            with torch.enable_grad():
+                level_map = np.asarray(cam(input_tensor=image[None].float(), targets=[target])[0], np.float32)
+            if self.align_to_input:
+                level_map = align_cam_to_input(level_map, tuple(cam.activations_and_grads.activations[0].shape[-2:]))
+            maps[level] = level_map
+        # the library's combination of layers: the mean of the scaled maps, scaled
+        maps[COMBINED] = scale_cam_image(np.mean(list(maps.values()), axis=0)[None])[0].astype(np.float32)
+        return maps
+
+    def close(self) -> None:
+        for cam in self.cams.values():
+            cam.activations_and_grads.release()
+        self.model.backbone = self._backbone
+
+    def __enter__(self) -> "DetectorCamExtractor":
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.close()

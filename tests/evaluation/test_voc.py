@@ -8,7 +8,9 @@ import torch
 
 from res2net_det.data.catalog import DatasetCatalog
 from res2net_det.data.voc import register_pascal_voc
+from res2net_det.evaluation.bootstrap import voc_metrics
 from res2net_det.evaluation.detection import build_detection_evaluator
+from res2net_det.evaluation.per_image import load_per_image
 from res2net_det.evaluation.voc import PascalVOCEvaluator, evaluate_voc, voc_ap, voc_precision_recall
 
 
@@ -155,6 +157,11 @@ def test_evaluator_writes_its_results(tmp_path):
     saved = json.loads((tmp_path / "out" / "voc_eval_results.json").read_text())["bbox"]
     assert saved["AP50"] == pytest.approx(result["AP50"]) and result["AP50"] == pytest.approx(result["AP50_11point"])
     assert len(json.loads((tmp_path / "out" / "voc_detections.json").read_text())) == len(detections)
+    # the matches beside them (what compare_runs resamples) reproduce every number
+    (section,) = load_per_image(str(tmp_path / "out" / "voc_eval_results.per_image.npz")).values()
+    again = voc_metrics(section, np.ones((1, len(ids)), np.float32))
+    for key in ("AP50", "AP50_11point", "AP50_allpoint", "AP", "AP75"):
+        assert again[key][0] == pytest.approx(result[key], abs=1e-9), key
 
 
 @pytest.mark.parametrize("year, seed", [(2007, 0), (2007, 1), (2012, 2)])

@@ -7,6 +7,8 @@ import sys
 import cv2
 import numpy as np
 
+from res2net_det.evaluation.bootstrap import cam_metrics
+from res2net_det.evaluation.per_image import load_per_image
 from tests.helpers import REPO
 
 
@@ -54,6 +56,10 @@ def test_scoremaps_on_the_authors_metadata(tmp_path):
     assert maps["protocol"] == "wsol" and maps["num_images"] == 2
     assert maps["max_box_acc"] == 50.0 and maps["max_box_acc_v2"] == 50.0 and maps["gt_known_loc"] == 50.0
     assert "top1_loc" not in maps  # saved maps carry no prediction
+    # beside the rows, their per-image data for compare_runs' intervals, reproducing the row
+    section = load_per_image(str(root / "results.per_image.npz"))[maps["per_image"]]
+    again = cam_metrics(section, np.ones((1, 2), np.float32))
+    assert [again[k][0] for k in ("max_box_acc", "max_box_acc_v2", "gt_known_loc")] == [50.0, 50.0, 50.0]
 
     # the other protocol, by name, with a header saying what it is
     proc = _run("--wsol-metadata", str(root / "metadata" / "CUB" / "test"), "--data-root", str(root / "data"),

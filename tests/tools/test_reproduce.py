@@ -165,3 +165,52 @@ def test_a_failed_run_is_reported_and_not_marked_finished(tmp_path, monkeypatch,
     assert reproduce.main(["saliency", "--quick", "--output-root", str(tmp_path)]) == 1
     assert "failed with exit code 1" in capsys.readouterr().err
     assert not (tmp_path / "saliency-quick" / "resnet-24w1s" / FINISHED_MARKER).exists()
+
+
+def test_seeds_plan_a_folder_and_a_seed_per_run(tmp_path):
+    plans = plan_runs(TASKS["detection-coco"], _args("detection-coco", "--quick", "--seeds", "3", "--seed", "5",
+                                                     "--output-root", str(tmp_path)))
+    root = tmp_path / "detection-coco-quick"
+    assert [(p.label, p.seed, p.output_dir) for p in plans] == [
+        (label, seed, str(root / f"{label}-seed{seed}")) for seed in (5, 6, 7) for label in ("resnet-24w1s", "res2net-8w4s")]
+    for p in plans:
+        (cmd,) = p.commands
+        assert cmd[cmd.index("SEED") + 1] == str(p.seed) and cmd[cmd.index("OUTPUT_DIR") + 1] == p.output_dir
+    # one seed keeps today's folders, so runs finished before --seeds existed are still found
+    single = plan_runs(TASKS["detection-coco"], _args("detection-coco", "--quick", "--output-root", str(tmp_path)))
+    assert [p.output_dir for p in single] == [str(root / "resnet-24w1s"), str(root / "res2net-8w4s")]
+    with pytest.raises(ValueError, match="--seeds must be at least 1"):
+        plan_runs(TASKS["detection-coco"], _args("detection-coco", "--seeds", "0"))
+
+
+class SeededFakeRuns(FakeRuns):
+    """FakeRuns whose AP moves with SEED (training noise): seed s adds s to the baseline, 2 s to Res2Net."""
+
+    def __call__(self, cmd, env=None):
+        result = super().__call__(cmd, env)
+        out, seed = cmd[cmd.index("OUTPUT_DIR") + 1], int(cmd[cmd.index("SEED") + 1])
+        path = os.path.join(out, "inference", "shapes_voc_val", "voc_eval_results.json")
+        data = json.loads(open(path).read())
+        data["bbox"]["AP50"] += seed * (1 if "MODEL.RES2NET.SCALE" in cmd else 2)
+        with open(path, "w") as f:
+            json.dump(data, f)
+        return result
+
+
+def test_seeds_run_once_each_then_summarise_mean_std_and_delta(tmp_path, monkeypatch, capsys):
+    fake = SeededFakeRuns()
+    monkeypatch.setattr(reproduce.subprocess, "run", fake)
+    argv = ["detection-voc", "--quick", "--output-root", str(tmp_path), "--bootstrap", "0"]
+    assert reproduce.main(argv + ["--seeds", "2"]) == 0
+    assert len(fake.commands) == 4
+    out = capsys.readouterr().out
+    # baseline AP50 30 + s, Res2Net 32.5 + 2 s over seeds 0, 1: means 30.5 / 33.5, Δ 2.5 and 3.5
+    assert "| mAP | 30.5 ± 0.7 | 33.5 ± 1.4 | +3.0 ± 0.7 | - - |" in out
+    summary = json.loads((tmp_path / "detection-voc-quick" / "comparison" / "seeds.json").read_text())
+    (table,) = summary["tables"]
+    assert summary["seeds"] == [0, 1] and table["delta_per_seed"]["res2net-8w4s"]["mAP"] == [2.5, 3.5]
+    assert (tmp_path / "detection-voc-quick" / "comparison" / "seed1" / "comparison.md").is_file()
+    # a third seed: the four finished runs are skipped, only seed 2's two run
+    assert reproduce.main(argv + ["--seeds", "3"]) == 0
+    assert len(fake.commands) == 6 and capsys.readouterr().out.count("finished earlier, skipped") == 4
+    assert all("-seed2" in cmd[cmd.index("OUTPUT_DIR") + 1] for cmd in fake.commands[4:])

@@ -19,6 +19,8 @@ from detectron2.data import MetadataCatalog as D2MetadataCatalog  # noqa: E402
 from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
 from res2net_det.engines.detectron2 import register_catalog_in_detectron2  # noqa: E402
 from res2net_det.engines.detectron2.train_net import Trainer, build_config, launch_main, main, trainer_class  # noqa: E402
+from res2net_det.evaluation.bootstrap import coco_metrics  # noqa: E402
+from res2net_det.evaluation.per_image import load_per_image  # noqa: E402
 
 CLASSES = ["square", "bar"]
 
@@ -153,10 +155,15 @@ def test_train_resume_and_eval_only(tiny_set, tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "out"
     # one test set: Detectron2 returns its metrics unnested, {"bbox": {"AP": ...}}
-    results = main(_args(tmp_path, tiny_set, "SOLVER.MAX_ITER", "2"))
+    # score threshold 0: an untrained model's low-scored boxes are kept, so AP is defined
+    results = main(_args(tmp_path, tiny_set, "SOLVER.MAX_ITER", "2", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"))
     assert set(results["bbox"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
     assert (out / "model_final.pth").is_file() and (out / "last_checkpoint").is_file()
     assert (out / "inference" / tiny_set / "coco_instances_results.json").is_file()
+    # pycocotools' per-image matches of those detections, for compare_runs' intervals, give Detectron2's AP
+    sections = load_per_image(str(out / "inference" / tiny_set / "coco_eval_results.per_image.npz"))
+    again = coco_metrics(sections["bbox"], np.ones((1, len(sections["bbox"]["image_ids"])), np.float32))
+    assert again["AP"][0] == pytest.approx(results["bbox"]["AP"], abs=1e-6)
     iterations = [json.loads(line).get("iteration") for line in (out / "metrics.json").read_text().splitlines()]
     assert {0, 1} <= set(iterations)  # SOLVER.LOG_PERIOD 1: a line per iteration
     assert (out / "vis" / tiny_set / "0.png").is_file()  # TEST.VIS_IMAGES 1

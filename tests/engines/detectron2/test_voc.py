@@ -17,6 +17,8 @@ from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator  # 
 from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
 from res2net_det.engines.detectron2.evaluation import ResultsFileWriter  # noqa: E402
 from res2net_det.engines.detectron2.train_net import Trainer, main  # noqa: E402
+from res2net_det.evaluation.bootstrap import voc_metrics  # noqa: E402
+from res2net_det.evaluation.per_image import load_per_image  # noqa: E402
 
 CLASSES = ["square", "bar"]
 
@@ -84,6 +86,12 @@ def test_train_net_scores_a_voc_folder_with_detectron2s_evaluator(tmp_path):
         assert set(results["bbox"]) == {"AP", "AP50", "AP75"}  # what Detectron2's VOC evaluator reports
         saved = json.loads((out / "inference" / name / "voc_eval_results.json").read_text())
         assert saved["bbox"]["AP50"] == pytest.approx(results["bbox"]["AP50"])
+        # the devkit's per-image matches beside it (what compare_runs resamples) give the same numbers
+        (section,) = load_per_image(str(out / "inference" / name / "voc_eval_results.per_image.npz")).values()
+        assert sorted(section["image_ids"].tolist()) == ["im0", "im1"]
+        again = voc_metrics(section, np.ones((1, 2), np.float32))
+        assert [again[k][0] for k in ("AP", "AP50", "AP75")] == pytest.approx(
+            [results["bbox"][k] for k in ("AP", "AP50", "AP75")], abs=1e-6)
         assert D2MetadataCatalog.get(name).year == 2007 and D2MetadataCatalog.get(name).split == "test"
     finally:
         DatasetCatalog.remove(name)
