@@ -364,7 +364,9 @@ TORCHVISION_UNSUPPORTED: Dict[str, Tuple[Any, ...]] = {
     "MODEL.PROPOSAL_GENERATOR.NAME": ("RPN",),
     "MODEL.ANCHOR_GENERATOR.NAME": ("DefaultAnchorGenerator",),
     "MODEL.ANCHOR_GENERATOR.ANGLES": ([[-90, 0, 90]],),
+    "MODEL.ANCHOR_GENERATOR.OFFSET": (0.0,),
     "MODEL.RPN.HEAD_NAME": ("StandardRPNHead",),
+    "MODEL.RPN.BOUNDARY_THRESH": (-1,),
     "MODEL.RPN.IOU_LABELS": ([0, -1, 1],),
     "MODEL.RPN.BBOX_REG_LOSS_TYPE": ("smooth_l1",),
     "MODEL.RPN.CONV_DIMS": ([-1],),
@@ -377,6 +379,8 @@ TORCHVISION_UNSUPPORTED: Dict[str, Tuple[Any, ...]] = {
     "MODEL.ROI_BOX_HEAD.NORM": ("",),
     "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG": (False,),
     "MODEL.ROI_BOX_HEAD.TRAIN_ON_PRED_BOXES": (False,),
+    "MODEL.ROI_BOX_HEAD.POOLER_TYPE": ("ROIAlignV2", "ROIAlign"),
+    "MODEL.ROI_MASK_HEAD.POOLER_TYPE": ("ROIAlignV2", "ROIAlign"),
     "MODEL.ROI_MASK_HEAD.NAME": ("MaskRCNNConvUpsampleHead",),
     "MODEL.ROI_MASK_HEAD.NORM": ("",),
     "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK": (False,),
@@ -393,6 +397,7 @@ TORCHVISION_UNSUPPORTED: Dict[str, Tuple[Any, ...]] = {
     "TEST.AUG.ENABLED": (False,),
     "TEST.PRECISE_BN.ENABLED": (False,),
     "TEST.EXPECTED_RESULTS": ([],),
+    "VIS_PERIOD": (0,),
 }
 
 

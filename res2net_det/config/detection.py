@@ -13,7 +13,7 @@ from ..modeling.detection import fpn_level_names
 from ..modeling.res2net import STAGE_NAMES, find_variant, stage_blocks, stage_strides, variant_args
 from .res2net import res2net_kwargs_from_cfg
 
-__all__ = ["backbone_args_from_cfg", "rcnn_args_from_cfg", "retinanet_args_from_cfg"]
+__all__ = ["POOLER_ALIGNED", "backbone_args_from_cfg", "rcnn_args_from_cfg", "retinanet_args_from_cfg"]
 
 _FPN_BACKBONES = {"build_res2net_fpn_backbone": "maxpool", "build_retinanet_res2net_fpn_backbone": "p6p7"}
 _BACKBONES = (*_FPN_BACKBONES, "build_res2net_backbone")
@@ -111,6 +111,9 @@ def rcnn_args_from_cfg(cfg: CN) -> Dict[str, Any]:
     box = m.ROI_BOX_HEAD
     if box.NUM_FC < 1:
         raise ValueError("MODEL.ROI_BOX_HEAD.NUM_FC must be >= 1 with the torchvision engine")
+    if len(m.ROI_HEADS.IOU_THRESHOLDS) != 1:
+        raise ValueError(f"MODEL.ROI_HEADS.IOU_THRESHOLDS {list(m.ROI_HEADS.IOU_THRESHOLDS)} must hold one value "
+                         "(foreground at or above it) with the torchvision engine, as for MODEL.ROI_HEADS.IOU_LABELS [0, 1]")
     args.update(
         num_classes=m.ROI_HEADS.NUM_CLASSES + 1,  # torchvision counts the background
         anchor_sizes=[tuple(s) for s in m.ANCHOR_GENERATOR.SIZES],
@@ -122,6 +125,11 @@ def rcnn_args_from_cfg(cfg: CN) -> Dict[str, Any]:
         box_head_conv_dims=[box.CONV_DIM] * box.NUM_CONV,
         box_head_fc_dims=[box.FC_DIM] * box.NUM_FC,
         box_head_norm=box.NORM or None,
+        box_pooler_aligned=_pooler_aligned(cfg, "ROI_BOX_HEAD"),
+        rpn_smooth_l1_beta=m.RPN.SMOOTH_L1_BETA,
+        box_smooth_l1_beta=box.SMOOTH_L1_BETA,
+        # Detectron2 keeps proposals wider and higher than MIN_SIZE (0: any non-empty one)
+        rpn_min_size=float(m.PROPOSAL_GENERATOR.MIN_SIZE) or 1e-3,
         # torchvision's FasterRCNN arguments
         rpn_pre_nms_top_n_train=m.RPN.PRE_NMS_TOPK_TRAIN,
         rpn_pre_nms_top_n_test=m.RPN.PRE_NMS_TOPK_TEST,
@@ -150,8 +158,20 @@ def rcnn_args_from_cfg(cfg: CN) -> Dict[str, Any]:
             mask_head_conv_dims=[mask.CONV_DIM] * mask.NUM_CONV,
             mask_head_norm=mask.NORM or None,
             mask_predictor_dim=mask.CONV_DIM,
+            mask_pooler_aligned=_pooler_aligned(cfg, "ROI_MASK_HEAD"),
         )
     return args
+
+
+# Detectron2's RoI poolers that torchvision's RoIAlign runs: ROIAlignV2 is aligned=True.
+POOLER_ALIGNED = {"ROIAlignV2": True, "ROIAlign": False}
+
+
+def _pooler_aligned(cfg: CN, head: str) -> bool:
+    kind = cfg.MODEL[head].POOLER_TYPE
+    if kind not in POOLER_ALIGNED:
+        raise ValueError(f"MODEL.{head}.POOLER_TYPE {kind!r}: the torchvision engine pools with {sorted(POOLER_ALIGNED)}")
+    return POOLER_ALIGNED[kind]
 
 
 # Detectron2's RetinaNet regression losses -> torchvision's (smooth L1 with beta 0 is L1).
