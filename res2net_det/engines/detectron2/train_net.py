@@ -16,7 +16,6 @@ import os
 from typing import Dict
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog as D2DatasetCatalog
 from detectron2.data import DatasetMapper, MetadataCatalog
@@ -32,6 +31,7 @@ from ...data.builtin import register_datasets_from_cfg
 from ...evaluation.coco import write_detection_pictures
 from ...utils.device import resolve_device
 from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
+from .checkpoint import Res2NetDetectionCheckpointer
 from .classification import ClassifierTrainer
 from .data import register_catalog_in_detectron2
 from .evaluation import build_detection_evaluator
@@ -152,9 +152,10 @@ def main(args: argparse.Namespace):
         register_datasets(cfg)
         trainer_cls = trainer_class(cfg)
         model = trainer_cls.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
+        # A half-loaded detector (a backbone-only file, another task's model) is refused, naming what is missing.
+        Res2NetDetectionCheckpointer(
+            model, save_dir=cfg.OUTPUT_DIR, require_complete=not cfg.MODEL.WEIGHTS_ALLOW_PARTIAL
+        ).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = trainer_cls.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, results)

@@ -33,6 +33,7 @@ from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
 from ...config.solver import build_optimizer
+from .checkpoint import Res2NetDetectionCheckpointer
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,12 @@ class TaskTrainer(DefaultTrainer):
         log_period = self.cfg.SOLVER.LOG_PERIOD
         if log_period < 1:
             raise ValueError(f"SOLVER.LOG_PERIOD must be >= 1, got {log_period}")
+        # DefaultTrainer.__init__ made a DetectionCheckpointer just before calling this: ours, with the
+        # same model, folder and checkpointables, also reads the torchvision engine's detector files.
+        # Swapped here so that the checkpoint hook and resume_or_load both use it.
+        old = self.checkpointer
+        self.checkpointer = Res2NetDetectionCheckpointer(old.model, old.save_dir, save_to_disk=old.save_to_disk,
+                                                         **old.checkpointables)
         built = []
         for h in super().build_hooks():
             if isinstance(h, hooks.PeriodicWriter):

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ...config.from_scratch import FROM_SCRATCH_HINT
+from ...modeling.detector_layouts import check_fully_loaded, partial_load_note
 from ...modeling.saliency import OFFICIAL_LAYOUT_CONFIGS
 from ...modeling.weights import CheckpointError, check_safe_to_load, load_checkpoint, load_weights
 
@@ -39,7 +40,8 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False) -> Dict[str, list]:
+def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False,
+                       inference: bool = False) -> Dict[str, list]:
     """Loads ``MODEL.WEIGHTS`` into a detector, a saliency model or a classifier with
     :func:`res2net_det.modeling.weights.load_weights` (safe unpickling only).
 
@@ -47,8 +49,11 @@ def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False)
     run of either engine) or a plain official / timm Res2Net ``.pth`` (loaded into the model's
     Res2Net). Head tensors whose shape differs (a box predictor for another number of classes)
     are skipped and logged; a backbone tensor of another shape (another variant's checkpoint)
-    fails naming the file, unless ``allow_partial`` (``MODEL.WEIGHTS_ALLOW_PARTIAL``). Returns
-    ``{"missing", "unexpected", "skipped"}`` key lists.
+    fails naming the file, unless ``allow_partial`` (``MODEL.WEIGHTS_ALLOW_PARTIAL``). With
+    ``inference`` (``--eval-only``, predictors, export), a file that leaves any tensor of a detector
+    unloaded fails too (:func:`~res2net_det.modeling.detector_layouts.check_fully_loaded`), unless
+    ``allow_partial``; in training it is said once in the log. Returns ``{"missing",
+    "unexpected", "skipped"}`` key lists.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -68,8 +73,22 @@ def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False)
             f"shapes, e.g. {backbone[0]} (file -> model); it was trained with another variant or width. Use "
             "the config it was trained with, or set MODEL.WEIGHTS_ALLOW_PARTIAL True to load only what fits"
         )
+    _check_detector_loaded(_unwrap(model), report, path, inference and not allow_partial)
     return {"missing": report.missing, "unexpected": report.unexpected,
             "skipped": report.skipped_shape + report.skipped_classifier}
+
+
+def _check_detector_loaded(model: nn.Module, report, path: str, require_complete: bool) -> None:
+    """Refuses (inference) or notes once in the log (training) a detector that ``report`` left partly unloaded."""
+    shape_keys = [entry.split(" ")[0] for entry in report.skipped_shape]
+    file_keys = report.loaded + report.unexpected + shape_keys + report.skipped_classifier
+    model_keys = list(model.state_dict())
+    if require_complete:
+        check_fully_loaded(model_keys, report.loaded, file_keys, f"MODEL.WEIGHTS {path}", mismatched=shape_keys)
+        return
+    note = partial_load_note(model_keys, report.loaded, file_keys, f"MODEL.WEIGHTS {path}")
+    if note:
+        logger.info(note)
 
 
 class Checkpointer:
@@ -146,16 +165,18 @@ class Checkpointer:
             raise FileNotFoundError(f"{marker} names {path}, which does not exist")
         return path
 
-    def resume_or_load(self, weights: str, resume: bool, allow_partial: bool = False) -> Dict[str, Any]:
+    def resume_or_load(self, weights: str, resume: bool, allow_partial: bool = False,
+                       inference: bool = False) -> Dict[str, Any]:
         """With ``resume`` and a checkpoint in ``save_dir``: restore everything and return its extra
-        fields (``iteration``); else load ``weights`` (if any) into the model only and return ``{}``."""
+        fields (``iteration``); else load ``weights`` (if any) into the model only and return ``{}``
+        (``inference``: refusing a detector it leaves partly unloaded, see :func:`load_model_weights`)."""
         last = self.last_checkpoint() if resume else None
         if last is not None:
             return self.load(last)
         if resume:
             logger.info("--resume: no checkpoint in %s, starting from MODEL.WEIGHTS", self.save_dir)
         if weights:
-            load_model_weights(self.model, weights, allow_partial=allow_partial)
+            load_model_weights(self.model, weights, allow_partial=allow_partial, inference=inference)
         return {}
 
     def load(self, path: str) -> Dict[str, Any]:

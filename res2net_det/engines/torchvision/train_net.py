@@ -78,7 +78,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         task = get_task(cfg.MODEL.META_ARCHITECTURE)
         model = task.build_model(cfg).to(model_device(cfg))
         Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
+            cfg.MODEL.WEIGHTS, resume=args.resume, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL, inference=True)
         return Trainer.test(cfg, task, model)
     trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
