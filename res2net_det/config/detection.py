@@ -10,10 +10,12 @@ from typing import Any, Dict, List, Tuple
 from fvcore.common.config import CfgNode as CN
 
 from ..modeling.detection import fpn_level_names
+from ..modeling.detector_layouts import AnchorLayout
 from ..modeling.res2net import STAGE_NAMES, find_variant, stage_blocks, stage_strides, variant_args
 from .res2net import res2net_kwargs_from_cfg
 
-__all__ = ["POOLER_ALIGNED", "backbone_args_from_cfg", "rcnn_args_from_cfg", "retinanet_args_from_cfg"]
+__all__ = ["POOLER_ALIGNED", "anchor_layout_from_cfg", "backbone_args_from_cfg", "rcnn_args_from_cfg",
+           "retinanet_args_from_cfg"]
 
 _FPN_BACKBONES = {"build_res2net_fpn_backbone": "maxpool", "build_retinanet_res2net_fpn_backbone": "p6p7"}
 _BACKBONES = (*_FPN_BACKBONES, "build_res2net_backbone")
@@ -236,3 +238,10 @@ def _check_levels(values, levels, key: str) -> None:
     """Detectron2's broadcast rule for per-level lists, checked with the key's name."""
     if len(values) not in (1, len(levels)):
         raise ValueError(f"{key} has {len(values)} lists but the backbone has {len(levels)} feature levels {levels}")
+
+
+def anchor_layout_from_cfg(cfg: CN) -> AnchorLayout:
+    """Anchors per location (sizes x ratios of the first level) of ``MODEL.ANCHOR_GENERATOR``,
+    which orders a detector's per-anchor outputs (see :mod:`res2net_det.modeling.detector_layouts`)."""
+    g = cfg.MODEL.ANCHOR_GENERATOR
+    return AnchorLayout(len(g.SIZES[0]), len(g.ASPECT_RATIOS[0]))
