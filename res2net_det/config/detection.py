@@ -32,8 +32,9 @@ def _variant_from_arch(arch: Dict[str, Any]) -> Dict[str, Any]:
     if arch["deep_stem"]:  # the stem width means nothing without a deep stem
         wanted["stem_width"] = arch["stem_width"]
     overrides = {k: v for k, v in wanted.items() if variant_args(variant)[k] != v}
-    # Speed / memory options change no weight or output: passed only when on.
-    overrides.update({k: True for k in ("compile", "checkpoint_activations", "channels_last") if arch[k]})
+    # Speed / memory options change no weight or output; Caffe-layout options are rare: passed only when on.
+    overrides.update({k: True for k in ("compile", "checkpoint_activations", "channels_last", "maxpool_ceil_mode",
+                                        "stride_in_1x1") if arch[k]})
     return {"variant": variant, "backbone_kwargs": overrides}
 
 

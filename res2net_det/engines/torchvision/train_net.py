@@ -22,7 +22,7 @@ from .trainer import Trainer, model_device
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["setup", "build_trainer", "main"]
+__all__ = ["setup", "apply_runtime_settings", "build_trainer", "main"]
 
 
 def setup(args: argparse.Namespace):
@@ -45,13 +45,20 @@ def setup(args: argparse.Namespace):
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
         with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w", encoding="utf-8") as f:
             f.write(cfg.dump())
-    if cfg.NUM_THREADS > 0:
-        torch.set_num_threads(cfg.NUM_THREADS)
+    apply_runtime_settings(cfg)
     seed = cfg.SEED + rank
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     return cfg
+
+
+def apply_runtime_settings(cfg) -> None:
+    """``NUM_THREADS`` (torch's CPU threads; 0 keeps PyTorch's default) and ``CUDNN_BENCHMARK``
+    (cuDNN's convolution autotuner, as Detectron2's ``default_setup`` sets it)."""
+    if cfg.NUM_THREADS > 0:
+        torch.set_num_threads(cfg.NUM_THREADS)
+    torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
 
 
 def build_trainer(cfg) -> Trainer:

@@ -43,7 +43,10 @@ RCNN = [
 ]
 CASES = {
     "faster_rcnn": ("configs/quickstart.yaml", RCNN),
-    "mask_rcnn": ("configs/quickstart.yaml", RCNN + ["MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.CONV_DIM", "32"]),
+    # with box head convs and GroupNorm in both heads, to map the norms too
+    "mask_rcnn": ("configs/quickstart.yaml", RCNN + [
+        "MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.CONV_DIM", "32", "MODEL.ROI_MASK_HEAD.NORM", "GN",
+        "MODEL.ROI_BOX_HEAD.NUM_CONV", "2", "MODEL.ROI_BOX_HEAD.CONV_DIM", "32", "MODEL.ROI_BOX_HEAD.NORM", "GN"]),
     "retinanet": ("configs/retinanet_r2_50.yaml", [
         "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RES2NET.NORM", "BN", "MODEL.BACKBONE.FREEZE_AT", "0",
         "MODEL.RES2NET.WIDTH_PER_GROUP", "4", "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.RETINANET.NUM_CLASSES", "3",
