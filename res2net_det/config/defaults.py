@@ -231,9 +231,11 @@ def add_trainer_config(cfg: CN) -> CN:
     cfg.SOLVER.GRAD_ACCUM_STEPS = 1
     # Iterations between two lines of metrics.json / TensorBoard (Detectron2 hard-codes 20).
     cfg.SOLVER.LOG_PERIOD = 20
-    # Load MODEL.WEIGHTS even when backbone tensors have other shapes (skipping them). Off: a
-    # checkpoint of another variant or width fails instead of training a half-loaded backbone.
-    # Heads of another shape (another number of classes) are skipped either way.
+    # Load only what fits of MODEL.WEIGHTS. Off: a checkpoint whose backbone tensors have other
+    # shapes (another variant or width) fails instead of training a half-loaded backbone, and
+    # --eval-only, predictors and export refuse a detector the file leaves partly unloaded (a
+    # backbone-only file, another task's model). Training skips heads of another shape (another
+    # number of classes) and starts from a backbone-only file either way.
     cfg.MODEL.WEIGHTS_ALLOW_PARTIAL = False
     # Periodic checkpoints kept on disk (the newest ones; model_final always stays); 0 keeps all.
     cfg.SOLVER.CHECKPOINT_KEEP = 0

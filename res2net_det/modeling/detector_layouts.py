@@ -169,6 +169,20 @@ def _permute_anchors(value: torch.Tensor, perm: Optional[torch.Tensor], per_anch
     return value[rows]
 
 
+def _move_anchor_outputs(state, out, scores: Tuple[str, str], deltas: Tuple[str, str],
+                         anchors: Optional[AnchorLayout], to: str) -> None:
+    """Moves a head's per-anchor scores and box deltas (``(source, target)`` module names),
+    reordering the anchors of a location for the layout ``to``."""
+    if f"{deltas[0]}.weight" not in state:
+        return
+    count = state[f"{deltas[0]}.weight"].shape[0] // 4
+    perm = _anchor_order(anchors, count, deltas[0], to)
+    per_anchor = state[f"{scores[0]}.weight"].shape[0] // count  # 1 objectness, or one score per class
+    for kind in ("weight", "bias"):
+        out[f"{scores[1]}.{kind}"] = _permute_anchors(state.pop(f"{scores[0]}.{kind}"), perm, per_anchor)
+        out[f"{deltas[1]}.{kind}"] = _permute_anchors(state.pop(f"{deltas[0]}.{kind}"), perm, 4)
+
+
 # ---------------------------------------------------------------------------- key maps
 def _indexed(state: Mapping[str, torch.Tensor], pattern: str) -> Dict[int, List[str]]:
     """``{index: [keys]}`` for keys matching ``pattern`` (its group 1 is the index)."""
@@ -302,12 +316,8 @@ def detectron2_to_torchvision(state: Mapping[str, torch.Tensor],
         _move(state, out, f"{rpn}conv.", "rpn.head.conv.0.0.")
     for k in sorted(_indexed(state, rf"{re.escape(rpn)}conv\.conv(\d+)\.")):
         _move(state, out, f"{rpn}conv.conv{k}.", f"rpn.head.conv.{k}.0.")
-    if f"{rpn}objectness_logits.weight" in state:
-        count = state[f"{rpn}objectness_logits.weight"].shape[0]
-        perm = _anchor_order(anchors, count, f"{rpn}objectness_logits", TORCHVISION)
-        for kind in ("weight", "bias"):
-            out[f"rpn.head.cls_logits.{kind}"] = _permute_anchors(state.pop(f"{rpn}objectness_logits.{kind}"), perm, 1)
-            out[f"rpn.head.bbox_pred.{kind}"] = _permute_anchors(state.pop(f"{rpn}anchor_deltas.{kind}"), perm, 4)
+    _move_anchor_outputs(state, out, (f"{rpn}objectness_logits", "rpn.head.cls_logits"),
+                         (f"{rpn}anchor_deltas", "rpn.head.bbox_pred"), anchors, TORCHVISION)
     # box head: convs, then (after torchvision's Flatten) Linear, ReLU, Linear, ReLU, ...
     num_conv = _conv_norm_d2_to_tv(state, out, "roi_heads.box_head.conv", "roi_heads.box_head.")
     for j in sorted(_indexed(state, r"roi_heads\.box_head\.fc(\d+)\.")):
@@ -323,14 +333,8 @@ def detectron2_to_torchvision(state: Mapping[str, torch.Tensor],
     # RetinaNet
     _subnet_d2_to_tv(state, out, "head.cls_subnet.", "head.classification_head.conv.")
     _subnet_d2_to_tv(state, out, "head.bbox_subnet.", "head.regression_head.conv.")
-    if "head.bbox_pred.weight" in state:
-        count = state["head.bbox_pred.weight"].shape[0] // 4
-        perm = _anchor_order(anchors, count, "head.bbox_pred", TORCHVISION)
-        classes = state["head.cls_score.weight"].shape[0] // count
-        for kind in ("weight", "bias"):
-            out[f"head.classification_head.cls_logits.{kind}"] = _permute_anchors(
-                state.pop(f"head.cls_score.{kind}"), perm, classes)
-            out[f"head.regression_head.bbox_reg.{kind}"] = _permute_anchors(state.pop(f"head.bbox_pred.{kind}"), perm, 4)
+    _move_anchor_outputs(state, out, ("head.cls_score", "head.classification_head.cls_logits"),
+                         ("head.bbox_pred", "head.regression_head.bbox_reg"), anchors, TORCHVISION)
     out.update(state)  # the backbone, and anything unknown (reported by the loader)
     return out
 
@@ -360,14 +364,8 @@ def torchvision_to_detectron2(state: Mapping[str, torch.Tensor], anchors: Option
     convs = sorted(_indexed(state, r"rpn\.head\.conv\.(\d+)\.0\."))
     for k in convs:
         _move(state, out, f"rpn.head.conv.{k}.0.", "proposal_generator.rpn_head.conv." + (f"conv{k}." if len(convs) > 1 else ""))
-    if "rpn.head.cls_logits.weight" in state:
-        count = state["rpn.head.cls_logits.weight"].shape[0]
-        perm = _anchor_order(anchors, count, "rpn.head.cls_logits", DETECTRON2)
-        for kind in ("weight", "bias"):
-            out[f"proposal_generator.rpn_head.objectness_logits.{kind}"] = _permute_anchors(
-                state.pop(f"rpn.head.cls_logits.{kind}"), perm, 1)
-            out[f"proposal_generator.rpn_head.anchor_deltas.{kind}"] = _permute_anchors(
-                state.pop(f"rpn.head.bbox_pred.{kind}"), perm, 4)
+    _move_anchor_outputs(state, out, ("rpn.head.cls_logits", "proposal_generator.rpn_head.objectness_logits"),
+                         ("rpn.head.bbox_pred", "proposal_generator.rpn_head.anchor_deltas"), anchors, DETECTRON2)
     # box head: 4-D weights are convs, 2-D ones the fully connected layers, in order
     layers = _indexed(state, r"roi_heads\.box_head\.(\d+)\.")
     conv_layers = [i for i in sorted(layers) if f"roi_heads.box_head.{i}.0.weight" in state]
@@ -387,14 +385,8 @@ def torchvision_to_detectron2(state: Mapping[str, torch.Tensor], anchors: Option
     # RetinaNet
     _subnet_tv_to_d2(state, out, "head.classification_head.conv.", "head.cls_subnet.")
     _subnet_tv_to_d2(state, out, "head.regression_head.conv.", "head.bbox_subnet.")
-    if "head.regression_head.bbox_reg.weight" in state:
-        count = state["head.regression_head.bbox_reg.weight"].shape[0] // 4
-        perm = _anchor_order(anchors, count, "head.regression_head.bbox_reg", DETECTRON2)
-        classes = state["head.classification_head.cls_logits.weight"].shape[0] // count
-        for kind in ("weight", "bias"):
-            out[f"head.cls_score.{kind}"] = _permute_anchors(
-                state.pop(f"head.classification_head.cls_logits.{kind}"), perm, classes)
-            out[f"head.bbox_pred.{kind}"] = _permute_anchors(state.pop(f"head.regression_head.bbox_reg.{kind}"), perm, 4)
+    _move_anchor_outputs(state, out, ("head.classification_head.cls_logits", "head.cls_score"),
+                         ("head.regression_head.bbox_reg", "head.bbox_pred"), anchors, DETECTRON2)
     out.update(state)
     return out
 

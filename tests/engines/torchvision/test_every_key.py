@@ -253,6 +253,7 @@ class World:
         self.configs = {}
         for task, name in (("rcnn", "detection"), ("saliency", "saliency"), ("classification", "classification")):
             config_file, opts = _task_opts(name, os.path.join(root, "data_" + name))
+            opts = [o.replace("keys_", "walk_") for o in opts]  # that test's names are registered with its files
             self.configs[task] = merge_config_list(merge_config_file(get_cfg(), str(REPO / config_file)), opts + common)
         rcnn = self.configs["rcnn"]
         self._add_empty_image(rcnn)
@@ -284,8 +285,8 @@ class World:
         with_empty = os.path.join(self.root, "train_with_empty.json")
         with open(with_empty, "w", encoding="utf-8") as f:
             json.dump(coco, f)
-        cfg.DATASETS.COCO_INSTANCES = [*cfg.DATASETS.COCO_INSTANCES, ["walk_coco_train", with_empty, image_root]]
-        cfg.DATASETS.TRAIN = ("walk_coco_train",)
+        cfg.DATASETS.COCO_INSTANCES = [*cfg.DATASETS.COCO_INSTANCES, ["walk_coco_train_with_empty", with_empty, image_root]]
+        cfg.DATASETS.TRAIN = ("walk_coco_train_with_empty",)
 
     def resolve(self, task: str, value: Any) -> Any:
         """Placeholders of :data:`ALTERNATIVES` that need the data on disk."""
