@@ -215,7 +215,8 @@ class SmoothL1RoIHeads(RoIHeads):
 
     def select_training_samples(self, proposals, targets):
         sampled = super().select_training_samples(proposals, targets)
-        self._sampled_targets = (sampled[2], sampled[3])  # labels, regression targets: read once by forward
+        if self.box_smooth_l1_beta != TORCHVISION_SMOOTH_L1_BETA:
+            self._sampled_targets = (sampled[2], sampled[3])  # labels, regression targets: read once by forward
         return sampled
 
     def forward(self, features, proposals, image_shapes, targets=None):
