@@ -520,7 +520,8 @@ def check_fully_loaded(model_keys: Sequence[str], loaded: Iterable[str], file_ke
         return
     total = sum(len(v) for v in groups.values())
     first = next(iter(groups.values()))[0]
-    mismatched = [k for k in mismatched if k in set(model_keys)]
+    own = set(model_keys)
+    mismatched = [k for k in mismatched if k in own]
     shapes = (f"; {len(mismatched)} of them have another shape in the file (e.g. {mismatched[0]}: another number "
               "of classes or another head)") if mismatched else ""
     raise CheckpointError(

@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Tuple
 
 import pytest
 import torch
