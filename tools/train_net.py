@@ -7,7 +7,13 @@
 
 The engine comes from the config's ENGINE key ("auto": Detectron2 when installed).
 """
+import sys
+
 from res2net_det.engines import default_argument_parser, main
+from res2net_det.modeling.weights import CheckpointError
 
 if __name__ == "__main__":
-    main(default_argument_parser().parse_args())
+    try:
+        main(default_argument_parser().parse_args())
+    except CheckpointError as e:  # a weights file that can't be used: the message says why and what to do
+        sys.exit(f"error: {e}")

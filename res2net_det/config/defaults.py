@@ -31,6 +31,7 @@ __all__ = [
     "check_torchvision_support",
     "TORCHVISION_UNSUPPORTED",
     "TORCHVISION_UNSUPPORTED_RETINANET",
+    "TORCHVISION_NOT_APPLICABLE",
     "DETECTION_ARCHITECTURES",
 ]
 
@@ -230,9 +231,11 @@ def add_trainer_config(cfg: CN) -> CN:
     cfg.SOLVER.GRAD_ACCUM_STEPS = 1
     # Iterations between two lines of metrics.json / TensorBoard (Detectron2 hard-codes 20).
     cfg.SOLVER.LOG_PERIOD = 20
-    # Load MODEL.WEIGHTS even when backbone tensors have other shapes (skipping them). Off: a
-    # checkpoint of another variant or width fails instead of training a half-loaded backbone.
-    # Heads of another shape (another number of classes) are skipped either way.
+    # Load only what fits of MODEL.WEIGHTS. Off: a checkpoint whose backbone tensors have other
+    # shapes (another variant or width) fails instead of training a half-loaded backbone, and
+    # --eval-only, predictors and export refuse a detector the file leaves partly unloaded (a
+    # backbone-only file, another task's model). Training skips heads of another shape (another
+    # number of classes) and starts from a backbone-only file either way.
     cfg.MODEL.WEIGHTS_ALLOW_PARTIAL = False
     # Keep a downloaded MODEL.WEIGHTS file whose sha256 disagrees with the one expected of it (its
     # file name's hash prefix, or the digest recorded at its first download): for a file you trust.
@@ -364,6 +367,7 @@ def _unknown_key_hint(key: str) -> str:
 # --------------------------------------------------------------------------- torchvision support
 # key -> values the torchvision engine can honour. Anything else must come with Detectron2.
 TORCHVISION_UNSUPPORTED: Dict[str, Tuple[Any, ...]] = {
+    "VERSION": (2,),  # Detectron2 upgrades the keys of older config versions; this tree has version 2's
     "MODEL.LOAD_PROPOSALS": (False,),
     "MODEL.KEYPOINT_ON": (False,),
     "MODEL.BACKBONE.NAME": ("build_res2net_fpn_backbone", "build_res2net_backbone"),
@@ -372,7 +376,9 @@ TORCHVISION_UNSUPPORTED: Dict[str, Tuple[Any, ...]] = {
     "MODEL.PROPOSAL_GENERATOR.NAME": ("RPN",),
     "MODEL.ANCHOR_GENERATOR.NAME": ("DefaultAnchorGenerator",),
     "MODEL.ANCHOR_GENERATOR.ANGLES": ([[-90, 0, 90]],),
+    "MODEL.ANCHOR_GENERATOR.OFFSET": (0.0,),
     "MODEL.RPN.HEAD_NAME": ("StandardRPNHead",),
+    "MODEL.RPN.BOUNDARY_THRESH": (-1,),
     "MODEL.RPN.IOU_LABELS": ([0, -1, 1],),
     "MODEL.RPN.BBOX_REG_LOSS_TYPE": ("smooth_l1",),
     "MODEL.RPN.CONV_DIMS": ([-1],),
@@ -381,12 +387,11 @@ TORCHVISION_UNSUPPORTED: Dict[str, Tuple[Any, ...]] = {
     "MODEL.ROI_HEADS.PROPOSAL_APPEND_GT": (True,),
     "MODEL.ROI_BOX_HEAD.NAME": ("FastRCNNConvFCHead",),
     "MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE": ("smooth_l1",),
-    "MODEL.ROI_BOX_HEAD.NUM_CONV": (0,),
-    "MODEL.ROI_BOX_HEAD.NORM": ("",),
     "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG": (False,),
     "MODEL.ROI_BOX_HEAD.TRAIN_ON_PRED_BOXES": (False,),
+    "MODEL.ROI_BOX_HEAD.POOLER_TYPE": ("ROIAlignV2", "ROIAlign"),
+    "MODEL.ROI_MASK_HEAD.POOLER_TYPE": ("ROIAlignV2", "ROIAlign"),
     "MODEL.ROI_MASK_HEAD.NAME": ("MaskRCNNConvUpsampleHead",),
-    "MODEL.ROI_MASK_HEAD.NORM": ("",),
     "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK": (False,),
     "INPUT.MIN_SIZE_TRAIN_SAMPLING": ("choice",),
     "INPUT.RANDOM_FLIP": ("horizontal", "none"),
@@ -401,6 +406,20 @@ TORCHVISION_UNSUPPORTED: Dict[str, Tuple[Any, ...]] = {
     "TEST.AUG.ENABLED": (False,),
     "TEST.PRECISE_BN.ENABLED": (False,),
     "TEST.EXPECTED_RESULTS": ([],),
+    "VIS_PERIOD": (0,),
+}
+
+
+# Keys of the tree that mean nothing on the torchvision engine as long as the refused key named in
+# the reason keeps its supported value (Detectron2 reads them only then, too); every other key is
+# honoured or refused (tests/engines/torchvision/test_every_key.py walks them all).
+TORCHVISION_NOT_APPLICABLE: Dict[str, str] = {
+    "INPUT.CROP.TYPE": "read only with INPUT.CROP.ENABLED",
+    "INPUT.CROP.SIZE": "read only with INPUT.CROP.ENABLED",
+    "DATASETS.PRECOMPUTED_PROPOSAL_TOPK_TRAIN": "read only with precomputed proposals, DATASETS.PROPOSAL_FILES_TRAIN",
+    "DATASETS.PRECOMPUTED_PROPOSAL_TOPK_TEST": "read only with precomputed proposals, DATASETS.PROPOSAL_FILES_TEST",
+    "DATALOADER.REPEAT_THRESHOLD": "read only by the RepeatFactorTrainingSampler of DATALOADER.SAMPLER_TRAIN",
+    "TEST.PRECISE_BN.NUM_ITER": "read only with TEST.PRECISE_BN.ENABLED",
 }
 
 

@@ -10,10 +10,12 @@ from typing import Any, Dict, List, Tuple
 from fvcore.common.config import CfgNode as CN
 
 from ..modeling.detection import fpn_level_names
+from ..modeling.detector_layouts import AnchorLayout
 from ..modeling.res2net import STAGE_NAMES, find_variant, stage_blocks, stage_strides, variant_args
 from .res2net import res2net_kwargs_from_cfg
 
-__all__ = ["backbone_args_from_cfg", "rcnn_args_from_cfg", "retinanet_args_from_cfg"]
+__all__ = ["POOLER_ALIGNED", "anchor_layout_from_cfg", "backbone_args_from_cfg", "rcnn_args_from_cfg",
+           "retinanet_args_from_cfg"]
 
 _FPN_BACKBONES = {"build_res2net_fpn_backbone": "maxpool", "build_retinanet_res2net_fpn_backbone": "p6p7"}
 _BACKBONES = (*_FPN_BACKBONES, "build_res2net_backbone")
@@ -30,8 +32,9 @@ def _variant_from_arch(arch: Dict[str, Any]) -> Dict[str, Any]:
     if arch["deep_stem"]:  # the stem width means nothing without a deep stem
         wanted["stem_width"] = arch["stem_width"]
     overrides = {k: v for k, v in wanted.items() if variant_args(variant)[k] != v}
-    # Speed / memory options change no weight or output: passed only when on.
-    overrides.update({k: True for k in ("compile", "checkpoint_activations", "channels_last") if arch[k]})
+    # Speed / memory options change no weight or output; Caffe-layout options are rare: passed only when on.
+    overrides.update({k: True for k in ("compile", "checkpoint_activations", "channels_last", "maxpool_ceil_mode",
+                                        "stride_in_1x1") if arch[k]})
     return {"variant": variant, "backbone_kwargs": overrides}
 
 
@@ -111,6 +114,9 @@ def rcnn_args_from_cfg(cfg: CN) -> Dict[str, Any]:
     box = m.ROI_BOX_HEAD
     if box.NUM_FC < 1:
         raise ValueError("MODEL.ROI_BOX_HEAD.NUM_FC must be >= 1 with the torchvision engine")
+    if len(m.ROI_HEADS.IOU_THRESHOLDS) != 1:
+        raise ValueError(f"MODEL.ROI_HEADS.IOU_THRESHOLDS {list(m.ROI_HEADS.IOU_THRESHOLDS)} must hold one value "
+                         "(foreground at or above it) with the torchvision engine, as for MODEL.ROI_HEADS.IOU_LABELS [0, 1]")
     args.update(
         num_classes=m.ROI_HEADS.NUM_CLASSES + 1,  # torchvision counts the background
         anchor_sizes=[tuple(s) for s in m.ANCHOR_GENERATOR.SIZES],
@@ -122,6 +128,11 @@ def rcnn_args_from_cfg(cfg: CN) -> Dict[str, Any]:
         box_head_conv_dims=[box.CONV_DIM] * box.NUM_CONV,
         box_head_fc_dims=[box.FC_DIM] * box.NUM_FC,
         box_head_norm=box.NORM or None,
+        box_pooler_aligned=_pooler_aligned(cfg, "ROI_BOX_HEAD"),
+        rpn_smooth_l1_beta=m.RPN.SMOOTH_L1_BETA,
+        box_smooth_l1_beta=box.SMOOTH_L1_BETA,
+        # Detectron2 keeps proposals wider and higher than MIN_SIZE (0: any non-empty one)
+        rpn_min_size=float(m.PROPOSAL_GENERATOR.MIN_SIZE) or 1e-3,
         # torchvision's FasterRCNN arguments
         rpn_pre_nms_top_n_train=m.RPN.PRE_NMS_TOPK_TRAIN,
         rpn_pre_nms_top_n_test=m.RPN.PRE_NMS_TOPK_TEST,
@@ -150,8 +161,20 @@ def rcnn_args_from_cfg(cfg: CN) -> Dict[str, Any]:
             mask_head_conv_dims=[mask.CONV_DIM] * mask.NUM_CONV,
             mask_head_norm=mask.NORM or None,
             mask_predictor_dim=mask.CONV_DIM,
+            mask_pooler_aligned=_pooler_aligned(cfg, "ROI_MASK_HEAD"),
         )
     return args
+
+
+# Detectron2's RoI poolers that torchvision's RoIAlign runs: ROIAlignV2 is aligned=True.
+POOLER_ALIGNED = {"ROIAlignV2": True, "ROIAlign": False}
+
+
+def _pooler_aligned(cfg: CN, head: str) -> bool:
+    kind = cfg.MODEL[head].POOLER_TYPE
+    if kind not in POOLER_ALIGNED:
+        raise ValueError(f"MODEL.{head}.POOLER_TYPE {kind!r}: the torchvision engine pools with {sorted(POOLER_ALIGNED)}")
+    return POOLER_ALIGNED[kind]
 
 
 # Detectron2's RetinaNet regression losses -> torchvision's (smooth L1 with beta 0 is L1).
@@ -216,3 +239,10 @@ def _check_levels(values, levels, key: str) -> None:
     """Detectron2's broadcast rule for per-level lists, checked with the key's name."""
     if len(values) not in (1, len(levels)):
         raise ValueError(f"{key} has {len(values)} lists but the backbone has {len(levels)} feature levels {levels}")
+
+
+def anchor_layout_from_cfg(cfg: CN) -> AnchorLayout:
+    """Anchors per location (sizes x ratios of the first level) of ``MODEL.ANCHOR_GENERATOR``,
+    which orders a detector's per-anchor outputs (see :mod:`res2net_det.modeling.detector_layouts`)."""
+    g = cfg.MODEL.ANCHOR_GENERATOR
+    return AnchorLayout(len(g.SIZES[0]), len(g.ASPECT_RATIOS[0]))

@@ -34,7 +34,7 @@ def export_spec_from_config(cfg, weights: Optional[str] = None, size: Optional[S
     model = get_task(cfg.MODEL.META_ARCHITECTURE).build_model(cfg)
     weights = weights or cfg.MODEL.WEIGHTS
     if weights:
-        load_model_weights(model, weights)
+        load_model_weights(model, weights, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL, inference=True)
     else:
         logger.warning("no --weights and no MODEL.WEIGHTS: exporting random weights (seed %d)", seed)
     model.eval()

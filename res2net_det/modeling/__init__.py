@@ -14,3 +14,4 @@ from .res2net import (
     variant_args,
 )
 from .weights import CheckpointError, LoadReport, UnsafeCheckpointError, load_weights, read_state_dict
+from . import detector_layouts  # noqa: F401  (registers the Detectron2-engine detector layout with load_weights)

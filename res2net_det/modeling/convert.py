@@ -18,6 +18,13 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import safetensors.torch
 import torch
 
+from .detector_layouts import (
+    LAYOUT_NAMES,
+    AnchorLayout,
+    convert_detector_state,
+    describe_detector_file,
+    detect_detector_layout,
+)
 from .res2net import Res2Net
 from .variants import DEPTHS, resolve_name, variant_args
 from .saliency import detect_poolnet_layout, is_unused_official_key, official_poolnet_to_ours
@@ -31,6 +38,7 @@ __all__ = [
     "convert_to_detection_checkpoint",
     "convert_official_poolnet",
     "convert_file",
+    "convert_detector_file",
 ]
 
 BACKBONE_PREFIX = "backbone.bottom_up."
@@ -275,6 +283,11 @@ def convert_file(src: str, dst: str, variant: Optional[str] = None):
         checkpoint, report = convert_official_poolnet(raw, variant=variant, name=src)
     else:
         checkpoint, report = convert_to_detection_checkpoint(raw, variant=variant)
+    _save_atomically(checkpoint, dst, src)
+    return report
+
+
+def _save_atomically(checkpoint: dict, dst: str, src: str) -> None:
     directory = os.path.dirname(os.path.abspath(dst))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(dst)}.tmp{os.getpid()}")
@@ -288,4 +301,43 @@ def convert_file(src: str, dst: str, variant: Optional[str] = None):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@dataclass
+class DetectorConversionReport:
+    """What :func:`convert_detector_file` did."""
+
+    source: str  # the file, in words (describe_detector_file)
+    to: str
+    tensors: int
+    anchors: Optional[AnchorLayout]
+
+    def summary(self) -> str:
+        anchors = (f"; anchors {self.anchors.sizes} sizes x {self.anchors.ratios} ratios per location"
+                   + (" (reordered)" if self.anchors.sizes > 1 and self.anchors.ratios > 1 else " (same order)")
+                   if self.anchors else "")
+        return (f"read {self.source}; wrote its {self.tensors} tensors in the {LAYOUT_NAMES[self.to]} layout "
+                f"(MODEL.WEIGHTS of that engine){anchors}")
+
+
+def convert_detector_file(src: str, dst: str, to: str, anchors: Optional[AnchorLayout] = None
+                          ) -> DetectorConversionReport:
+    """Converts a detector checkpoint of either engine (Faster / Mask R-CNN, RetinaNet) into the
+    layout of ``to`` (``"detectron2"`` or ``"torchvision"``) and writes ``dst`` atomically, every
+    tensor mapped (:mod:`res2net_det.modeling.detector_layouts`). ``anchors`` (sizes x ratios
+    per location, from the model's config) is needed when the RPN or RetinaNet head has a
+    number of anchors that could be several sizes x several ratios."""
+    state = read_state_dict(src)
+    layout = detect_detector_layout(state)
+    if layout is None:
+        raise CheckpointError(f"{src} is {describe_detector_file(state)}, not a detector checkpoint of either engine; "
+                              "without --to, tools/convert_weights.py converts backbones")
+    if layout == to:
+        raise CheckpointError(f"{src} is already in the {LAYOUT_NAMES[to]} layout")
+    try:
+        converted = convert_detector_state(state, to, anchors)
+    except CheckpointError as e:
+        raise CheckpointError(f"{src}: {e}") from None
+    report = DetectorConversionReport(describe_detector_file(state), to, len(converted), anchors)
+    _save_atomically({"model": converted, "__author__": "res2net-det", "matching_heuristics": False}, dst, src)
     return report

@@ -23,15 +23,19 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 import torch
+import torchvision
 from torch import nn
+from torch.nn import functional as F
 from torchvision.models.detection import FasterRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.retinanet import RetinaNetHead
-from torchvision.models.detection.rpn import RPNHead
-from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign, roi_align
+from torchvision.ops import poolers as tv_poolers
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
 
 from .deform import make_stages_deformable
@@ -48,7 +52,14 @@ __all__ = [
     "fasterrcnn_res2net_fpn",
     "maskrcnn_res2net_fpn",
     "retinanet_res2net_fpn",
+    "TORCHVISION_SMOOTH_L1_BETA",
+    "AlignedMultiScaleRoIAlign",
+    "SmoothL1RPN",
+    "SmoothL1RoIHeads",
 ]
+
+#: The smooth-L1 beta torchvision's RPN and box head hard-code (Detectron2's default is 0: L1).
+TORCHVISION_SMOOTH_L1_BETA = 1.0 / 9
 
 #: FPN top blocks: extra levels above the last input level, and how many.
 TOP_BLOCKS = {"maxpool": 1, "p6p7": 2, "none": 0}
@@ -133,6 +144,110 @@ class Res2NetSingleLevel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         return OrderedDict(self.bottom_up.forward_features(x))
+
+
+class AlignedMultiScaleRoIAlign(MultiScaleRoIAlign):
+    """torchvision's ``MultiScaleRoIAlign`` (FPN level per box, Lin et al.'s eq. 1) with RoIAlign's
+    ``aligned`` flag, which torchvision's class does not pass on (it always pools with
+    ``aligned=False``). ``aligned=True`` is Detectron2's ``ROIAlignV2``: box corners shifted by
+    half a pixel, no minimum box size of one cell."""
+
+    def __init__(self, featmap_names: List[str], output_size, sampling_ratio: int, *, aligned: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(featmap_names, output_size, sampling_ratio, **kwargs)
+        self.aligned = aligned
+
+    def forward(self, x: Dict[str, torch.Tensor], boxes: List[torch.Tensor],
+                image_shapes: List[Tuple[int, int]]) -> torch.Tensor:
+        if not self.aligned:
+            return super().forward(x, boxes, image_shapes)
+        features = tv_poolers._filter_input(x, self.featmap_names)
+        if self.scales is None or self.map_levels is None:
+            self.scales, self.map_levels = tv_poolers._setup_scales(
+                features, image_shapes, self.canonical_scale, self.canonical_level)
+        rois = tv_poolers._convert_to_roi_format(boxes)
+        pool = lambda feature, r, scale: roi_align(  # noqa: E731
+            feature, r, self.output_size, spatial_scale=scale, sampling_ratio=self.sampling_ratio, aligned=True)
+        if len(features) == 1:
+            return pool(features[0], rois, self.scales[0])
+        levels = self.map_levels(boxes)
+        result = rois.new_zeros((len(rois), features[0].shape[1]) + self.output_size, dtype=features[0].dtype)
+        per_level = []
+        for level, (feature, scale) in enumerate(zip(features, self.scales)):
+            idx = torch.where(levels == level)[0]
+            pooled = pool(feature, rois[idx], scale).to(result.dtype)
+            if torchvision._is_tracing():
+                per_level.append(pooled)
+            else:
+                result[idx] = pooled
+        return tv_poolers._onnx_merge_levels(levels, per_level) if torchvision._is_tracing() else result
+
+
+class SmoothL1RPN(RegionProposalNetwork):
+    """torchvision's RPN whose box loss takes the smooth-L1 ``smooth_l1_beta`` (torchvision
+    hard-codes 1/9; Detectron2's ``MODEL.RPN.SMOOTH_L1_BETA``, 0 = L1). Nothing else changes."""
+
+    smooth_l1_beta: float = TORCHVISION_SMOOTH_L1_BETA
+
+    def compute_loss(self, objectness, pred_bbox_deltas, labels, regression_targets):
+        # torchvision's RegionProposalNetwork.compute_loss with the beta as an attribute
+        sampled_pos_inds, sampled_neg_inds = self.fg_bg_sampler(labels)
+        sampled_pos_inds = torch.where(torch.cat(sampled_pos_inds, dim=0))[0]
+        sampled_neg_inds = torch.where(torch.cat(sampled_neg_inds, dim=0))[0]
+        sampled_inds = torch.cat([sampled_pos_inds, sampled_neg_inds], dim=0)
+        objectness = objectness.flatten()
+        labels = torch.cat(labels, dim=0)
+        regression_targets = torch.cat(regression_targets, dim=0)
+        box_loss = F.smooth_l1_loss(pred_bbox_deltas[sampled_pos_inds], regression_targets[sampled_pos_inds],
+                                    beta=self.smooth_l1_beta, reduction="sum") / sampled_inds.numel()
+        objectness_loss = F.binary_cross_entropy_with_logits(objectness[sampled_inds], labels[sampled_inds])
+        return objectness_loss, box_loss
+
+
+class SmoothL1RoIHeads(RoIHeads):
+    """torchvision's RoI heads whose box loss takes the smooth-L1 ``box_smooth_l1_beta``
+    (torchvision's ``fastrcnn_loss`` hard-codes 1/9; Detectron2's ``MODEL.ROI_BOX_HEAD.SMOOTH_L1_BETA``).
+    torchvision's forward runs unchanged; with another beta, ``loss_box_reg`` is recomputed from
+    the box predictor's output and the sampled targets of that same forward (same normaliser: the
+    number of sampled RoIs)."""
+
+    box_smooth_l1_beta: float = TORCHVISION_SMOOTH_L1_BETA
+
+    def select_training_samples(self, proposals, targets):
+        sampled = super().select_training_samples(proposals, targets)
+        if self.box_smooth_l1_beta != TORCHVISION_SMOOTH_L1_BETA:
+            self._sampled_targets = (sampled[2], sampled[3])  # labels, regression targets: read once by forward
+        return sampled
+
+    def forward(self, features, proposals, image_shapes, targets=None):
+        if not self.training or self.box_smooth_l1_beta == TORCHVISION_SMOOTH_L1_BETA:
+            return super().forward(features, proposals, image_shapes, targets)
+        predictions: List[Tuple[torch.Tensor, torch.Tensor]] = []
+        hook = self.box_predictor.register_forward_hook(lambda _m, _i, out: predictions.append(out))
+        try:
+            result, losses = super().forward(features, proposals, image_shapes, targets)
+        finally:
+            hook.remove()
+            labels, regression_targets = self.__dict__.pop("_sampled_targets", (None, None))
+        labels = torch.cat(labels, dim=0)
+        regression_targets = torch.cat(regression_targets, dim=0)
+        box_regression = predictions[0][1]
+        positive = torch.where(labels > 0)[0]
+        box_regression = box_regression.reshape(box_regression.shape[0], -1, 4)[positive, labels[positive]]
+        losses["loss_box_reg"] = F.smooth_l1_loss(box_regression, regression_targets[positive],
+                                                  beta=self.box_smooth_l1_beta, reduction="sum") / labels.numel()
+        return result, losses
+
+
+def _specialise(module: nn.Module, cls: type, **attributes: Any) -> nn.Module:
+    """Makes torchvision's ``module`` (which ``FasterRCNN`` builds itself, from its arguments) an
+    instance of ``cls``, a subclass that only overrides methods, and sets ``attributes``."""
+    if not isinstance(module, cls.__mro__[1]):
+        raise TypeError(f"{type(module).__name__} is not a {cls.__mro__[1].__name__}")
+    module.__class__ = cls
+    for name, value in attributes.items():
+        setattr(module, name, value)
+    return module
 
 
 def _freeze_at(trainable_layers: int) -> int:
@@ -249,6 +364,7 @@ def _rcnn_kwargs(
     box_head_conv_dims: Sequence[int],
     box_head_fc_dims: Sequence[int],
     box_head_norm: Optional[str],
+    box_pooler_aligned: bool = False,
 ) -> Dict[str, Any]:
     """The R-CNN parts that Faster and Mask R-CNN share, as torchvision's constructor arguments."""
     anchor_generator = _anchor_generator(backbone, anchor_sizes, aspect_ratios)
@@ -264,16 +380,22 @@ def _rcnn_kwargs(
         num_classes=None,
         rpn_anchor_generator=anchor_generator,
         rpn_head=RPNHead(backbone.out_channels, anchor_generator.num_anchors_per_location()[0]),
-        box_roi_pool=MultiScaleRoIAlign(list(roi_features), output_size=res, sampling_ratio=box_pooler_sampling_ratio),
+        box_roi_pool=AlignedMultiScaleRoIAlign(list(roi_features), output_size=res,
+                                               sampling_ratio=box_pooler_sampling_ratio, aligned=box_pooler_aligned),
         box_head=FastRCNNConvFCHead((backbone.out_channels, res, res), list(box_head_conv_dims),
                                     list(box_head_fc_dims), norm_layer=_head_norm(box_head_norm)),
         box_predictor=FastRCNNPredictor(box_head_fc_dims[-1], num_classes),
     )
 
 
-def _finish_rcnn(model: FasterRCNN, rpn_bbox_reg_weights: Optional[Sequence[float]], weights: Optional[str]):
-    if rpn_bbox_reg_weights is not None:  # torchvision's constructor has no argument for it
+def _finish_rcnn(model: FasterRCNN, rpn_bbox_reg_weights: Optional[Sequence[float]], weights: Optional[str],
+                 rpn_smooth_l1_beta: float, box_smooth_l1_beta: float, rpn_min_size: float):
+    # What torchvision's constructor has no argument for.
+    if rpn_bbox_reg_weights is not None:
         model.rpn.box_coder = det_utils.BoxCoder(weights=tuple(rpn_bbox_reg_weights))
+    model.rpn.min_size = rpn_min_size
+    _specialise(model.rpn, SmoothL1RPN, smooth_l1_beta=rpn_smooth_l1_beta)
+    _specialise(model.roi_heads, SmoothL1RoIHeads, box_smooth_l1_beta=box_smooth_l1_beta)
     _load_detector_weights(model, weights)
     return model
 
@@ -303,6 +425,10 @@ def fasterrcnn_res2net_fpn(
     box_head_conv_dims: Sequence[int] = (),
     box_head_fc_dims: Sequence[int] = (1024, 1024),
     box_head_norm: Optional[str] = None,
+    box_pooler_aligned: bool = False,
+    rpn_smooth_l1_beta: float = TORCHVISION_SMOOTH_L1_BETA,
+    box_smooth_l1_beta: float = TORCHVISION_SMOOTH_L1_BETA,
+    rpn_min_size: float = 1e-3,
     model_class: Type[FasterRCNN] = FasterRCNN,
     **kwargs: Any,
 ) -> FasterRCNN:
@@ -333,6 +459,11 @@ def fasterrcnn_res2net_fpn(
         box_head_conv_dims: convs of the box head before its fully connected layers.
         box_head_fc_dims: fully connected layers of the box head (at least one).
         box_head_norm: norm of the box head's convs (``None``, ``"GN"``, ``"BN"``, ...).
+        box_pooler_aligned: RoIAlign with the half-pixel ``aligned=True`` (Detectron2's ``ROIAlignV2``);
+            False is torchvision's (and Detectron2's ``ROIAlign``).
+        rpn_smooth_l1_beta, box_smooth_l1_beta: smooth-L1 beta of the RPN's and the box head's box
+            losses (torchvision's 1/9 by default; 0 is L1, Detectron2's default).
+        rpn_min_size: proposals narrower or lower than this (pixels) are dropped (torchvision's 1e-3).
         model_class: ``FasterRCNN`` or a subclass to instantiate (the torchvision engine's takes
             Detectron2's input dicts).
         **kwargs: arguments of torchvision's ``FasterRCNN`` (``min_size``, ``max_size``,
@@ -345,9 +476,10 @@ def fasterrcnn_res2net_fpn(
         backbone_kwargs=backbone_kwargs,
     )
     parts = _rcnn_kwargs(backbone, num_classes, anchor_sizes, aspect_ratios, roi_features, box_pooler_resolution,
-                         box_pooler_sampling_ratio, box_head_conv_dims, box_head_fc_dims, box_head_norm)
+                         box_pooler_sampling_ratio, box_head_conv_dims, box_head_fc_dims, box_head_norm,
+                         box_pooler_aligned)
     model = model_class(backbone, **parts, **kwargs)
-    return _finish_rcnn(model, rpn_bbox_reg_weights, weights)
+    return _finish_rcnn(model, rpn_bbox_reg_weights, weights, rpn_smooth_l1_beta, box_smooth_l1_beta, rpn_min_size)
 
 
 def maskrcnn_res2net_fpn(
@@ -375,11 +507,16 @@ def maskrcnn_res2net_fpn(
     box_head_conv_dims: Sequence[int] = (),
     box_head_fc_dims: Sequence[int] = (1024, 1024),
     box_head_norm: Optional[str] = None,
+    box_pooler_aligned: bool = False,
+    rpn_smooth_l1_beta: float = TORCHVISION_SMOOTH_L1_BETA,
+    box_smooth_l1_beta: float = TORCHVISION_SMOOTH_L1_BETA,
+    rpn_min_size: float = 1e-3,
     mask_pooler_resolution: int = 14,
     mask_pooler_sampling_ratio: int = 2,
     mask_head_conv_dims: Sequence[int] = (256, 256, 256, 256),
     mask_head_norm: Optional[str] = None,
     mask_predictor_dim: int = 256,
+    mask_pooler_aligned: bool = False,
     model_class: Type[MaskRCNN] = MaskRCNN,
     **kwargs: Any,
 ) -> MaskRCNN:
@@ -392,12 +529,14 @@ def maskrcnn_res2net_fpn(
             fpn, fpn_channels, dilate_last_stage, deformable_stages, deform_modulated, deform_groups,
             backbone_kwargs, anchor_sizes, aspect_ratios, rpn_bbox_reg_weights, roi_features,
             box_pooler_resolution, box_pooler_sampling_ratio, box_head_conv_dims, box_head_fc_dims,
-            box_head_norm: as for :func:`fasterrcnn_res2net_fpn`.
+            box_head_norm, box_pooler_aligned, rpn_smooth_l1_beta, box_smooth_l1_beta, rpn_min_size:
+            as for :func:`fasterrcnn_res2net_fpn`.
         mask_pooler_resolution: RoIAlign output size of the mask head.
         mask_pooler_sampling_ratio: RoIAlign sampling points per bin (0: adaptive).
         mask_head_conv_dims: the mask head's 3x3 convs.
         mask_head_norm: norm of the mask head's convs.
         mask_predictor_dim: channels of the mask predictor's 2x up-convolution.
+        mask_pooler_aligned: the mask head's RoIAlign with ``aligned=True`` (``ROIAlignV2``).
         model_class: ``MaskRCNN`` or a subclass to instantiate.
         **kwargs: arguments of torchvision's ``MaskRCNN`` (``min_size``, ``rpn_nms_thresh``, ...).
     """
@@ -408,12 +547,13 @@ def maskrcnn_res2net_fpn(
         backbone_kwargs=backbone_kwargs,
     )
     parts = _rcnn_kwargs(backbone, num_classes, anchor_sizes, aspect_ratios, roi_features, box_pooler_resolution,
-                         box_pooler_sampling_ratio, box_head_conv_dims, box_head_fc_dims, box_head_norm)
+                         box_pooler_sampling_ratio, box_head_conv_dims, box_head_fc_dims, box_head_norm,
+                         box_pooler_aligned)
     mask_features = parts["box_roi_pool"].featmap_names
     model = model_class(
         backbone,
-        mask_roi_pool=MultiScaleRoIAlign(mask_features, output_size=mask_pooler_resolution,
-                                         sampling_ratio=mask_pooler_sampling_ratio),
+        mask_roi_pool=AlignedMultiScaleRoIAlign(mask_features, output_size=mask_pooler_resolution,
+                                                sampling_ratio=mask_pooler_sampling_ratio, aligned=mask_pooler_aligned),
         mask_head=MaskRCNNHeads(backbone.out_channels, list(mask_head_conv_dims), 1,
                                 norm_layer=_head_norm(mask_head_norm)),
         mask_predictor=MaskRCNNPredictor(
@@ -422,7 +562,7 @@ def maskrcnn_res2net_fpn(
         **parts,
         **kwargs,
     )
-    return _finish_rcnn(model, rpn_bbox_reg_weights, weights)
+    return _finish_rcnn(model, rpn_bbox_reg_weights, weights, rpn_smooth_l1_beta, box_smooth_l1_beta, rpn_min_size)
 
 
 # torchvision's RetinaNet regression losses (RetinaNetRegressionHead._loss_type).

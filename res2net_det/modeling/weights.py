@@ -235,19 +235,21 @@ def from_torchvision_resnet(state: Mapping[str, torch.Tensor]) -> Dict[str, torc
     return {rename(k): v for k, v in state.items()}
 
 
-# (name, applies(state, model), convert(state)) in order; see register_layout.
-_LAYOUTS: List[Tuple[str, Callable[[Mapping[str, torch.Tensor], nn.Module], bool], Callable]] = []
+# (name, applies(state, model), convert(state[, model]), with_model) in order; see register_layout.
+_LAYOUTS: List[Tuple[str, Callable[[Mapping[str, torch.Tensor], nn.Module], bool], Callable, bool]] = []
 
 
 def register_layout(
     name: str,
     applies: Callable[[Mapping[str, torch.Tensor], nn.Module], bool],
-    convert: Callable[[Mapping[str, torch.Tensor]], Dict[str, torch.Tensor]],
+    convert: Callable[..., Dict[str, torch.Tensor]],
+    with_model: bool = False,
 ) -> None:
     """Teaches :func:`load_weights` another checkpoint layout (e.g. a paper's released weights):
     when ``applies(state, model)``, ``convert(state)`` renames the keys to the model's before
-    matching. Registering a name again replaces it."""
-    _LAYOUTS[:] = [entry for entry in _LAYOUTS if entry[0] != name] + [(name, applies, convert)]
+    matching (``convert(state, model)`` with ``with_model``, for a conversion that depends on the
+    model, e.g. its anchors). Registering a name again replaces it."""
+    _LAYOUTS[:] = [entry for entry in _LAYOUTS if entry[0] != name] + [(name, applies, convert, with_model)]
 
 
 def _torchvision_file_for_our_blocks(state: Mapping[str, torch.Tensor], model: nn.Module) -> bool:
@@ -384,10 +386,10 @@ def load_weights(
     if convert is not None:
         state = convert(state)
         layouts.append("given")
-    for layout, applies, layout_convert in _LAYOUTS:
+    for layout, applies, layout_convert, with_model in _LAYOUTS:
         try:
             if applies(state, model):
-                state = layout_convert(state)
+                state = layout_convert(state, model) if with_model else layout_convert(state)
                 layouts.append(layout)
         except CheckpointError as e:  # a layout's own check: the message gets the file's name
             raise CheckpointError(f"{path}: {e}") from None

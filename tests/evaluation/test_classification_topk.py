@@ -66,9 +66,11 @@ def test_published_table_and_rows():
     assert published_accuracy("res2net50d") == PUBLISHED_ACCURACY["res2net50_v1b_26w_4s"]  # timm alias
     row = accuracy_row("res2net50_14w_8s", {"top1": 78.0, "top5": 94.0}, 50000)
     assert row["delta_top1"] == pytest.approx(78.0 - 78.14) and row["delta_top5"] == pytest.approx(94.0 - 93.85)
-    table = format_accuracy_table([row, accuracy_row("resnet50", {"top1": 76.0, "top5": 93.0}, 50000)])
+    table = format_accuracy_table([row, accuracy_row("res2net152_v1b_26w_4s", {"top1": 76.0, "top5": 93.0}, 50000),
+                                   accuracy_row("resnet50", {"top1": 76.0, "top5": 93.0}, 50000)])
     assert "-0.14" in table and "+0.15" in table
-    assert table.splitlines()[2].split()[3] == "-"  # nothing published for the baseline
+    assert table.splitlines()[2].split()[3] == "-"  # no published weights for Res2Net-152
+    assert table.splitlines()[3].split()[3] == "76.13"  # the baseline's torchvision IMAGENET1K_V1 file
 
 
 def _tiny(num_classes):

@@ -133,3 +133,44 @@ def test_tool_reports_and_fails_clearly(tmp_path, capsys):
     assert not (tmp_path / "x.pth").exists()
     assert tool.main([str(src), str(tmp_path / "y.pth"), "--variant", "resnet50"]) == 1
     assert "not a resnet50" in capsys.readouterr().err
+
+
+def test_tool_converts_detectors_between_the_engines_layouts(tmp_path, capsys):
+    """--to torchvision / --to detectron2: every tensor mapped, the anchors from --config-file (the
+    quickstart has 2 sizes x 3 ratios per location: the engines order them differently)."""
+    from res2net_det.config import get_cfg, merge_config_file
+    from res2net_det.engines.torchvision.modeling import build_rcnn
+    from res2net_det.modeling.detector_layouts import AnchorLayout, torchvision_to_detectron2
+
+    config = os.path.join(ROOT, "configs", "quickstart.yaml")
+    torch.manual_seed(0)
+    model = build_rcnn(merge_config_file(get_cfg(), config))
+    tv_state = model.state_dict()
+    d2_state = torchvision_to_detectron2(tv_state, AnchorLayout(2, 3))
+    src = tmp_path / "d2_model_final.pth"
+    torch.save({"model": d2_state, "iteration": 5}, src)
+    tool = _tool()
+    tv_file, back_file = tmp_path / "tv.pth", tmp_path / "back.pth"
+    assert tool.main([str(src), str(tv_file), "--to", "torchvision", "--config-file", config]) == 0
+    out = capsys.readouterr().out
+    assert "read a Faster R-CNN in the Detectron2-engine layout" in out and "2 sizes x 3 ratios" in out
+    converted = torch.load(tv_file, weights_only=True)["model"]
+    assert set(converted) == set(tv_state)
+    for key, value in tv_state.items():
+        rows = 4 if key.startswith("roi_heads.box_predictor.bbox_pred") else 0  # the background's, unused
+        assert torch.equal(converted[key][rows:], value[rows:]) if rows else torch.equal(converted[key], value), key
+    assert tool.main([str(tv_file), str(back_file), "--to", "detectron2", "--anchors", "2", "3"]) == 0
+    back = torch.load(back_file, weights_only=True)["model"]
+    assert set(back) == set(d2_state) and all(torch.equal(back[k], v) for k, v in d2_state.items())
+    capsys.readouterr()
+    # the anchors are needed, the layouts checked, a backbone file is no detector
+    assert tool.main([str(src), str(tmp_path / "x.pth"), "--to", "torchvision"]) == 1
+    assert "6 anchors per location" in capsys.readouterr().err
+    assert tool.main([str(src), str(tmp_path / "x.pth"), "--to", "detectron2"]) == 1
+    assert "already in the Detectron2-engine layout" in capsys.readouterr().err
+    backbone = tmp_path / "backbone.pth"
+    torch.save({k: v for k, v in tv_state.items() if k.startswith(BACKBONE_PREFIX)}, backbone)
+    assert tool.main([str(backbone), str(tmp_path / "x.pth"), "--to", "torchvision"]) == 1
+    err = capsys.readouterr().err
+    assert "is a backbone-only Res2Net file" in err and "not a detector checkpoint of either engine" in err
+    assert not (tmp_path / "x.pth").exists()

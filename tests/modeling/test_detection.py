@@ -220,3 +220,41 @@ def test_weights_restore_a_detector_and_must_fit(tmp_path):
     assert all(torch.equal(own[k], v) for k, v in trained.state_dict().items())
     with pytest.raises(CheckpointError, match="cls_logits"):
         retinanet_res2net_fpn(num_classes=5, weights=str(path), **TINY_RETINA)
+
+
+@pytest.mark.parametrize("builder", [fasterrcnn_res2net_fpn, maskrcnn_res2net_fpn])
+def test_smooth_l1_betas_reach_the_box_losses(builder):
+    """rpn_smooth_l1_beta / box_smooth_l1_beta (Detectron2's SMOOTH_L1_BETA; torchvision hard-codes 1/9):
+    the same sampled anchors and RoIs, other box losses; L1 (beta 0) is never below smooth L1."""
+    images, targets = _images_and_targets(masks=builder is maskrcnn_res2net_fpn)
+    losses = {}
+    for beta in (detection.TORCHVISION_SMOOTH_L1_BETA, 0.0):
+        model = _tiny(builder, rpn_smooth_l1_beta=beta, box_smooth_l1_beta=beta)
+        assert model.rpn.smooth_l1_beta == model.roi_heads.box_smooth_l1_beta == beta
+        model.train()
+        torch.manual_seed(1)  # the same anchor and RoI samples
+        losses[beta] = {k: v.item() for k, v in model(images, targets).items()}
+    smooth, l1 = losses[detection.TORCHVISION_SMOOTH_L1_BETA], losses[0.0]
+    for name in ("loss_objectness", "loss_classifier") + (("loss_mask",) if "loss_mask" in l1 else ()):
+        assert smooth[name] == pytest.approx(l1[name], rel=1e-6), name
+    for name in ("loss_rpn_box_reg", "loss_box_reg"):
+        assert l1[name] > smooth[name], name
+
+
+def test_aligned_pooler_is_roi_align_with_the_half_pixel():
+    features = {"p2": torch.randn(1, 4, 32, 32), "p3": torch.randn(1, 4, 16, 16)}
+    boxes = [torch.tensor([[3.0, 5.0, 20.0, 30.0], [0.0, 0.0, 120.0, 110.0], [10.0, 10.0, 11.0, 11.5]])]
+    shapes = [(128, 128)]
+    plain = detection.AlignedMultiScaleRoIAlign(["p2", "p3"], 7, 2)
+    assert torch.equal(plain(features, boxes, shapes),
+                       detection.MultiScaleRoIAlign(["p2", "p3"], 7, 2)(features, boxes, shapes))
+    aligned = detection.AlignedMultiScaleRoIAlign(["p2", "p3"], 7, 2, aligned=True)
+    out = aligned(features, boxes, shapes)
+    levels = aligned.map_levels(boxes)
+    assert levels.tolist() == [0, 1, 0]  # both levels are used
+    for i, level in enumerate(levels.tolist()):
+        name, scale = ("p2", 0.25) if level == 0 else ("p3", 0.125)
+        rois = torch.cat([torch.zeros(1, 1), boxes[0][i:i + 1]], dim=1)
+        expected = detection.roi_align(features[name], rois, 7, spatial_scale=scale, sampling_ratio=2, aligned=True)
+        assert torch.allclose(out[i:i + 1], expected)
+    assert not torch.allclose(out, plain(features, boxes, shapes))

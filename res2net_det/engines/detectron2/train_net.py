@@ -157,8 +157,10 @@ def main(args: argparse.Namespace):
         register_datasets(cfg)
         trainer_cls = trainer_class(cfg)
         model = trainer_cls.build_model(cfg)
+        # A half-loaded detector (a backbone-only file, another task's model) is refused, naming what is missing.
         Res2NetDetectionCheckpointer(
-            model, save_dir=cfg.OUTPUT_DIR, accept_checksum_mismatch=cfg.MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH
+            model, save_dir=cfg.OUTPUT_DIR, require_complete=not cfg.MODEL.WEIGHTS_ALLOW_PARTIAL,
+            accept_checksum_mismatch=cfg.MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH,
         ).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = trainer_cls.test(cfg, model)
         if comm.is_main_process():

@@ -159,7 +159,8 @@ class TaskTrainer(DefaultTrainer):
         if log_period < 1:
             raise ValueError(f"SOLVER.LOG_PERIOD must be >= 1, got {log_period}")
         # DefaultTrainer.__init__ made a plain DetectionCheckpointer just before calling this, and the
-        # hooks built here keep it: swapping it now makes every load and save go through ours.
+        # hooks built here keep it: swapping it now makes every load and save go through ours (weights
+        # names, the torchvision engine's detector files).
         self.checkpointer = Res2NetDetectionCheckpointer.replacing(self.checkpointer, self.cfg)
         built = []
         for h in super().build_hooks():

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ...config.from_scratch import FROM_SCRATCH_HINT, WEIGHTS_HINT
+from ...modeling.detector_layouts import check_fully_loaded, partial_load_note
 from ...modeling.saliency import OFFICIAL_LAYOUT_CONFIGS
 from ...modeling.weights import CheckpointError, check_safe_to_load, load_checkpoint, load_weights, resolve_weights
 
@@ -40,7 +41,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False,
-                       accept_checksum_mismatch: bool = False) -> Dict[str, list]:
+                       inference: bool = False, accept_checksum_mismatch: bool = False) -> Dict[str, list]:
     """Loads ``MODEL.WEIGHTS`` into a detector, a saliency model or a classifier with
     :func:`res2net_det.modeling.weights.load_weights` (safe unpickling only).
 
@@ -48,10 +49,13 @@ def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False,
     run of either engine), a plain official / timm / torchvision file (``.pth`` or
     ``.safetensors``, loaded into the model's Res2Net), or a weights name or URL (``res2net://``,
     ``timm://``, ``torchvision://``, ``http(s)://``), fetched into the cache first
-    (``accept_checksum_mismatch``: ``MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH``). Head tensors whose shape differs (a box predictor for another number of classes)
-    are skipped and logged; a backbone tensor of another shape (another variant's checkpoint)
-    fails naming the file, unless ``allow_partial`` (``MODEL.WEIGHTS_ALLOW_PARTIAL``). Returns
-    ``{"missing", "unexpected", "skipped"}`` key lists.
+    (``accept_checksum_mismatch``: ``MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH``). Head tensors whose
+    shape differs (a box predictor for another number of classes) are skipped and logged; a backbone
+    tensor of another shape (another variant's checkpoint) fails naming the file, unless ``allow_partial`` (``MODEL.WEIGHTS_ALLOW_PARTIAL``). With
+    ``inference`` (``--eval-only``, predictors, export), a file that leaves any tensor of a detector
+    unloaded fails too (:func:`~res2net_det.modeling.detector_layouts.check_fully_loaded`), unless
+    ``allow_partial``; in training it is said once in the log. Returns ``{"missing",
+    "unexpected", "skipped"}`` key lists.
     """
     path = resolve_weights(path, accept_checksum_mismatch=accept_checksum_mismatch)
     if not os.path.isfile(path):
@@ -69,8 +73,22 @@ def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False,
             f"shapes, e.g. {backbone[0]} (file -> model); it was trained with another variant or width. Use "
             "the config it was trained with, or set MODEL.WEIGHTS_ALLOW_PARTIAL True to load only what fits"
         )
+    _check_detector_loaded(_unwrap(model), report, path, inference and not allow_partial)
     return {"missing": report.missing, "unexpected": report.unexpected,
             "skipped": report.skipped_shape + report.skipped_classifier}
+
+
+def _check_detector_loaded(model: nn.Module, report, path: str, require_complete: bool) -> None:
+    """Refuses (inference) or notes once in the log (training) a detector that ``report`` left partly unloaded."""
+    shape_keys = [entry.split(" ")[0] for entry in report.skipped_shape]
+    file_keys = report.loaded + report.unexpected + shape_keys + report.skipped_classifier
+    model_keys = list(model.state_dict())
+    if require_complete:
+        check_fully_loaded(model_keys, report.loaded, file_keys, f"MODEL.WEIGHTS {path}", mismatched=shape_keys)
+        return
+    note = partial_load_note(model_keys, report.loaded, file_keys, f"MODEL.WEIGHTS {path}")
+    if note:
+        logger.info(note)
 
 
 class Checkpointer:
@@ -148,16 +166,17 @@ class Checkpointer:
         return path
 
     def resume_or_load(self, weights: str, resume: bool, allow_partial: bool = False,
-                       accept_checksum_mismatch: bool = False) -> Dict[str, Any]:
+                       inference: bool = False, accept_checksum_mismatch: bool = False) -> Dict[str, Any]:
         """With ``resume`` and a checkpoint in ``save_dir``: restore everything and return its extra
-        fields (``iteration``); else load ``weights`` (if any) into the model only and return ``{}``."""
+        fields (``iteration``); else load ``weights`` (if any) into the model only and return ``{}``
+        (``inference``: refusing a detector it leaves partly unloaded, see :func:`load_model_weights`)."""
         last = self.last_checkpoint() if resume else None
         if last is not None:
             return self.load(last)
         if resume:
             logger.info("--resume: no checkpoint in %s, starting from MODEL.WEIGHTS", self.save_dir)
         if weights:
-            load_model_weights(self.model, weights, allow_partial=allow_partial,
+            load_model_weights(self.model, weights, allow_partial=allow_partial, inference=inference,
                                accept_checksum_mismatch=accept_checksum_mismatch)
         return {}
 

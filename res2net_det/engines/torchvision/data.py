@@ -3,7 +3,7 @@ sampler for training (Detectron2's ``TrainingSampler`` idea, plus a start positi
 rank-sharded sequential loader for inference."""
 from __future__ import annotations
 
-from typing import Callable, Iterator, List, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ...utils import comm
 
-__all__ = ["MappedDataset", "TrainingSampler", "trivial_batch_collator", "build_batch_train_loader", "build_batch_test_loader"]
+__all__ = ["MappedDataset", "TrainingSampler", "GroupedTrainingSampler", "aspect_ratio_groups",
+           "trivial_batch_collator", "build_batch_train_loader", "build_batch_test_loader"]
 
 
 class MappedDataset(Dataset):
@@ -62,21 +63,72 @@ class TrainingSampler(Sampler):
             yield int(order[position % self.size]), item_seed
             position += self.world
 
+def aspect_ratio_groups(records: Sequence[dict]) -> List[int]:
+    """Detectron2's aspect ratio groups (``DATALOADER.ASPECT_RATIO_GROUPING``): 0 for a landscape
+    image (width > height), 1 otherwise, from each record's ``width`` and ``height``."""
+    groups = []
+    for record in records:
+        if "width" not in record or "height" not in record:
+            raise ValueError(f"record {record.get('file_name', record)!r} has no width/height, which "
+                             "DATALOADER.ASPECT_RATIO_GROUPING needs; set it to False or add them to the data set")
+        groups.append(0 if record["width"] > record["height"] else 1)
+    return groups
+
+
+class GroupedTrainingSampler(Sampler):
+    """:class:`TrainingSampler`'s stream regrouped so that every ``batch_size`` consecutive items
+    share a group (Detectron2's ``AspectRatioGroupedDataset``): items wait in their group's bucket
+    until it holds a batch, which is then served whole. A batch of the loader is one group, so
+    images of one orientation are padded together.
+
+    Resumable like the stream: :meth:`set_start` skips the first ``n`` items of the grouped
+    stream by replaying the index stream from its start (indices only, no image is read).
+    """
+
+    def __init__(self, stream: TrainingSampler, group_ids: Sequence[int], batch_size: int) -> None:
+        if len(group_ids) != stream.size:
+            raise ValueError(f"{len(group_ids)} group ids for a stream over {stream.size} items")
+        self.stream, self.group_ids, self.batch_size = stream, list(group_ids), batch_size
+        self.start = 0
+
+    def set_start(self, consumed: int) -> None:
+        """Continue after the first ``consumed`` items of this process's grouped stream."""
+        self.start = consumed
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        self.stream.set_start(0)
+        buckets: dict = {}
+        served = 0
+        for index, seed in self.stream:
+            bucket = buckets.setdefault(self.group_ids[index], [])
+            bucket.append((index, seed))
+            if len(bucket) == self.batch_size:
+                for item in bucket:
+                    if served >= self.start:
+                        yield item
+                    served += 1
+                bucket.clear()
+
+
 def trivial_batch_collator(batch: List) -> List:
     """Batches stay lists of dicts (Detectron2's convention); models pad images themselves."""
     return batch
 
 
-def build_batch_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int) -> DataLoader:
+def build_batch_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int,
+                             group_ids: Optional[Sequence[int]] = None) -> DataLoader:
     """Endless shuffled batches of ``batch_size`` per process (:class:`TrainingSampler`), sharded
     across the processes of ``torchrun``. ``seed`` (``SEED``, or the one the trainer drew for a
     run with ``SEED -1``, kept in its checkpoints) fixes the order and the augmentations; a
-    negative seed draws one."""
+    negative seed draws one. With ``group_ids`` (one per item), every batch holds one group's items
+    (:class:`GroupedTrainingSampler`)."""
     if len(dataset) < batch_size:
         raise ValueError(f"the training set has {len(dataset)} items, fewer than one batch of {batch_size}")
     if seed < 0:
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-    sampler = TrainingSampler(len(dataset), seed, comm.get_rank(), comm.get_world_size())
+    sampler: Sampler = TrainingSampler(len(dataset), seed, comm.get_rank(), comm.get_world_size())
+    if group_ids is not None and batch_size > 1:
+        sampler = GroupedTrainingSampler(sampler, group_ids, batch_size)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
         collate_fn=trivial_batch_collator, drop_last=True, persistent_workers=num_workers > 0,

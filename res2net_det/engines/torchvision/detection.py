@@ -14,7 +14,7 @@ from ...data.mapper import DetectionMapper
 from ...evaluation.coco import write_detection_pictures
 from ...evaluation.detection import build_detection_evaluator
 from ...utils import comm
-from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
+from .data import MappedDataset, aspect_ratio_groups, build_batch_test_loader, build_batch_train_loader
 from .modeling import build_rcnn, build_retinanet
 from .registry import Task, register_task
 from .trainer import images_per_process
@@ -40,7 +40,8 @@ def build_train_loader(cfg):
     records = get_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
     _check_num_classes(cfg, cfg.DATASETS.TRAIN)
     dataset = MappedDataset(records, DetectionMapper.from_config(cfg, is_train=True))
-    return build_batch_train_loader(dataset, images_per_process(cfg), cfg.DATALOADER.NUM_WORKERS, cfg.SEED)
+    groups = aspect_ratio_groups(records) if cfg.DATALOADER.ASPECT_RATIO_GROUPING else None
+    return build_batch_train_loader(dataset, images_per_process(cfg), cfg.DATALOADER.NUM_WORKERS, cfg.SEED, groups)
 
 
 def build_test_loader(cfg, dataset_name: str):

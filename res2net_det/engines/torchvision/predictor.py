@@ -30,7 +30,7 @@ class Predictor:
         self.cfg = cfg
         self.device = model_device(cfg)
         self.model = get_task(cfg.MODEL.META_ARCHITECTURE).build_model(cfg).to(self.device).eval()
-        load_model_weights(self.model, cfg.MODEL.WEIGHTS, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL,
+        load_model_weights(self.model, cfg.MODEL.WEIGHTS, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL, inference=True,
                            accept_checksum_mismatch=cfg.MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH)
         self.class_names: Optional[List[str]] = None
         for name in cfg.DATASETS.TEST or cfg.DATASETS.TRAIN:

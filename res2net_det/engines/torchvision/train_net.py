@@ -23,7 +23,7 @@ from .trainer import Trainer, model_device
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["setup", "build_trainer", "main"]
+__all__ = ["setup", "apply_runtime_settings", "build_trainer", "main"]
 
 
 def setup(args: argparse.Namespace):
@@ -47,13 +47,20 @@ def setup(args: argparse.Namespace):
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
         with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w", encoding="utf-8") as f:
             f.write(cfg.dump())
-    if cfg.NUM_THREADS > 0:
-        torch.set_num_threads(cfg.NUM_THREADS)
+    apply_runtime_settings(cfg)
     seed = cfg.SEED + rank
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     return cfg
+
+
+def apply_runtime_settings(cfg) -> None:
+    """``NUM_THREADS`` (torch's CPU threads; 0 keeps PyTorch's default) and ``CUDNN_BENCHMARK``
+    (cuDNN's convolution autotuner, as Detectron2's ``default_setup`` sets it)."""
+    if cfg.NUM_THREADS > 0:
+        torch.set_num_threads(cfg.NUM_THREADS)
+    torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
 
 
 def build_trainer(cfg) -> Trainer:
@@ -80,7 +87,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         task = get_task(cfg.MODEL.META_ARCHITECTURE)
         model = task.build_model(cfg).to(model_device(cfg))
         Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL,
+            cfg.MODEL.WEIGHTS, resume=args.resume, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL, inference=True,
             accept_checksum_mismatch=cfg.MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH)
         return Trainer.test(cfg, task, model)
     trainer = build_trainer(cfg)

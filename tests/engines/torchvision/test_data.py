@@ -1,8 +1,14 @@
 import itertools
 
 import numpy as np
+import pytest
 
-from res2net_det.engines.torchvision.data import MappedDataset, TrainingSampler
+from res2net_det.engines.torchvision.data import (
+    GroupedTrainingSampler,
+    MappedDataset,
+    TrainingSampler,
+    aspect_ratio_groups,
+)
 
 
 def _take(sampler, n):
@@ -43,3 +49,22 @@ def test_augmentation_seed_follows_the_stream_position():
     assert len({draw for _, draw in seen}) == 8  # a fresh draw per position, also for a repeated image
     assert dataset[2] == dataset[2]  # inference: seeded by the index
     assert isinstance(dataset[2][1], (int, np.integer))
+
+
+def test_aspect_ratio_grouping_batches_one_orientation_and_resumes_exactly():
+    """DATALOADER.ASPECT_RATIO_GROUPING: Detectron2's landscape (w > h) / other groups, each batch one
+    group, and a resumed stream continues where the grouped one stopped."""
+    records = [{"file_name": f"{k}.jpg", "width": 200 if k % 3 else 100, "height": 150} for k in range(10)]
+    groups = aspect_ratio_groups(records)
+    assert groups == [1 if k % 3 == 0 else 0 for k in range(10)]
+    full = _take(GroupedTrainingSampler(TrainingSampler(10, seed=4), groups, batch_size=3), 60)
+    batches = [full[i:i + 3] for i in range(0, 60, 3)]
+    assert all(len({groups[index] for index, _ in batch}) == 1 for batch in batches)
+    assert {groups[b[0][0]] for b in batches} == {0, 1}
+    plain = _take(TrainingSampler(10, seed=4), 60)
+    assert full != plain and set(full) <= set(plain + _take(TrainingSampler(10, seed=4), 200))  # same items, regrouped
+    resumed = GroupedTrainingSampler(TrainingSampler(10, seed=4), groups, batch_size=3)
+    resumed.set_start(21)
+    assert _take(resumed, 39) == full[21:]
+    with pytest.raises(ValueError, match="no width/height.*ASPECT_RATIO_GROUPING"):
+        aspect_ratio_groups([{"file_name": "a.jpg"}])
