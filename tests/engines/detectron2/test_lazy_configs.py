@@ -52,6 +52,8 @@ def _settings(obj, depth: int = 0) -> dict:
         plain = _plain(value)
         if plain is not None:
             out[key] = plain
+        elif depth == 0 and isinstance(value, Sequence):  # e.g. Cascade R-CNN's list of matchers
+            out[key] = [(type(v).__name__, _settings(v, depth + 1)) for v in value]
         elif depth == 0 and not isinstance(value, (torch.nn.Module, torch.Tensor)) and hasattr(value, "__dict__"):
             out[key] = (type(value).__name__, _settings(value, depth + 1))
     return out
