@@ -28,6 +28,7 @@ from torch import nn
 
 from ...config.res2net import res2net_kwargs_from_cfg
 from ...modeling.deform import make_stages_deformable
+from ...modeling.detection import disable_unused_stages
 from ...modeling.norm import NormSpec
 from ...modeling.norm import get_norm as core_get_norm
 from ...modeling.res2net import Res2Net
@@ -59,6 +60,8 @@ class Res2NetBackbone(Res2Net, Backbone):
         kwargs["num_classes"] = 0
         super().__init__(layers, **kwargs)
         self._size_divisibility = size_divisibility
+        # Stages after the last output never run: no gradient (DDP would wait for one), as on torchvision.
+        disable_unused_stages(self)
 
     def forward(self, x):
         """``{"res2": ..., "res5": ...}`` for ``out_features``, as Detectron2's ResNet returns."""
