@@ -14,7 +14,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from res2net_det.config import get_cfg, merge_config_file
 from res2net_det.config.defaults import ConfigKeyError, merge_config_list
 from res2net_det.engines import detectron2_available
-from res2net_det.model_zoo import get_config_file
+from res2net_det.model_zoo import resolve_config_file
 from res2net_det.data.synthetic import SHAPE_CLASSES, generate_shapes_coco
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def shipped_config(name: str, *opts: str, skip: bool = True):
     for a Detectron2-only config (Panoptic FPN's MODEL.SEM_SEG_HEAD ...) Detectron2's ``get_cfg()`` +
     our keys. Without Detectron2 such a config skips the test (``skip``) or gives None."""
     try:
-        return merge_config_list(merge_config_file(get_cfg(), get_config_file(name)), list(opts))
+        return merge_config_list(merge_config_file(get_cfg(), resolve_config_file(name)), list(opts))
     except ConfigKeyError:
         if not detectron2_available():
             if not skip:
@@ -40,7 +40,7 @@ def shipped_config(name: str, *opts: str, skip: bool = True):
             pytest.skip(f"{name} has Detectron2-only keys and Detectron2 is not installed")
         from res2net_det.engines.detectron2.train_net import build_config
 
-        return build_config(get_config_file(name), list(opts))
+        return build_config(resolve_config_file(name), list(opts))
 
 
 def tiny_sod_cfg():
