@@ -233,7 +233,7 @@ class _Translator:
             node.pop(key)
         node.update(kwargs)
         # Keep Detectron2's interpolation: model.roi_heads.num_classes=N then reaches the predictors.
-        for i, predictor in enumerate(node.box_predictors if cascade else [node.box_predictor]):
+        for predictor in node.box_predictors if cascade else [node.box_predictor]:
             predictor.num_classes = "${...num_classes}" if cascade else "${..num_classes}"
         if m.MASK_ON and not m.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK:
             node.mask_head.num_classes = "${..num_classes}"
