@@ -283,8 +283,11 @@ class _Translator:
             raise self.fail("DATASETS.TEST", "is empty; a LazyConfig evaluates one test set (the first)")
         dl.train.dataset.update(names=list(c.DATASETS.TRAIN), filter_empty=c.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
         dl.train.mapper = L(DatasetMapper)(**_lazify(DatasetMapper.from_config(c, True)))
-        dl.train.update(total_batch_size=c.SOLVER.IMS_PER_BATCH, aspect_ratio_grouping=c.DATALOADER.ASPECT_RATIO_GROUPING,
-                        num_workers=c.DATALOADER.NUM_WORKERS)
+        dl.train.update(total_batch_size=c.SOLVER.IMS_PER_BATCH, num_workers=c.DATALOADER.NUM_WORKERS)
+        if not c.DATALOADER.ASPECT_RATIO_GROUPING:
+            # Only when off (on is build_detection_train_loader's default): benchmark.py --task data hands
+            # these arguments to its DataLoaderBenchmark, which has no such argument.
+            dl.train.aspect_ratio_grouping = False
         dl.test.dataset.update(names=c.DATASETS.TEST[0], filter_empty=False)
         dl.test.mapper = L(DatasetMapper)(**_lazify(DatasetMapper.from_config(c, False)))
         dl.test.num_workers = c.DATALOADER.NUM_WORKERS

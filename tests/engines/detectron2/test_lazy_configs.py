@@ -122,6 +122,7 @@ def test_yaml_and_lazy_config_build_the_same_detector(name):
     assert list(lazy.dataloader.train.dataset.names) == list(cfg.DATASETS.TRAIN)
     assert lazy.dataloader.test.dataset.names == cfg.DATASETS.TEST[0]
     assert lazy.dataloader.train.total_batch_size == cfg.SOLVER.IMS_PER_BATCH
+    assert lazy.dataloader.train.get("aspect_ratio_grouping", True) == cfg.DATALOADER.ASPECT_RATIO_GROUPING
     t = lazy.train
     assert (t.max_iter, t.init_checkpoint, t.output_dir, t.eval_period, t.log_period, t.device, t.seed) == (
         cfg.SOLVER.MAX_ITER, cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR, cfg.TEST.EVAL_PERIOD, cfg.SOLVER.LOG_PERIOD,
