@@ -18,7 +18,7 @@ setup(
     packages=find_packages(include=["res2net_det", "res2net_det.*"]),
     # The configs ship inside the package (res2net_det/model_zoo/configs links to configs/), so
     # model_zoo.get_config_file() works after a non-editable install too.
-    package_data={"res2net_det.model_zoo": ["configs/*.yaml", "configs/*/*.yaml"]},
+    package_data={"res2net_det.model_zoo": ["configs/*.yaml", "configs/*/*.yaml", "configs/lazy/*.py"]},
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",

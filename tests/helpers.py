@@ -12,6 +12,9 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from res2net_det.config import get_cfg, merge_config_file
+from res2net_det.config.defaults import ConfigKeyError, merge_config_list
+from res2net_det.engines import detectron2_available
+from res2net_det.model_zoo import resolve_config_file
 from res2net_det.data.synthetic import SHAPE_CLASSES, generate_shapes_coco
 from res2net_det.modeling.detection import fasterrcnn_res2net_fpn
 
@@ -21,6 +24,24 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
 # Real masks + predictions with their pysodmetrics values.
 SHARED_SOD = SHARED_TESTDATA / "sod-pysodmetrics"
+
+
+def shipped_config(name: str, *opts: str, skip: bool = True):
+    """A shipped YAML config in the tree that can hold it: ours (the torchvision engine's keys), or
+    for a Detectron2-only config (Panoptic FPN's MODEL.SEM_SEG_HEAD ...) Detectron2's ``get_cfg()`` +
+    our keys. Without Detectron2 such a config skips the test (``skip``) or gives None."""
+    try:
+        return merge_config_list(merge_config_file(get_cfg(), resolve_config_file(name)), list(opts))
+    except ConfigKeyError:
+        if not detectron2_available():
+            if not skip:
+                return None
+            import pytest
+
+            pytest.skip(f"{name} has Detectron2-only keys and Detectron2 is not installed")
+        from res2net_det.engines.detectron2.train_net import build_config
+
+        return build_config(resolve_config_file(name), list(opts))
 
 
 def tiny_sod_cfg():

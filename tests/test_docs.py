@@ -15,7 +15,7 @@ from tests.helpers import REPO
 
 DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-TOOL_CALL = re.compile(r"tools/(\w+)\.py((?:[ \t]+(?:\\\n)?[^\s`|;#)]+)*)")
+TOOL_CALL = re.compile(r"(?<![\w$/.-])tools/(\w+)\.py((?:[ \t]+(?:\\\n)?[^\s`|;#)]+)*)")
 CONFIG = re.compile(r"(?<![\w/.-])configs/([\w/.-]+\.yaml)")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][\w-]*)")
 

@@ -12,6 +12,7 @@ from .coco import register_builtin_coco, register_coco_instances_from_cfg
 from .saliency import register_saliency_folders_from_cfg, register_standard_saliency_datasets
 from .shapes_wsol import register_shapes_wsol
 from .synthetic import register_shapes
+from .synthetic_panoptic import register_shapes_panoptic
 from .synthetic_saliency import register_synthetic_saliency
 from .voc import register_builtin_voc, register_pascal_voc_from_cfg, register_shapes_voc
 from .wsol import register_wsol_splits_from_cfg
@@ -21,11 +22,13 @@ __all__ = ["register_builtin_datasets", "register_datasets_from_cfg"]
 
 def register_builtin_datasets(root: Optional[str] = None) -> None:
     """Registers (once) Detectron2's COCO and PASCAL VOC names, the six SOD benchmarks and DUTS, and
-    the embedded generated sets (``shapes_*``, ``shapes_voc_*``, ``sod_synthetic_*``, ``wsol_shapes_*``); files are read or
+    the embedded generated sets (``shapes_*``, ``shapes_voc_*``, ``shapes_panoptic_*_separated``, ``sod_synthetic_*``,
+    ``wsol_shapes_*``); files are read or
     generated only when a data set is loaded."""
     register_builtin_coco(root)
     register_builtin_voc(root)
     register_shapes(root)
+    register_shapes_panoptic(root)
     register_shapes_voc(root)
     register_standard_saliency_datasets(root)
     register_synthetic_saliency(root)

@@ -24,7 +24,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from .catalog import datasets_root
-from .synthetic import blend, coverage, paint_background, shape_outline, to_uint8, write_jpeg
+from .synthetic import _exclusive, blend, coverage, paint_background, shape_outline, to_uint8, write_jpeg
 from .wsol import register_wsol_split
 
 logger = logging.getLogger(__name__)
@@ -176,14 +176,25 @@ def ensure_shapes_wsol(
     params: Dict = dict(num_train=num_train, num_val=num_val, image_size=image_size, seed=seed,
                         classes=list(SHAPE_CLASSES))
     meta = os.path.join(root, "meta.json")
-    if os.path.isfile(meta):
+
+    def found() -> Optional[Dict]:
+        if not os.path.isfile(meta):
+            return None
         with open(meta, encoding="utf-8") as f:
-            found = json.load(f)
-        if found == params:
+            return json.load(f)
+
+    if found() == params:
+        return root
+    # Several processes (Detectron2's --num-gpus ranks, torchrun) may ask at once: one writes, the
+    # others wait, then find it done. The lock sits beside the data set, which is replaced whole.
+    with _exclusive(os.path.dirname(os.path.abspath(root))):
+        previous = found()
+        if previous == params:
             return root
-        logger.info("regenerating %s: parameters changed (%s -> %s)", root, found, params)
-    logger.info("generating the WSOL shapes data set in %s", root)
-    return generate_shapes_wsol(root, num_train, num_val, image_size, seed)
+        if previous is not None:
+            logger.info("regenerating %s: parameters changed (%s -> %s)", root, previous, params)
+        logger.info("generating the WSOL shapes data set in %s", root)
+        return generate_shapes_wsol(root, num_train, num_val, image_size, seed)
 
 
 #: Data set names of the generated set with :func:`ensure_shapes_wsol`'s default parameters.

@@ -9,6 +9,7 @@ from the files the evaluators write:
 | detection-voc | ``inference/<data set>/voc_eval_results.json`` | mAP (the year's AP at IoU 0.5: VOC07 11-point), all-point mAP, AP, AP75 |
 | saliency | ``inference/<data set>/saliency_results.json`` (or ``saliency_results.json``) | maxF, MAE, S-measure, maxE |
 | cam | ``cam_results.json`` or ``results.json`` (``{"settings", "rows"}``) | Top-1 Loc, GT-known Loc, MaxBoxAccV2, deletion, insertion |
+| panoptic | ``inference/<data set>/panoptic_eval_results.json`` | PQ (things, stuff), box AP, mask AP, stuff mIoU |
 
 :func:`compare_runs` makes one table per task and data set (CAM: per method): a row per metric,
 a column per run, and after every run but the first a Δ column (that run minus the first).
@@ -50,12 +51,15 @@ TASK_COLUMNS: Dict[str, List[Tuple[str, str, bool, int]]] = {
                       ("AP75", "AP75", True, 1)],
     "saliency": [("maxF", "maxF", True, 3), ("MAE", "MAE", False, 3), ("S-measure", "Sm", True, 3),
                  ("maxE", "maxE", True, 3)],
+    "panoptic": [("PQ", "PQ", True, 1), ("PQ things", "PQ_th", True, 1), ("PQ stuff", "PQ_st", True, 1),
+                 ("box AP", "AP", True, 1), ("mask AP", "mask_AP", True, 1), ("mIoU", "mIoU", True, 1)],
     "cam": [("Top-1 Loc", "top1_loc", True, 1), ("GT-known Loc", "gt_known_loc", True, 1),
             ("MaxBoxAccV2", "max_box_acc_v2", True, 1), ("Deletion", "deletion_auc", False, 3),
             ("Insertion", "insertion_auc", True, 3)],
 }
 _TASK_TITLES = {"detection": "detection (COCO AP, %)", "detection-voc": "detection (PASCAL VOC, %)",
-                "saliency": "salient object detection", "cam": "CAM localisation"}
+                "saliency": "salient object detection", "cam": "CAM localisation",
+                "panoptic": "panoptic segmentation (COCO PQ, AP, %)"}
 
 
 @dataclass
@@ -116,6 +120,12 @@ def read_run(run_dir: str, label: Optional[str] = None) -> RunResults:
         run.results[key] = metrics
         run.per_image[key] = [(per_image_path(path), "bbox", "")] + \
             ([(per_image_path(path), "segm", "mask_")] if "segm" in data else [])
+    for path in sorted(glob.glob(os.path.join(inference, "*", "panoptic_eval_results.json"))):
+        data = read_json_file(path, "panoptic results")
+        metrics = {k: _number(data.get("panoptic_seg", {}).get(k)) for k in ("PQ", "PQ_th", "PQ_st")}
+        metrics.update(AP=_number(data.get("bbox", {}).get("AP")), mask_AP=_number(data.get("segm", {}).get("AP")),
+                       mIoU=_number(data.get("sem_seg", {}).get("mIoU")))
+        run.results[("panoptic", os.path.basename(os.path.dirname(path)))] = metrics
     for path in sorted(glob.glob(os.path.join(inference, "*", "voc_eval_results.json"))):
         data = read_json_file(path, "VOC results")
         key = ("detection-voc", os.path.basename(os.path.dirname(path)))
@@ -142,7 +152,7 @@ def read_run(run_dir: str, label: Optional[str] = None) -> RunResults:
         break
     if not run.results:
         raise RunNotFinishedError(
-            f"{run_dir}: no results (inference/<data set>/coco_eval_results.json, voc_eval_results.json, "
+            f"{run_dir}: no results (inference/<data set>/coco_eval_results.json, voc_eval_results.json, panoptic_eval_results.json, "
             "saliency_results.json, or a CAM results.json): the run has not finished its evaluation, or this "
             "is not a run folder"
         )

@@ -24,6 +24,8 @@ DETECTION_EVALUATORS: Dict[str, Callable[[str, Optional[str]], object]] = {
 RESULTS_FILES: Dict[str, str] = {
     "coco": "coco_eval_results.json",
     "pascal_voc": "voc_eval_results.json",
+    # Panoptic FPN (Detectron2 engine only): box / mask AP, stuff mIoU and PQ in one file.
+    "coco_panoptic_seg": "panoptic_eval_results.json",
 }
 
 

@@ -45,6 +45,7 @@ from .weights import load_weights
 
 __all__ = [
     "TOP_BLOCKS",
+    "disable_unused_stages",
     "fpn_level_names",
     "Res2NetFPN",
     "Res2NetSingleLevel",
@@ -65,10 +66,10 @@ TORCHVISION_SMOOTH_L1_BETA = 1.0 / 9
 TOP_BLOCKS = {"maxpool": 1, "p6p7": 2, "none": 0}
 
 
-def _disable_unused_stages(bottom_up: Res2Net) -> None:
+def disable_unused_stages(bottom_up: Res2Net) -> None:
     """Stages after the last output feature never run (``forward_features`` stops there); they keep
     their weights, so checkpoints keep every key, but take no gradient: DDP and the optimizer
-    would otherwise wait for gradients that never come."""
+    would otherwise wait for gradients that never come. Both engines' backbones do this."""
     last = max(STAGE_NAMES.index(f) for f in bottom_up.out_features)
     for i in range(last + 1, 4):
         for p in getattr(bottom_up, f"layer{i + 1}").parameters():
@@ -101,7 +102,7 @@ class Res2NetFPN(nn.Module):
         shapes = bottom_up.output_shape()
         if not shapes:
             raise ValueError("the Res2Net returns no feature (out_features is empty)")
-        _disable_unused_stages(bottom_up)
+        disable_unused_stages(bottom_up)
         self.bottom_up = bottom_up
         self.in_features = list(shapes)
         channels = [c for c, _ in shapes.values()]
@@ -135,7 +136,7 @@ class Res2NetSingleLevel(nn.Module):
         shapes = bottom_up.output_shape()
         if len(shapes) != 1:
             raise ValueError(f"a backbone without FPN takes exactly one Res2Net output feature, got {list(shapes)}")
-        _disable_unused_stages(bottom_up)
+        disable_unused_stages(bottom_up)
         self.bottom_up = bottom_up
         (name, (channels, stride)), = shapes.items()
         self.out_features = [name]

@@ -11,7 +11,8 @@ detection builders, the tools), a weights argument may be:
   recorded at the first download and checked afterwards;
 * ``torchvision://resnet50``: torchvision's ``ResNet50_Weights.IMAGENET1K_V1`` file, the classic
   recipe the paper's ResNet-50 baseline was trained with (V2's 80.9 top-1 comes from a newer
-  training recipe that would flatter the baseline);
+  training recipe that would flatter the baseline); ``torchvision://resnet101`` likewise
+  (``ResNet101_Weights.IMAGENET1K_V1``), the baseline of the Cascade R-CNN and Panoptic FPN rows;
 * an ``http(s)://`` URL (a torch.hub-style ``name-<hash>.ext`` is checked like the official files);
 * a local path, as before.
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from torchvision.models import ResNet50_Weights
+from torchvision.models import ResNet50_Weights, ResNet101_Weights
 
 from ..utils.download import cache_dir, hash_prefix_of, mirrored
 from .variants import MODEL_TABLE, Variant, resolve_name
@@ -139,10 +140,11 @@ def _table() -> Dict[str, Weights]:
             repo = f"timm/{row.timm_name}.in1k"
             table[f"timm://{row.timm_name}.in1k"] = Weights(
                 f"timm://{row.timm_name}.in1k", variant, "model.safetensors", (_TIMM_HUB.format(repo=repo),), "timm")
-    classic = ResNet50_Weights.IMAGENET1K_V1  # the file, its checksum and size from torchvision itself
-    table["torchvision://resnet50"] = Weights(
-        "torchvision://resnet50", "resnet50", os.path.basename(classic.url), (classic.url,), "torchvision",
-        license="BSD-3-Clause (torchvision)", size_bytes=None)
+    # The file and its checksum from torchvision itself: the classic V1 recipe of the paper-era baselines.
+    for variant, classic in (("resnet50", ResNet50_Weights.IMAGENET1K_V1), ("resnet101", ResNet101_Weights.IMAGENET1K_V1)):
+        table[f"torchvision://{variant}"] = Weights(
+            f"torchvision://{variant}", variant, os.path.basename(classic.url), (classic.url,), "torchvision",
+            license="BSD-3-Clause (torchvision)", size_bytes=None)
     table["timm://resnet50.tv_in1k"] = Weights(  # timm's copy of the same torchvision weights
         "timm://resnet50.tv_in1k", "resnet50", "model.safetensors",
         (_TIMM_HUB.format(repo="timm/resnet50.tv_in1k"),), "timm", license="bsd-3-clause")
@@ -177,7 +179,8 @@ def _lookup(spec: str) -> Weights:
     except KeyError:
         candidate = spec
     if candidate not in WEIGHTS:
-        hint = " (the ResNet-50 baseline's ImageNet weights: torchvision://resnet50)" if "resnet50" in name else ""
+        resnet = next((v for v in ("resnet50", "resnet101") if v in name), None)
+        hint = f" (the {resnet} baseline's ImageNet weights: torchvision://{resnet})" if resnet else ""
         raise KeyError(f"no published weights named {spec!r}{hint}; known {scheme}:// names: {known}")
     return WEIGHTS[candidate]
 

@@ -35,7 +35,7 @@ __all__ = [
     "build_res2net", "stage_blocks", "stage_strides",
     "res2net50_26w_4s", "res2net50_48w_2s", "res2net50_14w_8s", "res2net50_26w_6s", "res2net50_26w_8s",
     "res2net101_26w_4s", "res2next50", "res2net50_v1b_26w_4s", "res2net101_v1b_26w_4s", "res2net152_v1b_26w_4s",
-    "resnet50", "res2net50d", "res2net101d", "res2next50_4s",
+    "resnet50", "resnet101", "res2net50d", "res2net101d", "res2next50_4s",
 ]
 
 STAGE_NAMES = ("res2", "res3", "res4", "res5")
@@ -492,6 +492,13 @@ def resnet50(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
     """ResNet-50 as a Res2Net of scale 1 and width 64: torchvision's ResNet-50, the paper's baseline
     (``weights`` may be torchvision's ``resnet50-*.pth``)."""
     return _create("resnet50", weights, **kwargs)
+
+
+@register_model
+def resnet101(*, weights: Optional[str] = None, **kwargs: Any) -> Res2Net:
+    """ResNet-101 as a Res2Net of scale 1 and width 64: torchvision's ResNet-101, the baseline of the
+    Cascade R-CNN and Panoptic FPN rows (``weights`` may be torchvision's ``resnet101-*.pth``)."""
+    return _create("resnet101", weights, **kwargs)
 
 
 # timm's names and the official files' names for the same constructors.

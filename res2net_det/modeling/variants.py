@@ -108,6 +108,10 @@ MODEL_TABLE: Mapping[str, Variant] = MappingProxyType({
     # baseline; their weights (resnet50-*.pth) load with a rename (modeling/weights.py).
     "resnet50": Variant(50, 64, 1, timm_name="resnet50", top1=76.13, top5=92.86, accuracy_source="torchvision",
         params=25_557_032, gmacs=4.09),
+    # The ResNet-101 baseline of the Cascade R-CNN and Panoptic FPN rows (torchvision's ResNet-101,
+    # IMAGENET1K_V1 weights: torchvision://resnet101).
+    "resnet101": Variant(101, 64, 1, top1=77.374, top5=93.546, accuracy_source="torchvision",
+        params=44_549_160, gmacs=7.8),
 })
 
 # Read-only views of the table for callers that want one column.

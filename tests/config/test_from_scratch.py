@@ -12,6 +12,7 @@ from res2net_det.config.from_scratch import (
     from_scratch_problems,
 )
 from res2net_det.model_zoo import get_config_file, list_configs
+from tests.helpers import shipped_config
 
 
 def _cfg(name, *opts):
@@ -59,7 +60,7 @@ INFERENCE_ONLY = {"sod/poolnet_r_50_released.yaml"}
 @pytest.mark.parametrize("name", list_configs())
 def test_shipped_from_scratch_configs_pass(name):
     """The quickstarts train from scratch (BN, FREEZE_AT 0); every config with weights is not concerned."""
-    cfg = _cfg(name)
+    cfg = shipped_config(name)
     if name in INFERENCE_ONLY:
         with pytest.raises(ValueError, match="MODEL.WEIGHTS is empty"):
             check_trainable_from_scratch(cfg, name)

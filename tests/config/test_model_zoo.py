@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 
@@ -42,3 +43,19 @@ def test_tools_and_configs_accept_zoo_names(tmp_path):
     local = tmp_path / "mine.yaml"
     local.write_text("SOLVER:\n  MAX_ITER: 7\n")
     assert model_zoo.resolve_config_file(str(local)) == str(local)
+
+
+def test_lazy_configs_are_listed_apart_and_name_their_yaml_twin():
+    on_disk = sorted(f"lazy/{f}" for f in os.listdir(REPO / "configs" / "lazy") if f.endswith(".py"))
+    assert model_zoo.list_configs(lazy=True) == on_disk and "lazy/quickstart.py" in on_disk
+    assert not any(n.startswith("lazy/") for n in model_zoo.list_configs())
+    for name in on_disk:  # configs/lazy/NAME.py is the twin of configs/NAME.yaml
+        assert os.path.isfile(model_zoo.get_config_file(name[len("lazy/"):-len(".py")] + ".yaml")), name
+
+
+def test_get_config_without_detectron2_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "detectron2.config", None)  # import fails as if Detectron2 were absent
+    with pytest.raises(ImportError, match=r"lazy/faster_rcnn_r2_50.py.*needs Detectron2.*tools/train_net.py"):
+        model_zoo.get_config("lazy/faster_rcnn_r2_50.py")
+    with pytest.raises(ValueError, match="YAML config.*build_config"):
+        model_zoo.get_config("faster_rcnn_r2_50.yaml")

@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import pytest
 import torch
-from torchvision.models import ResNet50_Weights
+from torchvision.models import ResNet50_Weights, ResNet101_Weights
 
 from res2net_det.modeling import pretrained
 from res2net_det.modeling.pretrained import OFFICIAL_HOSTS, WEIGHTS, weights_entry, weights_source
@@ -64,15 +64,19 @@ def test_timm_entries_match_timms_own_pretrained_cfgs():
         assert entry.license == cfg.license
 
 
-def test_torchvision_baseline_is_the_classic_v1_file():
-    entry = WEIGHTS["torchvision://resnet50"]
-    v1 = ResNet50_Weights.IMAGENET1K_V1
-    assert entry.urls == (v1.url,) and entry.file == "resnet50-0676ba61.pth" and entry.sha256_prefix == "0676ba61"
+@pytest.mark.parametrize("variant, v1, file", [
+    ("resnet50", ResNet50_Weights.IMAGENET1K_V1, "resnet50-0676ba61.pth"),
+    ("resnet101", ResNet101_Weights.IMAGENET1K_V1, "resnet101-63fe2227.pth"),
+])
+def test_torchvision_baseline_is_the_classic_v1_file(variant, v1, file):
+    entry = WEIGHTS[f"torchvision://{variant}"]
+    assert entry.urls == (v1.url,) and entry.file == file and entry.sha256_prefix == file[-12:-4]
     t = v1.transforms()
     assert (entry.preprocessing.mean, entry.preprocessing.std) == (tuple(t.mean), tuple(t.std))
     assert (entry.preprocessing.resize, entry.preprocessing.crop) == (t.resize_size[0], t.crop_size[0])
     assert entry.row.top1 == v1.meta["_metrics"]["ImageNet-1K"]["acc@1"]
     assert entry.row.params == v1.meta["num_params"]
+    assert entry.row.gmacs == round(v1.meta["_ops"], 2) and (entry.row.depth, entry.row.scale) == (int(variant[6:]), 1)
 
 
 def test_names_aliases_and_errors():
@@ -83,6 +87,8 @@ def test_names_aliases_and_errors():
     assert weights_entry("output/run/model_final.pth") is None and weights_entry("model.safetensors") is None
     with pytest.raises(KeyError, match="torchvision://resnet50"):
         weights_entry("res2net://resnet50")
+    with pytest.raises(KeyError, match="torchvision://resnet101"):
+        weights_entry("res2net://resnet101")
     with pytest.raises(KeyError, match="res2net://res2net50_26w_4s"):
         weights_entry("res2net://nope")
 
@@ -263,6 +269,17 @@ def test_torchvision_file_refused_under_its_official_name_then_accepted_on_purpo
         ours = create_model("resnet50", weights="torchvision://resnet50").eval()  # trusted from now on
         assert server.requests == {path_on_server: 2}
     assert open(path + ".sha256").read().split()[0] == hashlib.sha256(body).hexdigest()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), reference(x), atol=1e-5, rtol=1e-4)
+
+
+def test_torchvision_resnet101_file_loads_into_the_resnet101_variant(tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    reference = torchvision.models.resnet101().eval()
+    path = tmp_path / "resnet101.pth"
+    torch.save(reference.state_dict(), path)
+    ours = create_model("resnet101", weights=str(path)).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(ours(x), reference(x), atol=1e-5, rtol=1e-4)

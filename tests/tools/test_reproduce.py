@@ -10,6 +10,7 @@ from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.engines import reproduce
 from res2net_det.engines.reproduce import FINISHED_MARKER, TASKS, add_arguments, parse_args, plan_runs
 from res2net_det.model_zoo import get_config_file
+from tests.helpers import shipped_config
 
 
 def _args(*argv):
@@ -19,7 +20,8 @@ def _args(*argv):
 
 
 # Keys allowed to differ between the two runs of a comparison: the backbone and its weights.
-BACKBONE_KEYS = {"MODEL.RES2NET.WIDTH_PER_GROUP", "MODEL.RES2NET.SCALE", "MODEL.WEIGHTS", "OUTPUT_DIR"}
+BACKBONE_KEYS = {"MODEL.RES2NET.WIDTH_PER_GROUP", "MODEL.RES2NET.SCALE", "MODEL.WEIGHTS", "OUTPUT_DIR",
+                 "MODEL.RES2NET.DEEP_STEM", "MODEL.RES2NET.AVG_DOWN"}  # ResNet-101 has the plain stem
 
 
 def _flat(cfg, prefix=""):
@@ -31,7 +33,7 @@ def _flat(cfg, prefix=""):
 
 
 def _merged(plan):
-    return dict(_flat(merge_config_list(merge_config_file(get_cfg(), plan.config), plan.opts)))
+    return dict(_flat(shipped_config(plan.config, *plan.opts)))  # Panoptic FPN: Detectron2's tree, or skipped
 
 
 @pytest.mark.parametrize("task", list(TASKS))

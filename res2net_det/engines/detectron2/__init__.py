@@ -4,7 +4,8 @@ data set catalog mirrored into Detectron2's.
 Importing this package needs Detectron2 (built from its source:
 https://github.com/facebookresearch/detectron2); the rest of ``res2net_det`` never imports it.
 Importing registers the backbones, so ``MODEL.BACKBONE.NAME: build_res2net_fpn_backbone`` works
-in any Detectron2 script after ``import res2net_det.engines.detectron2``.
+in any Detectron2 script after ``import res2net_det.engines.detectron2``; :func:`res2net_backbone` builds
+the same backbone from plain values for LazyConfig files (``configs/lazy/``, :mod:`.lazy`).
 """
 try:
     import detectron2  # noqa: F401
@@ -20,6 +21,8 @@ from .backbone import (
     build_res2net_backbone,
     build_res2net_fpn_backbone,
     build_retinanet_res2net_fpn_backbone,
+    last_level_max_pool,
+    res2net_backbone,
 )
 from .checkpoint import Res2NetDetectionCheckpointer, Res2NetWeightsHandler  # registers res2net:// ... in PathManager
 from .data import register_catalog_in_detectron2
@@ -31,5 +34,7 @@ __all__ = [
     "build_res2net_backbone",
     "build_res2net_fpn_backbone",
     "build_retinanet_res2net_fpn_backbone",
+    "last_level_max_pool",
     "register_catalog_in_detectron2",
+    "res2net_backbone",
 ]

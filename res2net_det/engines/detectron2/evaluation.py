@@ -4,12 +4,20 @@
 ``tools/compare_runs.py`` reads runs of either engine alike."""
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from typing import List, Optional
 
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation import COCOEvaluator, DatasetEvaluator, PascalVOCDetectionEvaluator
+from detectron2.evaluation import (
+    COCOEvaluator,
+    COCOPanopticEvaluator,
+    DatasetEvaluator,
+    DatasetEvaluators,
+    PascalVOCDetectionEvaluator,
+    SemSegEvaluator,
+)
 from detectron2.utils import comm
 
 from ...data.catalog import DatasetCatalog
@@ -88,10 +96,23 @@ class ResultsFileWriter(DatasetEvaluator):
 
 def build_detection_evaluator(dataset_name: str, output_folder: Optional[str]) -> DatasetEvaluator:
     """``PascalVOCDetectionEvaluator`` for ``evaluator_type "pascal_voc"`` (Detectron2's builtin
-    ``voc_*`` names and ours), else ``COCOEvaluator``; its metrics also go to the results file."""
+    ``voc_*`` names and ours); for ``"coco_panoptic_seg"`` (Panoptic FPN) the three evaluators of
+    Detectron2's ``tools/train_net.py`` (stuff mIoU, box / mask AP, PQ); else ``COCOEvaluator``. Its
+    metrics also go to the results file."""
     kind = MetadataCatalog.get(dataset_name).get("evaluator_type", "coco")
     if kind == "pascal_voc":
         evaluator = PascalVOCDetectionEvaluator(dataset_name)
+    elif kind == "coco_panoptic_seg":
+        if importlib.util.find_spec("panopticapi") is None:
+            raise ImportError(
+                f"evaluating the panoptic data set {dataset_name!r} (PQ) needs panopticapi, which Detectron2's "
+                "COCOPanopticEvaluator calls; install it from https://github.com/cocodataset/panopticapi"
+            )
+        evaluator = DatasetEvaluators([
+            SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder),
+            COCOEvaluator(dataset_name, output_dir=output_folder),
+            COCOPanopticEvaluator(dataset_name, output_folder),
+        ])
     else:
         evaluator = COCOEvaluator(dataset_name, output_dir=output_folder)
     path = os.path.join(output_folder, RESULTS_FILES.get(kind, RESULTS_FILES["coco"])) if output_folder else None

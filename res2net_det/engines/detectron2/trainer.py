@@ -13,7 +13,9 @@ meaning what they mean on the torchvision engine.
 * ``TEST.VIS_IMAGES``: after training, the task's pictures of that many images of every test set
   in ``OUTPUT_DIR/vis/<set>/`` (:meth:`TaskTrainer.visualize`);
 * ``NUM_THREADS`` and ``MODEL.DEVICE auto`` are applied when the config is set up
-  (:mod:`.train_net`), before any trainer exists.
+  (:mod:`.train_net`), before any trainer exists;
+* several processes on the CPU (``--num-gpus N MODEL.DEVICE cpu``: Detectron2's ``launch`` over
+  gloo): :meth:`TaskTrainer.create_ddp_model` wraps a CPU model without GPU ids.
 
 A task subclasses :class:`TaskTrainer` with its loaders, evaluator and ``visualize``.
 """
@@ -22,14 +24,18 @@ from __future__ import annotations
 import logging
 import os
 import time
+import weakref
 from contextlib import nullcontext
 from typing import Dict, List, Optional
 
 import torch
 from detectron2.config import CfgNode
-from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, hooks
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
+from detectron2.engine.defaults import create_ddp_model
 from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
 from ...config.solver import build_optimizer
@@ -138,12 +144,39 @@ class TaskTrainer(DefaultTrainer):
             raise KeyError(f"the config has no {', '.join(missing)}: build it with Detectron2's get_cfg() + "
                            "res2net_det.config.add_res2net_det_config (what train_net.build_config does)")
         images_per_micro_batch(cfg)  # fail before building anything on a bad GRAD_ACCUM_STEPS
-        super().__init__(cfg)
+        self._init_default_trainer(cfg)
         accum = cfg.SOLVER.GRAD_ACCUM_STEPS
         if accum > 1:
             t = self._trainer
             scaler = t.grad_scaler if isinstance(t, AMPTrainer) else None
             self._trainer = AccumulatingTrainer(t.model, t.data_loader, t.optimizer, accum, grad_scaler=scaler)
+
+    def _init_default_trainer(self, cfg: CfgNode) -> None:
+        """``DefaultTrainer.__init__`` (Detectron2 0.6), step for step, except that the model is
+        wrapped by :meth:`create_ddp_model`: Detectron2's own call hands DDP the process's GPU id,
+        which a CPU model refuses."""
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = self.create_ddp_model(model)
+        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    @staticmethod
+    def create_ddp_model(model: torch.nn.Module) -> torch.nn.Module:
+        """Detectron2's ``create_ddp_model(model, broadcast_buffers=False)`` (the model itself with one
+        process), with ``device_ids=None`` for a model on the CPU (gloo)."""
+        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+        return create_ddp_model(model, broadcast_buffers=False, **({"device_ids": None} if on_cpu else {}))
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:

@@ -55,7 +55,7 @@ def test_every_shipped_config_loads_in_detectron2(config):
     assert cfg.MODEL.META_ARCHITECTURE
 
 
-def _training_input(height=64, width=96, with_masks=False):
+def _training_input(height=64, width=96, with_masks=False, with_sem_seg=False):
     image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8)
     instances = Instances((height, width))
     boxes = torch.tensor([[4.0, 6.0, 40.0, 50.0], [30.0, 10.0, 90.0, 60.0]])
@@ -66,7 +66,13 @@ def _training_input(height=64, width=96, with_masks=False):
         for i, (x0, y0, x1, y1) in enumerate(boxes.int().tolist()):
             masks[i, y0:y1, x0:x1] = True
         instances.gt_masks = BitMasks(masks)
-    return {"image": image, "instances": instances}
+    sample = {"image": image, "instances": instances}
+    if with_sem_seg:  # Panoptic FPN: stuff map, things 0, one stuff class below, unlabelled border
+        sem_seg = torch.zeros(height, width, dtype=torch.long)
+        sem_seg[height // 2:] = 1
+        sem_seg[:, :2] = 255
+        sample["sem_seg"] = sem_seg
+    return sample
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -79,11 +85,16 @@ def test_config_builds_trains_and_infers(config):
 
     model.train()
     with EventStorage():  # Detectron2's heads log training statistics there
-        losses = model([_training_input(with_masks=cfg.MODEL.MASK_ON)])
+        losses = model([_training_input(with_masks=cfg.MODEL.MASK_ON,
+                                        with_sem_seg=cfg.MODEL.META_ARCHITECTURE == "PanopticFPN")])
     if cfg.MODEL.META_ARCHITECTURE == "RetinaNet":
         expected = {"loss_cls", "loss_box_reg"}
     else:
-        expected = {"loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg"} | ({"loss_mask"} if cfg.MODEL.MASK_ON else set())
+        boxes = {"loss_cls", "loss_box_reg"}
+        if cfg.MODEL.ROI_HEADS.NAME == "CascadeROIHeads":  # one classifier and box loss per stage
+            boxes = {f"{loss}_stage{k}" for loss in boxes for k in range(len(cfg.MODEL.ROI_BOX_CASCADE_HEAD.IOUS))}
+        expected = {"loss_rpn_cls", "loss_rpn_loc"} | boxes | ({"loss_mask"} if cfg.MODEL.MASK_ON else set())
+        expected |= {"loss_sem_seg"} if cfg.MODEL.META_ARCHITECTURE == "PanopticFPN" else set()
     assert set(losses) == expected
     total = sum(losses.values())
     assert torch.isfinite(total)
