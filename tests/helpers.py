@@ -13,9 +13,9 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from res2net_det.config import get_cfg, merge_config_file
 from res2net_det.config.defaults import ConfigKeyError, merge_config_list
+from res2net_det.data.synthetic import SHAPE_CLASSES, generate_shapes_coco
 from res2net_det.engines import detectron2_available
 from res2net_det.model_zoo import resolve_config_file
-from res2net_det.data.synthetic import SHAPE_CLASSES, generate_shapes_coco
 from res2net_det.modeling.detection import fasterrcnn_res2net_fpn
 
 REPO = Path(__file__).resolve().parents[1]

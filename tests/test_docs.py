@@ -6,7 +6,6 @@ import re
 import runpy
 import sys
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 

@@ -12,9 +12,14 @@ Example: python tools/benchmark.py backbone --batch 8 --size 224 224 --threads 2
 """
 import argparse
 
-from res2net_det.evaluation.detector_benchmark import (
-    DETECTORS, available_detectors, benchmark_detectors, peak_memory_mb, saved_activations_mb)
 from res2net_det.evaluation.benchmark import benchmark_backbones, benchmark_saliency
+from res2net_det.evaluation.detector_benchmark import (
+    DETECTORS,
+    available_detectors,
+    benchmark_detectors,
+    peak_memory_mb,
+    saved_activations_mb,
+)
 from res2net_det.utils.timing import format_timings, set_threads
 
 

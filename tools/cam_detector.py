@@ -25,7 +25,10 @@ from res2net_det.data.catalog import DatasetCatalog
 from res2net_det.engines.torchvision.predictor import Predictor
 from res2net_det.evaluation.bootstrap import DEFAULT_RESAMPLES
 from res2net_det.evaluation.detector_cam import (
-    evaluate_detector_cams, format_detector_cam_table, save_detector_cam_figures)
+    evaluate_detector_cams,
+    format_detector_cam_table,
+    save_detector_cam_figures,
+)
 from res2net_det.utils.io import write_json_file
 
 

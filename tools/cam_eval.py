@@ -26,7 +26,12 @@ from res2net_det.config.classification import load_trained_classifier
 from res2net_det.data.shapes_wsol import ensure_shapes_wsol
 from res2net_det.data.wsol import load_wsol_source
 from res2net_det.data.wsol_metadata import load_wsol_metadata
-from res2net_det.evaluation.cam_benchmark import evaluate_cam_methods, evaluate_scoremaps, format_table, write_cam_results
+from res2net_det.evaluation.cam_benchmark import (
+    evaluate_cam_methods,
+    evaluate_scoremaps,
+    format_table,
+    write_cam_results,
+)
 from res2net_det.evaluation.per_image import per_image_path
 from res2net_det.evaluation.wsol import PROTOCOLS
 from res2net_det.modeling.cam import CAM_METHODS, parse_model_spec

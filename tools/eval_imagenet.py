@@ -19,10 +19,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from res2net_det import create_model
-from res2net_det.data.imagenet import (INTERPOLATIONS, ImageNetDataError, ImageNetValDataset, eval_transform,
-                                      find_imagenet_val)
-from res2net_det.evaluation.classification import (accuracy_row, evaluate_topk, format_accuracy_table,
-                                                   load_evaluation_weights)
+from res2net_det.data.imagenet import (
+    INTERPOLATIONS,
+    ImageNetDataError,
+    ImageNetValDataset,
+    eval_transform,
+    find_imagenet_val,
+)
+from res2net_det.evaluation.classification import (
+    accuracy_row,
+    evaluate_topk,
+    format_accuracy_table,
+    load_evaluation_weights,
+)
 from res2net_det.modeling import CheckpointError
 from res2net_det.modeling.res2net import OFFICIAL_CHECKPOINTS, resolve_name
 from res2net_det.utils.io import write_json_file

@@ -13,8 +13,8 @@ import warnings
 
 import torch
 
-from res2net_det.modeling.res2net import VARIANTS
 from res2net_det.evaluation.complexity import complexity_table
+from res2net_det.modeling.res2net import VARIANTS
 
 
 def main() -> None:

@@ -9,10 +9,10 @@ import logging
 import sys
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
-from res2net_det.data.saliency import SaliencyDatasetMapper
-from res2net_det.utils.device import resolve_device
-from res2net_det.evaluation.saliency_inference import collect_images, load_inference_weights, predict_images
 from res2net_det.config.saliency import build_saliency_model
+from res2net_det.data.saliency import SaliencyDatasetMapper
+from res2net_det.evaluation.saliency_inference import collect_images, load_inference_weights, predict_images
+from res2net_det.utils.device import resolve_device
 
 
 def main(argv=None) -> int:

@@ -26,9 +26,9 @@ import numpy as np
 from fvcore.common.config import CfgNode as CN
 from torch import nn
 
+from ..data.builtin import register_datasets_from_cfg
 from ..data.catalog import DatasetCatalog
 from ..data.classification import ClassificationMapper, get_classification_dicts
-from ..data.builtin import register_datasets_from_cfg
 from ..data.wsol import IMAGENET_MEAN, IMAGENET_STD
 from ..modeling.classification import Res2NetClassifier
 from ..modeling.res2net import Res2Net, stage_blocks

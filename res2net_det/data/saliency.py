@@ -32,8 +32,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .catalog import DatasetCatalog
-from .catalog import datasets_root  # the data root, shared with detection
+from .catalog import (
+    DatasetCatalog,
+    datasets_root,  # the data root, shared with detection
+)
 from .image_io import IMAGE_EXTENSIONS, files_by_stem, image_size, open_image, read_image
 
 logger = logging.getLogger(__name__)

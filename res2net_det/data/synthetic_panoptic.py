@@ -28,8 +28,17 @@ import numpy as np
 
 from .catalog import DatasetCatalog, datasets_root
 from .coco import load_coco_json
-from .synthetic import SHAPE_CLASSES, _complete, _exclusive, coverage, fill_flat, paint_background, shape_outline, \
-    to_uint8, write_jpeg
+from .synthetic import (
+    SHAPE_CLASSES,
+    _complete,
+    _exclusive,
+    coverage,
+    fill_flat,
+    paint_background,
+    shape_outline,
+    to_uint8,
+    write_jpeg,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import argparse
 import importlib.util
 import os
 import sys
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import yaml
 

@@ -32,8 +32,8 @@ from urllib.parse import urlparse
 
 from ..evaluation.bootstrap import DEFAULT_RESAMPLES
 from ..evaluation.compare import compare_runs, format_markdown, format_seed_markdown, summarize_seeds, write_comparison
-from ..utils.io import write_json_file
 from ..model_zoo import get_config_file
+from ..utils.io import write_json_file
 from . import select_engine
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,12 @@ from ..utils.io import write_json_file
 from .faithfulness import deletion_insertion, road_combined
 from .per_image import image_key, per_image_path, save_per_image
 from .wsol import (
-    DEFAULT_CAM_THRESHOLDS, PixelEvaluator, WSOLEvaluator, cam_threshold_grid, centre_prior_cam, library_upsample,
+    DEFAULT_CAM_THRESHOLDS,
+    PixelEvaluator,
+    WSOLEvaluator,
+    cam_threshold_grid,
+    centre_prior_cam,
+    library_upsample,
     resize_scoremap,
 )
 

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from ..data.wsol import WSOLDataset
-from .wsol import boxes_from_cam
 from ..modeling.cam import CamExtractor
 from ..utils.visualization import GREEN, RED, draw_boxes, upscale_for_drawing
+from .wsol import boxes_from_cam
 
 __all__ = ["compute_cam_columns", "save_cam_grid", "visualize_cams"]
 

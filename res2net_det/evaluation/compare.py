@@ -30,7 +30,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..utils.io import read_json_file, write_json_file
-from .bootstrap import BOOTSTRAP_METRICS, DEFAULT_RESAMPLES, align_images, paired_interval, resample_weights, voc_metrics
+from .bootstrap import (
+    BOOTSTRAP_METRICS,
+    DEFAULT_RESAMPLES,
+    align_images,
+    paired_interval,
+    resample_weights,
+    voc_metrics,
+)
 from .per_image import load_per_image, per_image_path
 
 __all__ = ["RunNotFinishedError", "RunResults", "TASK_COLUMNS", "read_run", "compare_runs", "format_markdown",

@@ -34,10 +34,10 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .benchmark import ResNetFeatures
 from ..modeling.detection import fasterrcnn_res2net_fpn
 from ..modeling.norm import convert_frozen_batchnorm
 from ..utils.timing import Timing, time_interleaved
+from .benchmark import ResNetFeatures
 
 __all__ = ["DETECTORS", "BENCHMARK_ARGS", "PeerFeatures", "build_benchmark_model", "count_workloads",
            "benchmark_detectors", "peak_memory_mb", "saved_activations_mb"]

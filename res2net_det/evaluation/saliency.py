@@ -21,8 +21,13 @@ import numpy as np
 
 from ..data.builtin import register_datasets_from_cfg
 from ..data.image_io import files_by_stem, open_image, output_names, read_image
-from ..data.saliency import (DEFAULT_MASK_TOLERANCE, MASK_EXTENSIONS, SaliencyDatasetMapper, get_saliency_dicts,
-                            read_mask)
+from ..data.saliency import (
+    DEFAULT_MASK_TOLERANCE,
+    MASK_EXTENSIONS,
+    SaliencyDatasetMapper,
+    get_saliency_dicts,
+    read_mask,
+)
 from ..utils.io import write_json_file
 from ..utils.visualization import save_image, side_by_side
 from .per_image import image_key, per_image_path, save_per_image

@@ -25,8 +25,19 @@ from torch.utils.checkpoint import checkpoint
 from .bottle2neck import Bottle2neck
 from .fuse import fold_block_norms_, fold_stem_norms_
 from .norm import NormSpec, convert_frozen_batchnorm, get_norm
-from .variants import (ALIASES, MODEL_TABLE, OFFICIAL_CHECKPOINTS, VARIANTS, Variant, find_variant,
-                       list_models, official_checkpoint, resolve_name, stage_blocks, variant_args)
+from .variants import (
+    ALIASES,
+    MODEL_TABLE,
+    OFFICIAL_CHECKPOINTS,
+    VARIANTS,
+    Variant,
+    find_variant,
+    list_models,
+    official_checkpoint,
+    resolve_name,
+    stage_blocks,
+    variant_args,
+)
 from .weights import CheckpointError, load_weights
 
 __all__ = [

@@ -1,5 +1,4 @@
 """The SOD configs merge into our defaults and say what their comments say."""
-from pathlib import Path
 
 import pytest
 

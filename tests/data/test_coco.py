@@ -6,9 +6,15 @@ import pytest
 import torch
 
 from res2net_det.config import get_cfg
-from res2net_det.data.catalog import DatasetCatalog
 from res2net_det.data.builtin import register_datasets_from_cfg
-from res2net_det.data.coco import AnnotationError, get_dataset_dicts, load_coco_json, register_coco_instances, register_coco_instances_from_cfg
+from res2net_det.data.catalog import DatasetCatalog
+from res2net_det.data.coco import (
+    AnnotationError,
+    get_dataset_dicts,
+    load_coco_json,
+    register_coco_instances,
+    register_coco_instances_from_cfg,
+)
 from res2net_det.data.image_io import ImageReadError, read_image
 from res2net_det.data.mapper import DetectionMapper
 from res2net_det.data.synthetic import SHAPE_CLASSES, generate_shapes_coco

@@ -3,14 +3,19 @@ sorted wnid), and bad input is an error naming the file."""
 import os
 import shutil
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torchvision import transforms
 
-from res2net_det.data.imagenet import (ImageNetDataError, ImageNetValDataset, eval_transform, find_imagenet_val,
-                                       read_ground_truth, read_synsets)
+from res2net_det.data.imagenet import (
+    ImageNetDataError,
+    ImageNetValDataset,
+    eval_transform,
+    find_imagenet_val,
+    read_ground_truth,
+    read_synsets,
+)
 from tests.helpers import IMAGENET_CLASSES, IMAGENET_ID_ORDER, imagenet_labels, write_imagenet_val
 
 pytest.importorskip("scipy")

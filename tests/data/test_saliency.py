@@ -15,7 +15,6 @@ from res2net_det.data.saliency import (
     register_saliency_folder,
     register_saliency_folders_from_cfg,
 )
-
 from tests.helpers import tiny_sod_cfg, write_pair
 
 

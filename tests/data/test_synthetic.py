@@ -14,7 +14,15 @@ import pytest
 
 from res2net_det.data import shapes_wsol, synthetic, synthetic_saliency
 from res2net_det.data.synthetic import (
-    BACKGROUNDS, SHAPES, blend, coverage, paint_background, place, random_integers, shape_outline, to_uint8,
+    BACKGROUNDS,
+    SHAPES,
+    blend,
+    coverage,
+    paint_background,
+    place,
+    random_integers,
+    shape_outline,
+    to_uint8,
 )
 
 

@@ -9,8 +9,17 @@ import torch
 from res2net_det.data.image_io import ImageReadError
 from res2net_det.data.shapes_wsol import SHAPE_CLASSES, ensure_shapes_wsol, generate_shapes_wsol
 from res2net_det.data.wsol import (
-    WSOLDataError, WSOLDataset, check_labels, collate_wsol, load_cub_wsol, load_ilsvrc_wsol,
-    load_wsol_split, original_image_size, read_class_list, read_image_rgb, records_for_images,
+    WSOLDataError,
+    WSOLDataset,
+    check_labels,
+    collate_wsol,
+    load_cub_wsol,
+    load_ilsvrc_wsol,
+    load_wsol_split,
+    original_image_size,
+    read_class_list,
+    read_image_rgb,
+    records_for_images,
 )
 
 XML = """<annotation><folder>val</folder><filename>{stem}</filename>

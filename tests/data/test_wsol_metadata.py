@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from res2net_det.data.wsol import WSOLDataError, WSOLDataset
-from res2net_det.data.wsol_metadata import find_metadata_dir, load_wsol_metadata, load_wsol_masks
+from res2net_det.data.wsol_metadata import find_metadata_dir, load_wsol_masks, load_wsol_metadata
 
 
 def _write(folder, **files):

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+
 from tests.helpers import REPO
 
 ROOT = str(REPO)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tests.helpers import REPO
 
 ROOT = str(REPO)

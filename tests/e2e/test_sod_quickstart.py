@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tests.helpers import REPO
 
 ROOT = str(REPO)

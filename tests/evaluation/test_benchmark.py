@@ -3,7 +3,6 @@ import torch
 import torchvision
 
 from res2net_det.evaluation.benchmark import ResNetFeatures, fused_peer
-
 from tests.helpers import randomize_norm_
 
 

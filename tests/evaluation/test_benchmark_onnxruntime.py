@@ -4,7 +4,6 @@ import torch
 
 from res2net_det.evaluation.benchmark import onnxruntime_features
 from res2net_det.modeling.res2net import Res2Net
-
 from tests.helpers import randomize_norm_
 
 

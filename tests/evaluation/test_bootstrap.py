@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 
 from res2net_det.evaluation.bootstrap import (
-    cam_metrics, coco_metrics, paired_interval, ranked_ap, resample_weights, saliency_metrics, voc_metrics)
+    cam_metrics,
+    coco_metrics,
+    paired_interval,
+    ranked_ap,
+    resample_weights,
+    saliency_metrics,
+    voc_metrics,
+)
 from res2net_det.evaluation.bootstrap_benchmark import coco_eval_matches, generated_coco_comparison
-from res2net_det.evaluation.per_image import load_per_image, save_per_image, unpack_bits, pack_bits
+from res2net_det.evaluation.per_image import load_per_image, pack_bits, save_per_image, unpack_bits
 from res2net_det.evaluation.saliency import SaliencyMetrics
 from res2net_det.evaluation.voc import evaluate_voc
 from res2net_det.evaluation.wsol import PixelEvaluator, WSOLEvaluator

@@ -6,9 +6,16 @@ from torch.utils.data import DataLoader
 
 from res2net_det import create_model
 from res2net_det.data.imagenet import ImageNetValDataset, eval_transform, find_imagenet_val
-from res2net_det.evaluation.classification import (PUBLISHED_ACCURACY, accuracy_row, evaluate_topk,
-                                                   format_accuracy_table, load_evaluation_weights,
-                                                   published_accuracy, topk_accuracy, topk_correct)
+from res2net_det.evaluation.classification import (
+    PUBLISHED_ACCURACY,
+    accuracy_row,
+    evaluate_topk,
+    format_accuracy_table,
+    load_evaluation_weights,
+    published_accuracy,
+    topk_accuracy,
+    topk_correct,
+)
 from res2net_det.modeling import VARIANTS, CheckpointError
 from tests.helpers import ColourClassifier, imagenet_labels, write_imagenet_val
 

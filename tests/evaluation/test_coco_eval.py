@@ -1,7 +1,6 @@
 import contextlib
 import io
 import json
-import os
 
 import numpy as np
 import pytest

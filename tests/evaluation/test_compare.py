@@ -6,7 +6,13 @@ import shutil
 
 import pytest
 
-from res2net_det.evaluation.compare import RunNotFinishedError, compare_runs, format_markdown, read_run, write_comparison
+from res2net_det.evaluation.compare import (
+    RunNotFinishedError,
+    compare_runs,
+    format_markdown,
+    read_run,
+    write_comparison,
+)
 from tests.helpers import REPO
 
 

@@ -5,7 +5,12 @@ import importlib.util
 import pytest
 
 from res2net_det.evaluation.detector_benchmark import (
-    DETECTORS, _inputs, benchmark_detectors, build_benchmark_model, count_workloads)
+    DETECTORS,
+    _inputs,
+    benchmark_detectors,
+    build_benchmark_model,
+    count_workloads,
+)
 
 # Narrow networks that stop after res3: the candidates' code path at a fraction of the cost.
 _HEADS = dict(out_features=("res2", "res3"), fpn_channels=32, box_head_fc_dims=(64,),

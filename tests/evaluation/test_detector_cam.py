@@ -8,8 +8,13 @@ import pytest
 import torch
 
 from res2net_det.evaluation.detector_cam import (
-    SCORE_NAMES, DetectorForCam, box_scores, evaluate_detector_cams, format_detector_cam_table,
-    save_detector_cam_figures)
+    SCORE_NAMES,
+    DetectorForCam,
+    box_scores,
+    evaluate_detector_cams,
+    format_detector_cam_table,
+    save_detector_cam_figures,
+)
 from res2net_det.modeling.cam import COMBINED
 from tests.helpers import tiny_detector
 

@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from res2net_det.evaluation.faithfulness import (
-    blur_substrate, curve_auc, deletion_insertion, perturbation_curves, road_combined,
+    blur_substrate,
+    curve_auc,
+    deletion_insertion,
+    perturbation_curves,
+    road_combined,
 )
 
 

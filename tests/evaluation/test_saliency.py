@@ -16,7 +16,6 @@ from res2net_det.evaluation.saliency import (
     to_uint8,
     write_results,
 )
-
 from tests.helpers import SHARED_SOD
 
 # pysodmetrics' names in the shared expected values -> ours

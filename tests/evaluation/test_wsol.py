@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from res2net_det.evaluation.wsol import (
-    WSOLEvaluator, best_iou_per_threshold, boxes_from_cam, centre_prior_cam,
+    WSOLEvaluator,
+    best_iou_per_threshold,
+    boxes_from_cam,
+    centre_prior_cam,
 )
 
 

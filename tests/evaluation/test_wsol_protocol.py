@@ -8,8 +8,17 @@ import numpy as np
 import pytest
 
 from res2net_det.evaluation.wsol import (
-    DEFAULT_CAM_THRESHOLDS, PixelEvaluator, WSOLEvaluator, cam_threshold_grid, inclusive_box_iou, library_upsample,
-    normalize_scoremap, quantize_scoremap, rescale_boxes, resize_scoremap, scoremap_boxes,
+    DEFAULT_CAM_THRESHOLDS,
+    PixelEvaluator,
+    WSOLEvaluator,
+    cam_threshold_grid,
+    inclusive_box_iou,
+    library_upsample,
+    normalize_scoremap,
+    quantize_scoremap,
+    rescale_boxes,
+    resize_scoremap,
+    scoremap_boxes,
     wsol_best_iou_per_threshold,
 )
 

@@ -8,8 +8,14 @@ import torchvision
 
 import res2net_det
 from res2net_det.modeling.cam import (
-    CAM_METHODS, CamExtractor, NameNotFoundError, build_classifier, cam_method, default_target_layer,
-    parse_model_spec, resolve_target_layer,
+    CAM_METHODS,
+    CamExtractor,
+    NameNotFoundError,
+    build_classifier,
+    cam_method,
+    default_target_layer,
+    parse_model_spec,
+    resolve_target_layer,
 )
 
 TINY = dict(layers=(1, 1, 1, 1), base_width=8)

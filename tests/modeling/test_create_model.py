@@ -67,8 +67,16 @@ def test_registering_a_name_without_a_row_fails():
 
 def test_aliases_and_checkpoint_names_come_from_the_table():
     from res2net_det.modeling.res2net import (
-        ALIASES, MODEL_TABLE, OFFICIAL_CHECKPOINTS, VARIANTS, official_checkpoint, res2net50d, res2net50_v1b_26w_4s,
-        res2next50, res2next50_4s, resolve_name,
+        ALIASES,
+        MODEL_TABLE,
+        OFFICIAL_CHECKPOINTS,
+        VARIANTS,
+        official_checkpoint,
+        res2net50_v1b_26w_4s,
+        res2net50d,
+        res2next50,
+        res2next50_4s,
+        resolve_name,
     )
 
     # timm's names and the official files' stems, derived from the rows

@@ -1,6 +1,7 @@
 """Deformable split convs (res2net_det.modeling.deform, MODEL.RES2NET.DEFORM_*), no Detectron2 needed."""
 import pytest
 import torch
+
 import res2net_det
 from res2net_det.config import build_res2net_from_cfg, get_cfg
 from res2net_det.modeling.deform import DeformableConv2d, make_stages_deformable

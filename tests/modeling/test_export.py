@@ -10,7 +10,6 @@ from torch.nn import functional as F
 from res2net_det.modeling import export as E
 from res2net_det.modeling.res2net import Res2Net
 from res2net_det.modeling.saliency import PoolNetSaliency, _adaptive_avg_pool2d
-
 from tests.helpers import randomize_norm_
 
 EXAMPLE, CHECK = (64, 96), (80, 120)  # different heights and widths, both in the check

@@ -8,7 +8,6 @@ from torchvision.ops import FrozenBatchNorm2d
 
 import res2net_det
 from res2net_det.modeling.res2net import Bottle2neck
-
 from tests.helpers import randomize_norm_
 
 

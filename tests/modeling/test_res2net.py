@@ -5,8 +5,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 import res2net_det
-from res2net_det.modeling.res2net import ALIASES, VARIANTS, STAGE_NAMES
-
+from res2net_det.modeling.res2net import ALIASES, STAGE_NAMES, VARIANTS
 from tests.helpers import randomize_norm_
 
 timm = pytest.importorskip("timm", reason="timm is the reference implementation (pip install '.[test]')")

@@ -1,11 +1,9 @@
 import pytest
 import torch
 
-from res2net_det.config.saliency import add_saliency_config
+from res2net_det.config.saliency import add_saliency_config, build_saliency_model
 from res2net_det.modeling.res2net import build_res2net
-from res2net_det.config.saliency import build_saliency_model
 from res2net_det.modeling.saliency import PoolNetSaliency, saliency_loss
-
 from tests.helpers import tiny_sod_cfg
 
 

@@ -14,11 +14,15 @@ from res2net_det.config import get_cfg, merge_config_file
 from res2net_det.config.saliency import build_saliency_model
 from res2net_det.modeling.res2net import Res2Net, build_res2net
 from res2net_det.modeling.saliency import (
-    LAYOUT_RES2NET_POOLNET, LAYOUT_RESNET_POOLNET, FeatureAggregation, detect_poolnet_layout,
-    official_layout_conflicts, official_poolnet_to_ours, ours_to_official_poolnet,
+    LAYOUT_RES2NET_POOLNET,
+    LAYOUT_RESNET_POOLNET,
+    FeatureAggregation,
+    detect_poolnet_layout,
+    official_layout_conflicts,
+    official_poolnet_to_ours,
+    ours_to_official_poolnet,
 )
 from res2net_det.modeling.weights import CheckpointError
-
 from tests.helpers import REPO, tiny_sod_cfg
 
 SOD = REPO / "configs" / "sod"

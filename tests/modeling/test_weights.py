@@ -4,7 +4,6 @@ import torch
 
 import res2net_det
 from res2net_det.modeling.weights import CheckpointError, describe_state_dict, load_weights, read_state_dict
-
 from tests.helpers import randomize_norm_
 
 NAME = "res2net50_26w_4s"

@@ -14,7 +14,6 @@ from res2net_det.engines.torchvision.checkpoint import load_model_weights
 from res2net_det.evaluation.saliency_inference import load_inference_weights
 from res2net_det.modeling.saliency import ours_to_official_poolnet
 from res2net_det.modeling.weights import CheckpointError
-
 from tests.helpers import REPO, randomize_norm_, write_pair
 
 TINY = """

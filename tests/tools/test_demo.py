@@ -11,7 +11,6 @@ from PIL import Image
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.data.image_io import ImageReadError
 from res2net_det.engines.torchvision.modeling import build_rcnn
-
 from tests.helpers import REPO
 
 

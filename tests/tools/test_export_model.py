@@ -10,7 +10,6 @@ from res2net_det.config import get_cfg, merge_config_file
 from res2net_det.config.saliency import build_saliency_model
 from res2net_det.engines.torchvision.checkpoint import load_model_weights
 from res2net_det.modeling.res2net import Res2Net
-
 from tests.helpers import REPO, randomize_norm_
 
 TINY_SALIENCY = """

@@ -2,20 +2,16 @@
 import importlib.util
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from res2net_det.config.saliency import build_saliency_model
 from res2net_det.config import get_cfg, merge_config_file
+from res2net_det.config.saliency import build_saliency_model
 from res2net_det.modeling.weights import CheckpointError
-
-from tests.helpers import write_pair
-from tests.helpers import REPO
-
+from tests.helpers import REPO, write_pair
 
 TINY_CONFIG = """
 _BASE_: "{base}"

@@ -13,14 +13,13 @@ import pytest
 import torch
 
 import res2net_det
+from res2net_det.config import get_cfg, merge_config_file
 from res2net_det.engines import default_argument_parser
 from res2net_det.engines import main as train_net_main
 from res2net_det.engines.torchvision.predictor import Predictor
-from res2net_det.config import get_cfg, merge_config_file
 from res2net_det.modeling.cam import parse_model_spec, save_model_card
 from res2net_det.modeling.convert import convert_file
 from res2net_det.modeling.weights import UnsafeCheckpointError
-
 from tests.helpers import REPO, tiny_sod_cfg, write_pair
 
 

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from res2net_det.utils.visualization import (
-    GREEN, RED, class_colour, draw_box, draw_detections, draw_label, overlay_mask, save_image, side_by_side,
+    GREEN,
+    RED,
+    class_colour,
+    draw_box,
+    draw_detections,
+    draw_label,
+    overlay_mask,
+    save_image,
+    side_by_side,
     upscale_for_drawing,
 )
 

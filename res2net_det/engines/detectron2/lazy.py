@@ -30,7 +30,8 @@ from typing import Any, Dict, NamedTuple, Sequence
 
 import torch
 from detectron2 import model_zoo as d2_model_zoo
-from detectron2.config import CfgNode, LazyCall as L
+from detectron2.config import CfgNode
+from detectron2.config import LazyCall as L
 from detectron2.data import DatasetMapper
 from detectron2.data.transforms import Augmentation
 from detectron2.layers import ShapeSpec

@@ -13,10 +13,9 @@ from detectron2.data import build_detection_test_loader, build_detection_train_l
 from detectron2.modeling import META_ARCH_REGISTRY
 
 from ...config.saliency import build_saliency_model
-from ...evaluation.saliency import visualize_saliency
 from ...data.builtin import register_datasets_from_cfg
 from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts
-from ...evaluation.saliency import SaliencyEvaluator
+from ...evaluation.saliency import SaliencyEvaluator, visualize_saliency
 from .trainer import TaskTrainer, images_per_micro_batch
 
 __all__ = ["PoolNetSaliency", "SaliencyTrainer"]

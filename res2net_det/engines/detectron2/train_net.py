@@ -27,11 +27,11 @@ from detectron2.utils.logger import setup_logger
 from ...config.defaults import add_res2net_det_config, config_file_chain
 from ...config.from_scratch import check_initial_weights
 from ...config.weights import check_weights_preprocessing
-from ...model_zoo import resolve_config_file
-from .. import check_eval_only_weights
 from ...data.builtin import register_datasets_from_cfg
 from ...evaluation.coco import write_detection_pictures
+from ...model_zoo import resolve_config_file
 from ...utils.device import resolve_device
+from .. import check_eval_only_weights
 from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
 from .checkpoint import Res2NetDetectionCheckpointer
 from .classification import ClassifierTrainer

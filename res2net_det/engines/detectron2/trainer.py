@@ -29,8 +29,8 @@ from contextlib import nullcontext
 from typing import Dict, List, Optional
 
 import torch
-from detectron2.config import CfgNode
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.solver.build import maybe_add_gradient_clipping

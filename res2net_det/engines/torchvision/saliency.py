@@ -6,10 +6,9 @@ from __future__ import annotations
 import os
 
 from ...config.saliency import build_saliency_model
-from ...evaluation.saliency import visualize_saliency
 from ...data.builtin import register_datasets_from_cfg
 from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts
-from ...evaluation.saliency import SaliencyEvaluator
+from ...evaluation.saliency import SaliencyEvaluator, visualize_saliency
 from .data import MappedDataset, build_batch_test_loader, build_batch_train_loader
 from .registry import Task, register_task
 from .trainer import images_per_process

@@ -15,8 +15,8 @@ from ...config.from_scratch import check_initial_weights
 from ...config.weights import check_weights_preprocessing
 from ...data.builtin import register_datasets_from_cfg
 from ...utils import comm
-from .. import check_eval_only_weights
 from ...utils.logger import setup_logger
+from .. import check_eval_only_weights
 from .checkpoint import Checkpointer
 from .registry import get_task
 from .trainer import Trainer, model_device

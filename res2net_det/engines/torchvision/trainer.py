@@ -20,16 +20,16 @@ from collections import defaultdict
 from contextlib import nullcontext
 from typing import Any, Dict, Iterable, Iterator, List, Optional
 
+import numpy as np
 import torch
 from torch import nn
-import numpy as np
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ...config.solver import build_optimizer
 from ...utils import comm
-from ...utils.io import strict_json, write_json_file
 from ...utils.device import resolve_device
+from ...utils.io import strict_json, write_json_file
 from .checkpoint import Checkpointer
 from .registry import Task
 

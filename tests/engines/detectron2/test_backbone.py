@@ -10,7 +10,6 @@ pytest.importorskip(
 from detectron2.layers import NaiveSyncBatchNorm, ShapeSpec  # noqa: E402
 from detectron2.modeling import BACKBONE_REGISTRY  # noqa: E402
 from detectron2.modeling.backbone.fpn import build_resnet_fpn_backbone  # noqa: E402
-
 from torchvision.ops import FrozenBatchNorm2d  # noqa: E402
 
 import res2net_det  # noqa: E402

@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
-from res2net_det.config.classification import build_classifier_model, classifier_kwargs_from_cfg, load_trained_classifier
+from res2net_det.config.classification import (
+    build_classifier_model,
+    classifier_kwargs_from_cfg,
+    load_trained_classifier,
+)
 from res2net_det.engines import default_argument_parser, main
 from res2net_det.engines.torchvision.checkpoint import load_model_weights
 from res2net_det.engines.torchvision.registry import get_task

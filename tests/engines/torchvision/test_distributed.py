@@ -1,11 +1,11 @@
 """Two processes under torchrun (gloo on the CPU): DDP training, checkpoint and gathered evaluation."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+
 from tests.helpers import REPO
 
 ROOT = str(REPO)

@@ -5,7 +5,6 @@ import torch
 from res2net_det.data.catalog import DatasetCatalog
 from res2net_det.engines.torchvision.registry import get_task
 from res2net_det.engines.torchvision.trainer import Trainer
-
 from tests.helpers import tiny_sod_cfg, write_pair
 
 
