@@ -132,7 +132,8 @@ def write_imagenet_val(root) -> dict:
     for stem, (wnid, _, _, _) in IMAGENET_IMAGES.items():
         image = _imagenet_image(stem)
         (roots["class"] / "val" / wnid).mkdir(parents=True, exist_ok=True)
-        for folder in (roots["class"] / "val" / wnid, roots["loc"] / "ILSVRC2012_img_val", roots["devkit"] / "ILSVRC2012_img_val"):
+        for folder in (roots["class"] / "val" / wnid, roots["loc"] / "ILSVRC2012_img_val",
+                       roots["devkit"] / "ILSVRC2012_img_val"):
             image.save(folder / f"{stem}.JPEG", quality=95)
     # Kaggle's files: rows in no particular order, one "wnid x0 y0 x1 y1" per box.
     rows = [f"{stem},{wnid} 10 20 110 120" + (f" {wnid} 5 5 50 60" if i % 2 else "")
@@ -142,7 +143,8 @@ def write_imagenet_val(root) -> dict:
     # The devkit: line i is the ILSVRC2012_ID of image i; meta.mat lists the synsets (leaves first).
     ids = [IMAGENET_ID_ORDER.index(wnid) + 1 for wnid, *_ in IMAGENET_IMAGES.values()]
     (data / "ILSVRC2012_validation_ground_truth.txt").write_text("".join(f"{i}\n" for i in ids))
-    synsets = np.zeros((len(IMAGENET_ID_ORDER) + 1, 1), dtype=[(f, "O") for f in ("ILSVRC2012_ID", "WNID", "words", "num_children")])
+    synsets = np.zeros((len(IMAGENET_ID_ORDER) + 1, 1),
+                       dtype=[(f, "O") for f in ("ILSVRC2012_ID", "WNID", "words", "num_children")])
     for i, wnid in enumerate(IMAGENET_ID_ORDER):
         synsets[i, 0] = (np.array([[i + 1]], np.uint16), wnid, "words", np.array([[0]], np.uint8))
     synsets[-1, 0] = (np.array([[1001]], np.uint16), "n00001740", "entity", np.array([[3]], np.uint8))  # not a class

@@ -34,7 +34,8 @@ def _write(tmp_path, data, name="ann.json"):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d["images"].append({"id": 1, "file_name": "c.jpg", "width": 10, "height": 10}), "image id 1 is used more than once"),
+    (lambda d: d["images"].append({"id": 1, "file_name": "c.jpg", "width": 10, "height": 10}),
+     "image id 1 is used more than once"),
     (lambda d: d["annotations"].append(dict(d["annotations"][0])), "annotation id 7 is used more than once"),
     (lambda d: d["annotations"][0].update(bbox=[1, float("nan"), 4, 4]), "annotation id 7 has a non-finite bbox"),
     (lambda d: d["annotations"][0].update(bbox=[1, 1, float("inf"), 4]), "annotation id 7 has a non-finite bbox"),
@@ -79,7 +80,8 @@ def test_eval_only_without_weights_is_refused_unless_asked(tmp_path):
     with pytest.raises(ValueError, match="--eval-only without MODEL.WEIGHTS"):
         check_eval_only_weights(args, "", str(tmp_path))
     check_eval_only_weights(args, "model.pth", str(tmp_path))
-    check_eval_only_weights(default_argument_parser().parse_args(["--eval-only", "--allow-untrained"]), "", str(tmp_path))
+    check_eval_only_weights(default_argument_parser().parse_args(["--eval-only", "--allow-untrained"]), "",
+                            str(tmp_path))
     (tmp_path / "last_checkpoint").write_text("model_final.pth")
     check_eval_only_weights(argparse.Namespace(eval_only=True, resume=True), "", str(tmp_path))
 
@@ -154,7 +156,8 @@ def test_a_detector_checkpoint_of_another_width_fails_unless_partial_is_asked(tm
 
     path = tmp_path / "w8.pth"
     torch.save({"model": detector(8).state_dict()}, path)
-    with pytest.raises(CheckpointError, match=rf"MODEL.WEIGHTS {path} does not fit this model's backbone.*WEIGHTS_ALLOW_PARTIAL"):
+    with pytest.raises(CheckpointError,
+                       match=rf"MODEL.WEIGHTS {path} does not fit this model's backbone.*WEIGHTS_ALLOW_PARTIAL"):
         load_model_weights(detector(4), str(path))
     load_model_weights(detector(4), str(path), allow_partial=True)
     # Another number of classes (fine-tuning) skips the predictor only, with no error.

@@ -43,9 +43,11 @@ def add_backbone_parser(subparsers) -> None:
     p = subparsers.add_parser("backbone", help="Res2Net features vs timm and torchvision ResNet-50")
     p.add_argument("--model", default="res2net50_26w_4s", help="our variant (timm's of the same name is timed too)")
     p.add_argument("--batch", type=int, default=8, help="images per forward pass")
-    p.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"), help="input height and width in pixels")
+    p.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"),
+                   help="input height and width in pixels")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
-    p.add_argument("--repeats", type=int, default=10, help="timed rounds per candidate (interleaved, order rotating); medians are reported")
+    p.add_argument("--repeats", type=int, default=10,
+                   help="timed rounds per candidate (interleaved, order rotating); medians are reported")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (allocator caches, oneDNN primitives)")
     p.add_argument("--all-layouts", action="store_true",
                    help="also time ours, timm and torchvision in channels-last without folding "
@@ -68,9 +70,11 @@ def run_sod(args: argparse.Namespace) -> None:
 def add_sod_parser(subparsers) -> None:
     p = subparsers.add_parser("sod", help="PoolNet saliency model: Res2Net-50 vs ResNet-50 images/s")
     p.add_argument("--batch", type=int, default=1, help="images per forward pass")
-    p.add_argument("--size", type=int, nargs=2, default=(352, 352), metavar=("H", "W"), help="input height and width in pixels")
+    p.add_argument("--size", type=int, nargs=2, default=(352, 352), metavar=("H", "W"),
+                   help="input height and width in pixels")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
-    p.add_argument("--repeats", type=int, default=10, help="timed rounds per candidate (interleaved, order rotating); medians are reported")
+    p.add_argument("--repeats", type=int, default=10,
+                   help="timed rounds per candidate (interleaved, order rotating); medians are reported")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (allocator caches, oneDNN primitives)")
     p.set_defaults(func=run_sod)
 
@@ -86,7 +90,8 @@ def run_detector(args: argparse.Namespace) -> None:
     size = tuple(args.size)
     print(f"engine torchvision: Faster R-CNN + FPN, input {args.batch}x3x{size[0]}x{size[1]}, {args.device}, "
           f"{threads} threads, {args.repeats} interleaved repeats, channels_last={args.channels_last}, "
-          f"compile={args.compile}, checkpoint_activations={args.checkpoint_activations}; BN calibrated then frozen, RPN NMS off, 512 sampled RoIs/image")
+          f"compile={args.compile}, checkpoint_activations={args.checkpoint_activations}; "
+          "BN calibrated then frozen, RPN NMS off, 512 sampled RoIs/image")
     inference, training, counts = benchmark_detectors(
         args.batch, size, args.repeats, args.warmup, args.device, detectors,
         channels_last=args.channels_last, compile_backbone=args.compile,
@@ -96,7 +101,8 @@ def run_detector(args: argparse.Namespace) -> None:
         print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
     print("inference (eval, no_grad): backbone, backbone + FPN, whole detector:")
     baselines = [n for n in ("R-50-FPN", "R-50-FPN (ours)") if n in training]
-    print(format_timings(inference, [f"{b}{part}" for b in baselines[:1] for part in (" backbone", " backbone+FPN", "")]))
+    print(format_timings(inference,
+                         [f"{b}{part}" for b in baselines[:1] for part in (" backbone", " backbone+FPN", "")]))
     print("training step (forward, backward, SGD step):")
     print(format_timings(training, baselines + [n for n in training if n.startswith("timm")]))
     peaks = {n: peak_memory_mb(d, args.batch, size, args.device, threads, args.channels_last,
@@ -116,13 +122,16 @@ def run_detector(args: argparse.Namespace) -> None:
 def add_detector_parser(subparsers) -> None:
     p = subparsers.add_parser("detector", help="Faster R-CNN R2-50-FPN vs R-50-FPN vs timm's Res2Net, equal work")
     p.add_argument("--batch", type=int, default=2, help="images per forward pass")
-    p.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"), help="input height and width in pixels")
+    p.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
+                   help="input height and width in pixels")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0: leave torch's default)")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds per candidate (interleaved, order rotating); medians are reported")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timed rounds per candidate (interleaved, order rotating); medians are reported")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (allocator caches, oneDNN primitives)")
     p.add_argument("--channels-last", action="store_true",
-                   help="every backbone in channels-last, as MODEL.RES2NET.CHANNELS_LAST (FPN and heads follow its outputs)")
+                   help="every backbone in channels-last, as MODEL.RES2NET.CHANNELS_LAST "
+                        "(FPN and heads follow its outputs)")
     p.add_argument("--compile", action="store_true", help="torch.compile every model's backbone (all alike)")
     p.add_argument("--models", nargs="+", default=list(DETECTORS), metavar="NAME",
                    help=f"candidates to time (default: all): {', '.join(DETECTORS)}; "

@@ -41,7 +41,8 @@ def _name(config: str) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", nargs="+", required=True, metavar="FILE", help="one config per detector")
-    parser.add_argument("--weights", nargs="+", help="a checkpoint per config (default: each config's MODEL.WEIGHTS, or the "
+    parser.add_argument("--weights", nargs="+",
+                        help="a checkpoint per config (default: each config's MODEL.WEIGHTS, or the "
                         "model_final.pth beside a run's config.yaml)")
     parser.add_argument("--labels", nargs="+", help="a name per detector (default: the config names)")
     parser.add_argument("--output", default="output/cam_detector", help="folder of the JSON and the figures")
@@ -52,7 +53,8 @@ def main(argv=None) -> int:
     parser.add_argument("--score-threshold", type=float, default=0.5,
                         help="detections a gradient method explains (the top one when none reaches it)")
     parser.add_argument("--no-align", action="store_true", help="keep the library's half-stride offset of each level")
-    parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, help="resamples of the Δ intervals (0: none)")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES,
+                        help="resamples of the Δ intervals (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the resampling")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config KEY VALUE pairs for every config")
     args = parser.parse_args(argv)
@@ -81,7 +83,8 @@ def main(argv=None) -> int:
         detectors[label] = predictor.for_cam()
         if records is None:
             if not cfg.DATASETS.TEST:
-                print(f"cam_detector: {config}: DATASETS.TEST is empty (the images and boxes to score)", file=sys.stderr)
+                print(f"cam_detector: {config}: DATASETS.TEST is empty (the images and boxes to score)",
+                      file=sys.stderr)
                 return 2
             records = DatasetCatalog.get(cfg.DATASETS.TEST[0])[: args.num_images]
     result, maps = evaluate_detector_cams(

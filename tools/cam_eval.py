@@ -89,10 +89,12 @@ def main() -> None:
     parser.add_argument("--loc-cam-threshold", type=float,
                         help="CAM threshold of GT-known / Top-1 Loc (default: the best one)")
     parser.add_argument("--faithfulness-images", type=int, default=32, help="deletion/insertion/ROAD images (0: off)")
-    parser.add_argument("--faithfulness-steps", type=int, default=16, help="pixel-removal steps of the deletion / insertion curves")
+    parser.add_argument("--faithfulness-steps", type=int, default=16,
+                        help="pixel-removal steps of the deletion / insertion curves")
     parser.add_argument("--no-road", action="store_true", help="skip the ROAD metric")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--output", default="output/cam_eval/results.json", help="JSON file of the table's rows and the settings")
+    parser.add_argument("--output", default="output/cam_eval/results.json",
+                        help="JSON file of the table's rows and the settings")
     add_data_arguments(parser)
     trained_args = parser.add_argument_group("a classifier trained by tools/train_net.py (data and size: the config's)")
     trained_args.add_argument("--config-file", metavar="FILE", help="its config")
@@ -120,7 +122,8 @@ def main() -> None:
         finish(result, args.output, per_image)
         return
     num_classes = args.num_classes or len(class_names)
-    specs = args.models if args.models is not None else ([] if trained else ["torchvision:resnet50", "res2net50_26w_4s"])
+    specs = (args.models if args.models is not None
+             else ([] if trained else ["torchvision:resnet50", "res2net50_26w_4s"]))
     models = dict(parse_model_spec(spec, num_classes) for spec in specs)
     if trained is not None:
         models[trained.label] = trained.net

@@ -4,7 +4,8 @@ the image with the ground-truth box (green, when annotated) and the CAM's box (r
 Examples:
   python tools/cam_visualize.py --images my_photos/ --models torchvision:resnet50=r50.pth \
       res2net50_26w_4s=res2net50_26w_4s-06e79181.pth --num-classes 1000 --output output/cam.png
-  python tools/cam_visualize.py --images val/a.JPEG val/b.JPEG --annotations val_xml/ --classes LOC_synset_mapping.txt ...
+  python tools/cam_visualize.py --images val/a.JPEG val/b.JPEG --annotations val_xml/ \
+      --classes LOC_synset_mapping.txt ...
   # the classifier `tools/train_net.py --config-file configs/cam/quickstart.yaml` trained, on its test set
   python tools/cam_visualize.py --config-file configs/cam/quickstart.yaml --num-images 8
 """
@@ -26,7 +27,8 @@ def main() -> None:
     parser.add_argument("--annotations", help="folder of <image stem>.xml boxes for --images")
     parser.add_argument("--classes", help="class list (names for captions; needed with --annotations)")
     parser.add_argument("--data-root", help="this project's WSOL layout (default: the generated shapes set)")
-    parser.add_argument("--split", default="val", help="split of the data set (this project's layout or --wsol-metadata)")
+    parser.add_argument("--split", default="val",
+                        help="split of the data set (this project's layout or --wsol-metadata)")
     parser.add_argument("--num-images", type=int, default=6, help="rows taken from the data set")
     parser.add_argument("--models", nargs="+", help="NAME, NAME=WEIGHTS.pth, torchvision:NAME[=WEIGHTS] or a model "
                         "card .json (default: torchvision:resnet50 res2net50_26w_4s; none with --config-file)")
@@ -60,7 +62,8 @@ def main() -> None:
         records, class_names = load_wsol_source(root, args.split)
         records = records[: args.num_images]
     num_classes = args.num_classes or (len(class_names) if class_names else 1000)
-    specs = args.models if args.models is not None else ([] if trained else ["torchvision:resnet50", "res2net50_26w_4s"])
+    specs = (args.models if args.models is not None
+             else ([] if trained else ["torchvision:resnet50", "res2net50_26w_4s"]))
     models = dict(parse_model_spec(spec, num_classes) for spec in specs)
     if trained is not None:
         models[trained.label] = trained.net

@@ -19,7 +19,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders; the first is the Δ reference")
     parser.add_argument("--labels", nargs="+", help="a column name per run (default: the folder names)")
-    parser.add_argument("--output", help="where comparison.{md,json,png} go (default: comparison/ beside the first run)")
+    parser.add_argument("--output",
+                        help="where comparison.{md,json,png} go (default: comparison/ beside the first run)")
     parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, metavar="N",
                         help="paired bootstrap resamples of the test images for the 95%% interval of each Δ "
                              f"(default {DEFAULT_RESAMPLES}; 0: no intervals)")

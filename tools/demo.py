@@ -15,7 +15,8 @@ from res2net_det.evaluation.coco import write_detection_pictures
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="the detector's config (a file or a res2net_det.model_zoo name)")
+    parser.add_argument("--config-file", required=True, metavar="FILE",
+                        help="the detector's config (a file or a res2net_det.model_zoo name)")
     parser.add_argument("--input", nargs="+", required=True,
                         help="image files, globs or folders (.jpg/.jpeg/.png/.bmp/.webp/.tif, any case); "
                         "an empty folder is an error")

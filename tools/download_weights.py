@@ -25,7 +25,8 @@ from res2net_det.utils.logger import setup_logger
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", metavar="NAME", help="weights names or URLs to fetch")
-    parser.add_argument("--list", action="store_true", help="print the weights table and the cache folder, fetch nothing")
+    parser.add_argument("--list", action="store_true",
+                        help="print the weights table and the cache folder, fetch nothing")
     parser.add_argument("--all", action="store_true", help="fetch every file of the table")
     parser.add_argument("--accept-checksum-mismatch", action="store_true",
                         help="keep a file whose sha256 disagrees with the expected one (a file you trust; "

@@ -1,7 +1,8 @@
 """ImageNet-1k validation Top-1 / Top-5 of Res2Net variants, measured vs published.
 
   python tools/eval_imagenet.py --variant res2net50_26w_4s --weights res2net50_26w_4s-06e79181.pth --data /data/imagenet
-  python tools/eval_imagenet.py --variant res2net50_14w_8s --variant res2net101_26w_4s --weights ~/ckpts --data /data/imagenet
+  python tools/eval_imagenet.py --variant res2net50_14w_8s --variant res2net101_26w_4s --weights ~/ckpts \
+      --data /data/imagenet
 
 --data: class folders (DIR or DIR/val holding n01440764/...), or flat images (DIR/ILSVRC2012_img_val,
 DIR/ILSVRC/Data/CLS-LOC/val, DIR/val or DIR) with DIR/LOC_val_solution.csv or the devkit's
@@ -62,10 +63,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, help="first N images by file name, for a quick look")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     p.add_argument("--num-workers", type=int, default=4, help="data loader worker processes")
-    p.add_argument("--interpolation", default="bilinear", choices=sorted(INTERPOLATIONS), help="resize filter (PIL); bilinear is what the official, mmcls and timm evaluations use")
+    p.add_argument("--interpolation", default="bilinear", choices=sorted(INTERPOLATIONS),
+                   help="resize filter (PIL); bilinear is what the official, mmcls and timm evaluations use")
     p.add_argument("--resize", type=int, default=256, help="short side before the crop")
     p.add_argument("--crop", type=int, default=224, help="centre crop size after the resize")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda (default when available) or cpu")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cuda (default when available) or cpu")
     p.add_argument("--output", help="JSON file: the table and every image's top-5")
     return p.parse_args(argv)
 
@@ -85,8 +88,10 @@ def main(argv: Optional[List[str]] = None, build_model: Callable = create_model)
         load_evaluation_weights(model, path, len(val.classes), val.source)
         result = evaluate_topk(model, loader, device, desc=variant)
         rows.append(dict(accuracy_row(variant, result, result["num_images"]), weights=path))
-        predictions[variant] = [{"file": os.path.basename(dataset.samples[i][0]), "label": val.classes[dataset.samples[i][1]],
-                                 "top5": [val.classes[c] for c in top[:5]]} for i, top in sorted(result["predictions"].items())]
+        predictions[variant] = [{"file": os.path.basename(dataset.samples[i][0]),
+                                 "label": val.classes[dataset.samples[i][1]],
+                                 "top5": [val.classes[c] for c in top[:5]]}
+                                for i, top in sorted(result["predictions"].items())]
     print(format_accuracy_table(rows))
     if args.output:
         write_json_file(args.output, {"data": {"root": args.data, "layout": val.layout, "labels": val.source,

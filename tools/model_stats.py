@@ -20,7 +20,8 @@ from res2net_det.modeling.res2net import VARIANTS
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=list(VARIANTS), help="variant names (default: all)")
-    parser.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"), help="input height and width for the GFLOPs count")
+    parser.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"),
+                        help="input height and width for the GFLOPs count")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", module="torch.jit")  # tracing warnings say nothing here

@@ -17,9 +17,12 @@ from res2net_det.utils.device import resolve_device
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="the saliency config the weights were trained with")
-    parser.add_argument("--weights", required=True, metavar="FILE", help="a checkpoint of that config (model_final.pth)")
-    parser.add_argument("--input", required=True, nargs="+", metavar="DIR_OR_IMAGE", help="image folders and/or image files")
+    parser.add_argument("--config-file", required=True, metavar="FILE",
+                        help="the saliency config the weights were trained with")
+    parser.add_argument("--weights", required=True, metavar="FILE",
+                        help="a checkpoint of that config (model_final.pth)")
+    parser.add_argument("--input", required=True, nargs="+", metavar="DIR_OR_IMAGE",
+                        help="image folders and/or image files")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for <image stem>.png maps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config KEY VALUE pairs, e.g. MODEL.DEVICE cpu")

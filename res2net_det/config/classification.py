@@ -102,7 +102,8 @@ def check_classification_input(cfg: CN) -> None:
     if cfg.INPUT.RANDOM_FLIP not in ("horizontal", "none"):
         problems.append(f"INPUT.RANDOM_FLIP = {cfg.INPUT.RANDOM_FLIP!r} (supported: 'horizontal', 'none')")
     if len(cfg.INPUT.CLASSIFIER.RESIZE) != 2 or min(cfg.INPUT.CLASSIFIER.RESIZE) < 8:
-        problems.append(f"INPUT.CLASSIFIER.RESIZE = {cfg.INPUT.CLASSIFIER.RESIZE!r} (must be (height, width), each >= 8)")
+        problems.append(f"INPUT.CLASSIFIER.RESIZE = {cfg.INPUT.CLASSIFIER.RESIZE!r} "
+                        "(must be (height, width), each >= 8)")
     if problems:
         raise ValueError("the Res2NetClassifier task can't honour these config values:\n  " + "\n  ".join(problems))
 

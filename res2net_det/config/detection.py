@@ -44,7 +44,8 @@ def backbone_args_from_cfg(cfg: CN) -> Dict[str, Any]:
     m = cfg.MODEL
     name = m.BACKBONE.NAME
     if name not in _BACKBONES:
-        raise ValueError(f"MODEL.BACKBONE.NAME {name!r} is not known to the torchvision engine; use one of {_BACKBONES}")
+        raise ValueError(f"MODEL.BACKBONE.NAME {name!r} is not known to the torchvision engine; "
+                         f"use one of {_BACKBONES}")
     r = m.RES2NET
     arch = res2net_kwargs_from_cfg(cfg)  # validates MODEL.RES2NET.*
     fpn = name in _FPN_BACKBONES
@@ -116,7 +117,8 @@ def rcnn_args_from_cfg(cfg: CN) -> Dict[str, Any]:
         raise ValueError("MODEL.ROI_BOX_HEAD.NUM_FC must be >= 1 with the torchvision engine")
     if len(m.ROI_HEADS.IOU_THRESHOLDS) != 1:
         raise ValueError(f"MODEL.ROI_HEADS.IOU_THRESHOLDS {list(m.ROI_HEADS.IOU_THRESHOLDS)} must hold one value "
-                         "(foreground at or above it) with the torchvision engine, as for MODEL.ROI_HEADS.IOU_LABELS [0, 1]")
+                         "(foreground at or above it) with the torchvision engine, "
+                         "as for MODEL.ROI_HEADS.IOU_LABELS [0, 1]")
     args.update(
         num_classes=m.ROI_HEADS.NUM_CLASSES + 1,  # torchvision counts the background
         anchor_sizes=[tuple(s) for s in m.ANCHOR_GENERATOR.SIZES],
@@ -173,7 +175,8 @@ POOLER_ALIGNED = {"ROIAlignV2": True, "ROIAlign": False}
 def _pooler_aligned(cfg: CN, head: str) -> bool:
     kind = cfg.MODEL[head].POOLER_TYPE
     if kind not in POOLER_ALIGNED:
-        raise ValueError(f"MODEL.{head}.POOLER_TYPE {kind!r}: the torchvision engine pools with {sorted(POOLER_ALIGNED)}")
+        raise ValueError(f"MODEL.{head}.POOLER_TYPE {kind!r}: "
+                         f"the torchvision engine pools with {sorted(POOLER_ALIGNED)}")
     return POOLER_ALIGNED[kind]
 
 

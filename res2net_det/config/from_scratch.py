@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-__all__ = ["FROM_SCRATCH_HINT", "WEIGHTS_HINT", "from_scratch_problems", "check_trainable_from_scratch", "check_weights_file",
-           "check_initial_weights"]
+__all__ = ["FROM_SCRATCH_HINT", "WEIGHTS_HINT", "from_scratch_problems", "check_trainable_from_scratch",
+           "check_weights_file", "check_initial_weights"]
 
 FROM_SCRATCH_HINT = (
     'To train from scratch instead, set MODEL.WEIGHTS "" together with MODEL.RES2NET.NORM BN (or SyncBN '
@@ -71,8 +71,8 @@ def check_trainable_from_scratch(cfg, config_file: Optional[str] = None) -> None
         raise ValueError(
             f"MODEL.WEIGHTS is empty{where}, so the backbone starts from a random initialisation, but "
             + " and ".join(problems) + ". Give pretrained weights (MODEL.WEIGHTS res2net://res2net50_26w_4s, "
-            "torchvision://resnet50 or a file; tools/download_weights.py --list), or train from scratch with MODEL.RES2NET.NORM BN (SyncBN on "
-            "several GPUs) and MODEL.BACKBONE.FREEZE_AT 0."
+            "torchvision://resnet50 or a file; tools/download_weights.py --list), or train from scratch with "
+            "MODEL.RES2NET.NORM BN (SyncBN on several GPUs) and MODEL.BACKBONE.FREEZE_AT 0."
         )
 
 

@@ -17,8 +17,8 @@ def add_saliency_config(cfg: CN) -> CN:
     """Adds ``MODEL.SALIENCY.*``, ``INPUT.SALIENCY.*``, ``DATASETS.SALIENCY_FOLDERS`` and
     ``SOLVER.GRAD_ACCUM_STEPS`` (when absent) to ``cfg`` in place and returns it.
 
-    Our ``get_cfg()`` applies it (:func:`res2net_det.config.defaults.add_res2net_det_config`); with Detectron2, call it after
-    ``add_res2net_config``."""
+    Our ``get_cfg()`` applies it (:func:`res2net_det.config.defaults.add_res2net_det_config`); with Detectron2, call
+    it after ``add_res2net_config``."""
     _C = cfg
     _C.MODEL.SALIENCY = type(cfg)()  # the config's own node class (Detectron2 refuses to merge into fvcore nodes)
     # Backbone levels the decoder aggregates, fine to coarse. "stem" is the stride-2 output of

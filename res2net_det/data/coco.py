@@ -80,7 +80,8 @@ def coco_problems(data: dict, json_file: str) -> List[str]:
                 problems.append(f"{json_file}: image id {img.get('id')!r} has no '{key}'")
         for key in ("width", "height"):
             if key in img and (not _is_number(img[key]) or not img[key] > 0):
-                problems.append(f"{json_file}: image id {img.get('id')!r} has {key} {img[key]!r}, not a positive number")
+                problems.append(f"{json_file}: image id {img.get('id')!r} has {key} {img[key]!r}, "
+                                "not a positive number")
     cat_ids = dup_check(data.get("categories", []), "category")
     annotations = data.get("annotations", [])
     dup_check(annotations, "annotation")
@@ -98,7 +99,8 @@ def coco_problems(data: dict, json_file: str) -> List[str]:
         if box is None:
             problems.append(f"{json_file}: annotation id {aid} has no 'bbox'")
         elif not isinstance(box, (list, tuple)) or len(box) != 4 or not all(_is_number(v) for v in box):
-            problems.append(f"{json_file}: annotation id {aid} has bbox {box!r}; expected [x, y, width, height] numbers")
+            problems.append(f"{json_file}: annotation id {aid} has bbox {box!r}; "
+                            "expected [x, y, width, height] numbers")
         elif not all(math.isfinite(v) for v in box):
             problems.append(f"{json_file}: annotation id {aid} has a non-finite bbox {box!r}")
     return problems
@@ -118,7 +120,8 @@ def load_coco_json(
     data = read_coco_json(json_file)
     problems = coco_problems(data, json_file)
     if problems:
-        more = f"\n  ... and {len(problems) - 5} more (python tools/check_data.py lists them all)" if len(problems) > 5 else ""
+        more = (f"\n  ... and {len(problems) - 5} more (python tools/check_data.py lists them all)"
+                if len(problems) > 5 else "")
         raise AnnotationError(f"{len(problems)} problem(s) in {json_file}:\n  " + "\n  ".join(problems[:5]) + more)
     data.setdefault("annotations", [])
     data.setdefault("categories", [])

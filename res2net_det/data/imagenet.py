@@ -108,7 +108,8 @@ def read_class_folders(folder: str, synsets: Optional[Sequence[str]] = None) -> 
     wnids = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
     for d in wnids:
         if not _WNID.match(d):
-            raise ImageNetDataError(f"{os.path.join(folder, d)}: unknown wnid {d!r} (class folders are named n + 8 digits)")
+            raise ImageNetDataError(f"{os.path.join(folder, d)}: unknown wnid {d!r} "
+                                    "(class folders are named n + 8 digits)")
     classes = _classes(wnids, synsets, folder)
     index = {w: i for i, w in enumerate(classes)}
     samples = [(os.path.join(folder, w, f), index[w]) for w in wnids
@@ -167,7 +168,8 @@ def read_loc_solution(image_dir: str, csv_path: str, synsets: Optional[Sequence[
             if synsets is not None and tokens[0] not in synsets:
                 raise ImageNetDataError(f"{where}: unknown wnid {tokens[0]} (not in the synset list)")
     classes = _classes(list(labels.values()), synsets, csv_path)
-    return ImageNetVal(_match_images(image_dir, labels, classes, csv_path), classes, "flat + LOC_val_solution.csv", csv_path)
+    return ImageNetVal(_match_images(image_dir, labels, classes, csv_path), classes, "flat + LOC_val_solution.csv",
+                       csv_path)
 
 
 def read_ground_truth(image_dir: str, ground_truth: str, id_order: Sequence[str]) -> ImageNetVal:
@@ -211,9 +213,11 @@ def find_imagenet_val(root: str, labels: Optional[str] = None, synsets: Optional
     synset_list = read_synsets(synsets) if synsets else None
     if labels is None:
         for folder in (root, os.path.join(root, "val")):
-            if os.path.isdir(folder) and any(_WNID.match(d) and os.path.isdir(os.path.join(folder, d)) for d in os.listdir(folder)):
+            if os.path.isdir(folder) and any(_WNID.match(d) and os.path.isdir(os.path.join(folder, d))
+                                             for d in os.listdir(folder)):
                 return read_class_folders(folder, synset_list)
-    image_dir = _first([os.path.join(root, *p) for p in (("ILSVRC2012_img_val",), ("ILSVRC", "Data", "CLS-LOC", "val"), ("val",), ())],
+    image_dir = _first([os.path.join(root, *p)
+                        for p in (("ILSVRC2012_img_val",), ("ILSVRC", "Data", "CLS-LOC", "val"), ("val",), ())],
                        os.path.isdir)
     devkit = os.path.join(root, "ILSVRC2012_devkit_t12", "data")
     labels = labels or _first([os.path.join(root, "LOC_val_solution.csv"), os.path.join(root, _GROUND_TRUTH),

@@ -142,6 +142,7 @@ class DetectionMapper:
                         p[:, 0] = nw - p[:, 0]
                     polys.append(p.reshape(-1))
                 masks.append(_polygons_to_mask(polys, nh, nw))
-            instances["gt_masks"] = torch.from_numpy(np.stack(masks)) if masks else torch.zeros((0, nh, nw), dtype=torch.uint8)
+            instances["gt_masks"] = (torch.from_numpy(np.stack(masks)) if masks
+                                     else torch.zeros((0, nh, nw), dtype=torch.uint8))
         out["instances"] = instances
         return out

@@ -94,7 +94,8 @@ def read_mask(path: str, tolerance: float = DEFAULT_MASK_TOLERANCE) -> np.ndarra
         elif mode in ("RGB", "RGBA", "LA", "P"):
             rgb = np.asarray(img.convert("RGB"))
             if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
-                raise ValueError(f"{path}: colour mask (mode {mode} with different channels); expected a grayscale 0/255 mask")
+                raise ValueError(f"{path}: colour mask (mode {mode} with different channels); "
+                                 "expected a grayscale 0/255 mask")
             arr = rgb[..., 0]
         else:
             raise ValueError(f"{path}: unsupported mask mode {mode!r}; expected an 8-bit grayscale PNG")
@@ -149,7 +150,8 @@ def load_saliency_folder(
         problems = [f"image without mask: {images[s]}" for s in no_mask]
         problems += [f"mask without image: {masks[s]}" for s in no_image]
         if problems and unpaired == "error":
-            shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+            shown = "\n  ".join(problems[:20]) + (
+                f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
             raise ValueError(
                 f"{len(problems)} unpaired file(s) between {image_dir} and {mask_dir} "
                 f"(pass unpaired='skip' to leave them out):\n  {shown}"

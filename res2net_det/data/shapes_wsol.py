@@ -29,7 +29,8 @@ from .wsol import register_wsol_split
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SHAPE_CLASSES", "draw_shape_image", "generate_shapes_wsol", "ensure_shapes_wsol", "default_data_root", "register_shapes_wsol"]
+__all__ = ["SHAPE_CLASSES", "draw_shape_image", "generate_shapes_wsol", "ensure_shapes_wsol", "default_data_root",
+           "register_shapes_wsol"]
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross")
 _SPLIT_IDS = {"train": 0, "val": 1}

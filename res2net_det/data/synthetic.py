@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKGROUNDS", "SHAPES", "SHAPE_CLASSES", "SHAPES_SPLITS", "blend", "coverage", "fill_flat", "generate_shapes_coco",
-    "hsv_colour", "paint_background", "place", "random_integers", "register_shapes", "shape_outline", "to_uint8", "write_jpeg",
+    "hsv_colour", "paint_background", "place", "random_integers", "register_shapes", "shape_outline", "to_uint8",
+    "write_jpeg",
 ]
 
 SHAPE_CLASSES = ("circle", "square", "triangle")
@@ -363,7 +364,9 @@ def _complete(json_file: str, seed: int) -> bool:
     return info.get("seed") == seed and info.get("version") == _FORMAT_VERSION
 
 
-def generate_shapes_coco(root: str, seed: int = 0, splits: Optional[Dict[str, Tuple[int, int]]] = None) -> Dict[str, Tuple[str, str]]:
+def generate_shapes_coco(
+    root: str, seed: int = 0, splits: Optional[Dict[str, Tuple[int, int]]] = None
+) -> Dict[str, Tuple[str, str]]:
     """Writes the shapes data set under ``root`` unless it is already there.
 
     Returns ``{split: (json_file, image_root)}``. A split is complete once its JSON exists

@@ -72,7 +72,8 @@ def _paint(rng: np.random.RandomState, h: int, w: int):
     horizon = h * rng.uniform(0.35, 0.65) + h * 0.08 * np.sin(np.arange(w) / w * 2 * np.pi * rng.uniform(0.5, 2)
                                                                  + rng.uniform(0, 2 * np.pi))
     ground = np.arange(h)[:, None] >= horizon[None, :]
-    image = np.where(ground[..., None], paint_background(rng, "detection", h, w), paint_background(rng, "detection", h, w))
+    image = np.where(ground[..., None], paint_background(rng, "detection", h, w),
+                     paint_background(rng, "detection", h, w))
     segments = np.where(ground, 2, 1).astype(np.int32)
     info = [(1, _STUFF_IDS["sky"], False, None), (2, _STUFF_IDS["ground"], False, None)]
     for _ in range(rng.randint(1, 5)):

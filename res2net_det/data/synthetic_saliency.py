@@ -28,7 +28,8 @@ from .synthetic import SHAPES, blend, coverage, hsv_colour, paint_background, pl
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SYNTHETIC_SALIENCY_SPLITS", "generate_saliency_dataset", "register_synthetic_saliency", "synthetic_saliency_root"]
+__all__ = ["SYNTHETIC_SALIENCY_SPLITS", "generate_saliency_dataset", "register_synthetic_saliency",
+           "synthetic_saliency_root"]
 
 # Bump when the drawing changes, so stale copies are regenerated.
 _VERSION = 1

@@ -118,7 +118,8 @@ def parse_voc_xml(xml_file: str, class_names: Sequence[str]) -> Dict[str, Any]:
         box = obj.find("bndbox")
         if box is None:
             raise VOCAnnotationError(f"{xml_file}: {where} has no <bndbox>")
-        xmin, ymin, xmax, ymax = (_number(box, t, xml_file, f"{where} <bndbox>") for t in ("xmin", "ymin", "xmax", "ymax"))
+        xmin, ymin, xmax, ymax = (_number(box, t, xml_file, f"{where} <bndbox>")
+                                  for t in ("xmin", "ymin", "xmax", "ymax"))
         if xmax < xmin or ymax < ymin:
             raise VOCAnnotationError(
                 f"{xml_file}: {where} has an empty box xmin {xmin:g} ymin {ymin:g} xmax {xmax:g} ymax {ymax:g}"
@@ -139,7 +140,8 @@ def parse_voc_xml(xml_file: str, class_names: Sequence[str]) -> Dict[str, Any]:
         try:
             difficult = int(difficult.text) if difficult is not None and difficult.text else 0
         except ValueError:
-            raise VOCAnnotationError(f"{xml_file}: {where} has <difficult>{difficult.text}</difficult>, not 0 or 1") from None
+            raise VOCAnnotationError(
+                f"{xml_file}: {where} has <difficult>{difficult.text}</difficult>, not 0 or 1") from None
         # 1-based inclusive pixels -> continuous coordinates (Detectron2's conversion), as XYWH.
         x0, y0 = xmin - 1.0, ymin - 1.0
         annotations.append({
@@ -264,7 +266,8 @@ def write_voc_from_coco(json_file: str, image_root: str, out_root: str, split: s
             objects.append((categories[ann["category_id"]], (xmin, ymin, xmax, ymax), int(ann.get("iscrowd", 0))))
         with open(os.path.join(out_root, "Annotations", f"{file_id}.xml"), "w", encoding="utf-8") as f:
             f.write(_voc_xml(f"{file_id}.jpg", w, h, objects))
-        _link_or_copy(os.path.join(image_root, img["file_name"]), os.path.join(out_root, "JPEGImages", f"{file_id}.jpg"))
+        _link_or_copy(os.path.join(image_root, img["file_name"]),
+                      os.path.join(out_root, "JPEGImages", f"{file_id}.jpg"))
         ids.append(file_id)
     # The list goes last, atomically: its presence says the split is complete.
     list_file = os.path.join(out_root, "ImageSets", "Main", f"{split}.txt")

@@ -258,7 +258,8 @@ def load_cub_wsol(root: str, split: str = "test") -> List[dict]:
             continue
         file_name = os.path.join(root, "images", images[image_id][0])
         if image_id not in labels or image_id not in boxes:
-            raise WSOLDataError(f"{labels_path if image_id not in labels else boxes_path}: no entry for image id {image_id}")
+            raise WSOLDataError(f"{labels_path if image_id not in labels else boxes_path}: "
+                                f"no entry for image id {image_id}")
         class_id = int(labels[image_id][0])
         if not 1 <= class_id <= len(classes):
             raise WSOLDataError(
@@ -412,7 +413,8 @@ class WSOLDataset(torch.utils.data.Dataset):
         augment: random horizontal flip (training only).
     """
 
-    def __init__(self, records: Sequence[dict], image_size: Tuple[int, int] = (224, 224), augment: bool = False) -> None:
+    def __init__(self, records: Sequence[dict], image_size: Tuple[int, int] = (224, 224),
+                 augment: bool = False) -> None:
         self.records = list(records)
         self.image_size = tuple(image_size)
         self.augment = augment

@@ -17,7 +17,8 @@ import yaml
 from ..config.defaults import config_file_chain
 from ..model_zoo import resolve_config_file
 
-__all__ = ["ENGINES", "check_eval_only_weights", "default_argument_parser", "detectron2_available", "select_engine", "main"]
+__all__ = ["ENGINES", "check_eval_only_weights", "default_argument_parser", "detectron2_available", "select_engine",
+           "main"]
 
 ENGINES = ("detectron2", "torchvision")
 

@@ -202,7 +202,8 @@ def _cam(plan: RunPlan, args: argparse.Namespace) -> List[List[str]]:
     threads = [f"--threads={plan.opts[plan.opts.index('NUM_THREADS') + 1]}"] if "NUM_THREADS" in plan.opts else []
     evaluate = [sys.executable, _tool("cam_eval.py"), "--config-file", plan.config, "--align-cams",
                 *(["--faithfulness-images", "16"] if args.quick else []), *threads,
-                "--output", os.path.join(plan.output_dir, "cam_results.json"), *plan.opts, "OUTPUT_DIR", plan.output_dir]
+                "--output", os.path.join(plan.output_dir, "cam_results.json"), *plan.opts,
+                "OUTPUT_DIR", plan.output_dir]
     return _train_net(plan, args) + [evaluate]
 
 
@@ -326,7 +327,8 @@ def reproduce(task_name: str, args: argparse.Namespace) -> Dict[str, object]:
     summary = summarize_seeds(comparisons, seeds)
     markdown = format_seed_markdown(summary)
     paths = write_comparison(comparisons[0], os.path.join(root, "comparison"))
-    paths["markdown"], paths["json"] = os.path.join(root, "comparison", "seeds.md"), os.path.join(root, "comparison", "seeds.json")
+    paths["markdown"], paths["json"] = (os.path.join(root, "comparison", "seeds.md"),
+                                        os.path.join(root, "comparison", "seeds.json"))
     with open(paths["markdown"], "w", encoding="utf-8") as f:
         f.write(markdown)
     write_json_file(paths["json"], summary, indent=1)
@@ -342,7 +344,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-root", default="output/reproduce",
                         help="runs go to OUTPUT_ROOT/TASK[-quick]/<run>, the table to .../comparison")
     parser.add_argument("--resume", action="store_true", help="continue started runs from their last checkpoint")
-    parser.add_argument("--seed", type=int, default=0, help="SEED of both runs (the same data order and initialisation)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="SEED of both runs (the same data order and initialisation)")
     parser.add_argument("--seeds", type=int, default=1, metavar="K",
                         help="train each config K times, with SEED --seed, --seed + 1, ... (folders <run>-seed<N>), "
                              "and report mean ± std over the seeds next to the test-set intervals")
@@ -350,7 +353,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paired bootstrap resamples of the test images for each Δ's 95%% interval (0: none)")
     parser.add_argument("--num-gpus", type=int, default=1, help="GPUs per machine (passed to the engine's launcher)")
     parser.add_argument("--num-machines", type=int, default=1, help="machines in all, passed to the engine's launcher")
-    parser.add_argument("--machine-rank", type=int, default=0, help="this machine's rank, passed to the engine's launcher")
+    parser.add_argument("--machine-rank", type=int, default=0,
+                        help="this machine's rank, passed to the engine's launcher")
     parser.add_argument("--dist-url", default="tcp://127.0.0.1:29500", help="the first machine's address")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
 

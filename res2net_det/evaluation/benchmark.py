@@ -17,7 +17,8 @@ from ..modeling.res2net import Res2Net, build_res2net, create_model
 from ..modeling.saliency import PoolNetSaliency
 from ..utils.timing import Timing, time_interleaved
 
-__all__ = ["ResNetFeatures", "fused_peer", "backbone_candidates", "benchmark_backbones", "benchmark_saliency", "SALIENCY_BACKBONES"]
+__all__ = ["ResNetFeatures", "fused_peer", "backbone_candidates", "benchmark_backbones", "benchmark_saliency",
+           "SALIENCY_BACKBONES"]
 
 
 # ---------------------------------------------------------------------- backbone benchmark

@@ -151,7 +151,8 @@ def _bucket(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
         k = np.clip(np.floor((values - grid[0]) / step).astype(np.int64), 0, n - 1)
         padded = np.r_[grid, np.inf, np.inf]
         # the floor is off by at most one grid step; the comparisons make the count exact
-        count = k + (padded[k] <= values) + (padded[k + 1] <= values) - (padded[np.maximum(k - 1, 0)] > values) * (k > 0)
+        count = (k + (padded[k] <= values) + (padded[k + 1] <= values)
+                 - (padded[np.maximum(k - 1, 0)] > values) * (k > 0))
         return np.clip(count, 0, n)
     return np.searchsorted(grid, values, side="right")
 

@@ -40,8 +40,8 @@ from .wsol import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["evaluate_cam_methods", "evaluate_scoremaps", "write_cam_results", "image_ids", "read_scoremap", "baseline_rows", "format_table",
-           "PROTOCOL_TITLES"]
+__all__ = ["evaluate_cam_methods", "evaluate_scoremaps", "write_cam_results", "image_ids", "read_scoremap",
+           "baseline_rows", "format_table", "PROTOCOL_TITLES"]
 
 #: The table title of each protocol, so no table is read as the other protocol's.
 PROTOCOL_TITLES = {

@@ -32,7 +32,8 @@ __all__ = ["COCOEvaluator", "instances_to_coco_json", "evaluate_coco_results", "
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
-def instances_to_coco_json(instances: Dict[str, Any], image_id: int, contiguous_to_dataset_id: Dict[int, int]) -> List[dict]:
+def instances_to_coco_json(instances: Dict[str, Any], image_id: int,
+                           contiguous_to_dataset_id: Dict[int, int]) -> List[dict]:
     """One image's predictions in COCO result format (bbox XYWH, dataset category ids)."""
     boxes = instances["pred_boxes"].detach().cpu().numpy().astype(np.float64)
     if boxes.size == 0:
@@ -157,7 +158,8 @@ class COCOEvaluator:
         tasks: ("bbox",) or ("bbox", "segm"); by default from what the outputs hold.
     """
 
-    def __init__(self, dataset_name: str, output_dir: Optional[str] = None, tasks: Optional[Sequence[str]] = None) -> None:
+    def __init__(self, dataset_name: str, output_dir: Optional[str] = None,
+                 tasks: Optional[Sequence[str]] = None) -> None:
         self.dataset_name = dataset_name
         self.output_dir = output_dir
         self.tasks = tuple(tasks) if tasks else None

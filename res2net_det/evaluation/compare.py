@@ -1,15 +1,16 @@
 """Side-by-side tables of finished runs: the paper's "ResNet-50 vs Res2Net-50" comparisons.
 
 A run is an ``OUTPUT_DIR`` of either engine (or of a CAM / saliency tool). Its results are read
-from the files the evaluators write:
+from the files the evaluators write (task: file -> columns):
 
-| task | file | columns |
-|---|---|---|
-| detection | ``inference/<data set>/coco_eval_results.json`` | AP, AP50, AP75, APs, APm, APl (+ mask AP) |
-| detection-voc | ``inference/<data set>/voc_eval_results.json`` | mAP (the year's AP at IoU 0.5: VOC07 11-point), all-point mAP, AP, AP75 |
-| saliency | ``inference/<data set>/saliency_results.json`` (or ``saliency_results.json``) | maxF, MAE, S-measure, maxE |
-| cam | ``cam_results.json`` or ``results.json`` (``{"settings", "rows"}``) | Top-1 Loc, GT-known Loc, MaxBoxAccV2, deletion, insertion |
-| panoptic | ``inference/<data set>/panoptic_eval_results.json`` | PQ (things, stuff), box AP, mask AP, stuff mIoU |
+* detection: ``inference/<data set>/coco_eval_results.json`` -> AP, AP50, AP75, APs, APm, APl (+ mask AP)
+* detection-voc: ``inference/<data set>/voc_eval_results.json`` -> mAP (the year's AP at IoU 0.5: VOC07
+  11-point), all-point mAP, AP, AP75
+* saliency: ``inference/<data set>/saliency_results.json`` (or ``saliency_results.json``) -> maxF, MAE,
+  S-measure, maxE
+* cam: ``cam_results.json`` or ``results.json`` (``{"settings", "rows"}``) -> Top-1 Loc, GT-known Loc,
+  MaxBoxAccV2, deletion, insertion
+* panoptic: ``inference/<data set>/panoptic_eval_results.json`` -> PQ (things, stuff), box AP, mask AP, stuff mIoU
 
 :func:`compare_runs` makes one table per task and data set (CAM: per method): a row per metric,
 a column per run, and after every run but the first a Δ column (that run minus the first).
@@ -81,7 +82,8 @@ class RunResults:
 
 
 def _number(value: Any) -> Optional[float]:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+    return (float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            else None)
 
 
 def _unfinished_checkpoint(run_dir: str) -> Optional[str]:
@@ -148,7 +150,8 @@ def read_run(run_dir: str, label: Optional[str] = None) -> RunResults:
         data = read_json_file(path, "CAM results")
         if not (isinstance(data, dict) and isinstance(data.get("rows"), list)):
             continue
-        rows = [r for r in data["rows"] if r.get("model") != "baseline"]  # the model-free rows are the same in every run
+        # the model-free rows are the same in every run
+        rows = [r for r in data["rows"] if r.get("model") != "baseline"]
         models = list(OrderedDict.fromkeys(r.get("model") for r in rows))
         for row in rows:
             method = str(row.get("method"))
@@ -159,9 +162,9 @@ def read_run(run_dir: str, label: Optional[str] = None) -> RunResults:
         break
     if not run.results:
         raise RunNotFinishedError(
-            f"{run_dir}: no results (inference/<data set>/coco_eval_results.json, voc_eval_results.json, panoptic_eval_results.json, "
-            "saliency_results.json, or a CAM results.json): the run has not finished its evaluation, or this "
-            "is not a run folder"
+            f"{run_dir}: no results (inference/<data set>/coco_eval_results.json, voc_eval_results.json, "
+            "panoptic_eval_results.json, saliency_results.json, or a CAM results.json): the run has not finished its "
+            "evaluation, or this is not a run folder"
         )
     return run
 
@@ -282,7 +285,8 @@ def _add_intervals(table: Dict[str, Any], runs: List[RunResults], resamples: int
     resampled, full = [], []
     for p, order in zip(parts, orders):
         resampled.append({k: v for (section, prefix, attrs), o in zip(p, order)
-                          for k, v in _resampled(table["task"], [(section, prefix, attrs)], run_weights(weights, o)).items()})
+                          for k, v in _resampled(table["task"], [(section, prefix, attrs)],
+                                                 run_weights(weights, o)).items()})
         full.append({k: float(v[0]) for (section, prefix, attrs), o in zip(p, order)
                      for k, v in _resampled(table["task"], [(section, prefix, attrs)], run_weights(ones, o)).items()})
     columns = {title: metric for title, metric, _, _ in TASK_COLUMNS[table["task"]] if title in table["columns"]}
@@ -379,7 +383,8 @@ def format_seed_markdown(summary: Dict[str, Any]) -> str:
             def pm(mean, sd, signed=False):
                 return "-" if mean is None else _fmt(mean, d, signed) + ("" if sd is None else f" ± {_fmt(sd, d)}")
 
-            cells = [c + ("" if t["higher_is_better"][c] else " ↓"), pm(t["mean"][labels[0]][c], t["std"][labels[0]][c])]
+            cells = [c + ("" if t["higher_is_better"][c] else " ↓"),
+                     pm(t["mean"][labels[0]][c], t["std"][labels[0]][c])]
             for lab in labels[1:]:
                 intervals = t["ci95_per_seed"][lab][c]
                 cells += [pm(t["mean"][lab][c], t["std"][lab][c]),
@@ -421,7 +426,8 @@ def format_markdown(comparison: Dict[str, Any]) -> str:
         if "ci95" in table:
             n = sorted({v for per in table["n_images"].values() for v in per.values() if v})
             lines += ["", f"Δ [95% interval]: paired bootstrap over the {'/'.join(map(str, n))} test images "
-                          f"({comparison['bootstrap']['resamples']} resamples, seed {comparison['bootstrap']['seed']}); "
+                          f"({comparison['bootstrap']['resamples']} resamples, "
+                          f"seed {comparison['bootstrap']['seed']}); "
                           "* the interval excludes 0"]
         out.append("\n".join(lines))
     notes = comparison.get("notes") or []
@@ -526,7 +532,8 @@ def plot_comparison(comparison: Dict[str, Any], path: str) -> Optional[str]:
             h = [v if v is not None else 0.0 for v in heights]
             top = max([top] + h)
             rects = ax.bar(x + (i - (len(bars) - 1) / 2) * width, h, width, label=lab)
-            ax.bar_label(rects, labels=["-" if v is None else f"{v:.{digits}f}" for v in heights], fontsize=7, padding=1)
+            ax.bar_label(rects, labels=["-" if v is None else f"{v:.{digits}f}" for v in heights],
+                         fontsize=7, padding=1)
         ax.set_xticks(x, xs)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, (top or 1.0) * 1.3)  # room for the legend above the bars

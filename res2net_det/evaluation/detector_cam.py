@@ -38,7 +38,8 @@ __all__ = ["SIZE_RANGES", "DetectorForCam", "box_scores", "evaluate_detector_cam
 
 #: COCO's object sizes (area in original-image pixels): name -> [low, high)
 SIZE_RANGES = OrderedDict(small=(0.0, 32.0 ** 2), medium=(32.0 ** 2, 96.0 ** 2), large=(96.0 ** 2, float("inf")))
-SCORE_NAMES = ("energy", "pointing", "box_area") + tuple(f"{m}_{s}" for s in SIZE_RANGES for m in ("energy", "pointing"))
+SCORE_NAMES = ("energy", "pointing", "box_area") + tuple(
+    f"{m}_{s}" for s in SIZE_RANGES for m in ("energy", "pointing"))
 
 
 @dataclass
@@ -256,5 +257,6 @@ def save_detector_cam_figures(output_dir: str, result: dict, maps: dict) -> List
             os.path.join(output_dir, f"cams_{method}.png"), [maps["pictures"][first][i] for i in rows], columns,
             [maps["boxes"][first][i] for i in rows], cam_threshold=None, row_labels=row_labels,
             footer=f"{method}: map of each feature level and their mean (combined); green: ground-truth boxes\n"
-                   "E: share of the map's mass in the boxes (box: the boxes' share of the image); hit: maximum in a box"))
+                   "E: share of the map's mass in the boxes (box: the boxes' share of the image); "
+                   "hit: maximum in a box"))
     return paths

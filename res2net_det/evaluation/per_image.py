@@ -105,7 +105,8 @@ def ranked_detections(
     each group (groups in any order: they are sorted here, stably); ``tp`` / ``ignored`` are
     ``(T, D)``; the ``pos_*`` triples count the ground truth each (group, image) contributes to
     recall. Detections ignored at every threshold are dropped."""
-    tp, ignored = np.asarray(tp, bool).reshape(len(thresholds), -1), np.asarray(ignored, bool).reshape(len(thresholds), -1)
+    tp = np.asarray(tp, bool).reshape(len(thresholds), -1)
+    ignored = np.asarray(ignored, bool).reshape(len(thresholds), -1)
     keep = ~ignored.all(axis=0)
     det_group = np.asarray(det_group, np.int64)[keep]
     order = np.argsort(det_group, kind="stable")

@@ -112,7 +112,8 @@ class SaliencyMetrics:
             raise TypeError(f"{name}: pred and gt must be uint8 arrays, got {pred.dtype} and {gt.dtype}")
         if pred.shape != gt.shape:
             raise ValueError(
-                f"{name}: prediction is {pred.shape[1]}x{pred.shape[0]} but the mask is {gt.shape[1]}x{gt.shape[0]} (W x H)"
+                f"{name}: prediction is {pred.shape[1]}x{pred.shape[0]} "
+                f"but the mask is {gt.shape[1]}x{gt.shape[0]} (W x H)"
             )
         for m in self._measures():
             m.step(pred=pred, gt=gt)
@@ -243,7 +244,8 @@ def write_results(results: Results, output_dir: str, plot: bool = True) -> Dict[
     paths = {"json": os.path.join(output_dir, "saliency_results.json")}
     write_json_file(paths["json"], payload, indent=1)  # strict JSON: NaN -> null
     paths["per_image"] = save_per_image(per_image_path(paths["json"]), {
-        f"{method}/{dataset}": m.per_image() for method, per_dataset in results.items() for dataset, m in per_dataset.items()})
+        f"{method}/{dataset}": m.per_image()
+        for method, per_dataset in results.items() for dataset, m in per_dataset.items()})
     if plot:
         paths.update(plot_curves(results, output_dir))
     return paths

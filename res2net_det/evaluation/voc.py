@@ -33,7 +33,8 @@ from .per_image import per_image_path, ranked_detections, save_per_image
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["voc_ap", "voc_matches", "voc_precision_recall", "write_voc_per_image", "evaluate_voc", "PascalVOCEvaluator", "format_voc_table"]
+__all__ = ["voc_ap", "voc_matches", "voc_precision_recall", "write_voc_per_image", "evaluate_voc", "PascalVOCEvaluator",
+           "format_voc_table"]
 
 IOU_THRESHOLDS = tuple(t / 100 for t in range(50, 100, 5))
 
@@ -135,7 +136,8 @@ def evaluate_voc(
             per_class[ann["category_id"]][0].append([x, y, x + w, y + h])
             per_class[ann["category_id"]][1].append(bool(ann.get("difficult", 0) or ann.get("iscrowd", 0)))
         for cls, (boxes, difficult) in per_class.items():
-            gt[cls][rec["image_id"]] = (np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(difficult, dtype=bool))
+            gt[cls][rec["image_id"]] = (np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+                                        np.asarray(difficult, dtype=bool))
     known = {rec["image_id"] for rec in records}
     unknown = {d[0] for dets in detections.values() for d in dets} - known
     if unknown:

@@ -3,21 +3,23 @@
 The Res2Net under the FPN has the same keys in both engines (``backbone.bottom_up.<official
 Res2Net key>``); everything above it is named, and sometimes ordered, differently:
 
-=======================  ==============================================  ===============================================
-part                     Detectron2 engine                               torchvision engine
-=======================  ==============================================  ===============================================
-FPN                      ``backbone.fpn_lateral{L}`` / ``fpn_output{L}``  ``backbone.fpn.inner_blocks.{i}.0`` / ``layer_blocks.{i}.0``
-                         ``backbone.top_block.p6`` / ``p7``              ``backbone.fpn.extra_blocks.p6`` / ``p7``
-RPN                      ``proposal_generator.rpn_head.conv``             ``rpn.head.conv.0.0``
-                         ``...objectness_logits`` / ``anchor_deltas``     ``rpn.head.cls_logits`` / ``bbox_pred``
-box head                 ``roi_heads.box_head.conv{k}`` / ``fc{j}``       ``roi_heads.box_head.{index}`` (a Sequential)
-box predictor            ``cls_score``: background *last*                 ``cls_score``: background *first*
-                         ``bbox_pred``: 4 rows per class                  ``bbox_pred``: 4 more (background) rows first
-mask head                ``roi_heads.mask_head.mask_fcn{k}``, ``deconv``  ``roi_heads.mask_head.{k-1}.0``, ``mask_predictor.conv5_mask``
-                         ``mask_head.predictor`` (one map per class)      ``mask_predictor.mask_fcn_logits`` (+ background)
-RetinaNet                ``head.cls_subnet`` / ``cls_score``              ``head.classification_head.conv`` / ``cls_logits``
-                         ``head.bbox_subnet`` / ``bbox_pred``             ``head.regression_head.conv`` / ``bbox_reg``
-=======================  ==============================================  ===============================================
+=============  ==============================================  ===============================================
+part           Detectron2 engine                               torchvision engine
+=============  ==============================================  ===============================================
+FPN            ``backbone.fpn_lateral{L}`` / ``fpn_output{L}``  ``backbone.fpn.inner_blocks.{i}.0`` /
+                                                               ``layer_blocks.{i}.0``
+               ``backbone.top_block.p6`` / ``p7``              ``backbone.fpn.extra_blocks.p6`` / ``p7``
+RPN            ``proposal_generator.rpn_head.conv``             ``rpn.head.conv.0.0``
+               ``...objectness_logits`` / ``anchor_deltas``     ``rpn.head.cls_logits`` / ``bbox_pred``
+box head       ``roi_heads.box_head.conv{k}`` / ``fc{j}``       ``roi_heads.box_head.{index}`` (a Sequential)
+box predictor  ``cls_score``: background *last*                 ``cls_score``: background *first*
+               ``bbox_pred``: 4 rows per class                  ``bbox_pred``: 4 more (background) rows first
+mask head      ``roi_heads.mask_head.mask_fcn{k}``, ``deconv``  ``roi_heads.mask_head.{k-1}.0``,
+                                                               ``mask_predictor.conv5_mask``
+               ``mask_head.predictor`` (one map per class)      ``mask_predictor.mask_fcn_logits`` (+ background)
+RetinaNet      ``head.cls_subnet`` / ``cls_score``              ``head.classification_head.conv`` / ``cls_logits``
+               ``head.bbox_subnet`` / ``bbox_pred``             ``head.regression_head.conv`` / ``bbox_reg``
+=============  ==============================================  ===============================================
 
 Anchors: Detectron2 lists a location's anchors size by size (all ratios of the first size, then
 the next size), torchvision ratio by ratio, so the RPN's and RetinaNet's per-anchor outputs are
@@ -363,7 +365,8 @@ def torchvision_to_detectron2(state: Mapping[str, torch.Tensor], anchors: Option
     # RPN
     convs = sorted(_indexed(state, r"rpn\.head\.conv\.(\d+)\.0\."))
     for k in convs:
-        _move(state, out, f"rpn.head.conv.{k}.0.", "proposal_generator.rpn_head.conv." + (f"conv{k}." if len(convs) > 1 else ""))
+        _move(state, out, f"rpn.head.conv.{k}.0.",
+              "proposal_generator.rpn_head.conv." + (f"conv{k}." if len(convs) > 1 else ""))
     _move_anchor_outputs(state, out, ("rpn.head.cls_logits", "proposal_generator.rpn_head.objectness_logits"),
                          ("rpn.head.bbox_pred", "proposal_generator.rpn_head.anchor_deltas"), anchors, DETECTRON2)
     # box head: 4-D weights are convs, 2-D ones the fully connected layers, in order

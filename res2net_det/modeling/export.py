@@ -39,7 +39,8 @@ from .saliency import PoolNetSaliency
 __all__ = [
     "EXPORT_EXTRA_HINT", "FORMATS", "BackboneForExport", "SaliencyForExport", "DetectorForExport", "ExportSpec",
     "CheckReport", "SALIENCY_EXPORT_SIZE", "backbone_spec", "saliency_spec", "detector_spec", "export", "export_onnx",
-    "export_torchscript", "export_program", "program_input_ranges", "check_export", "import_onnx", "onnx_session", "MIN_OPSET",
+    "export_torchscript", "export_program", "program_input_ranges", "check_export", "import_onnx", "onnx_session",
+    "MIN_OPSET",
 ]
 
 EXPORT_EXTRA_HINT = "pip install -e '.[export]' (or pip install onnx onnxruntime)"

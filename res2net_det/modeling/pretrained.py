@@ -17,9 +17,9 @@ detection builders, the tools), a weights argument may be:
 * a local path, as before.
 
 :func:`res2net_det.modeling.weights.resolve_weights` turns any of them into a local file
-(downloading once into the cache of :mod:`res2net_det.utils.download`); :func:`weights_entry` finds the table's entry of a name, URL or
-file, whose :class:`Preprocessing` the config checks against ``INPUT.FORMAT`` / ``PIXEL_MEAN`` /
-``PIXEL_STD`` (:mod:`res2net_det.config.weights`).
+(downloading once into the cache of :mod:`res2net_det.utils.download`); :func:`weights_entry`
+finds the table's entry of a name, URL or file, whose :class:`Preprocessing` the config checks
+against ``INPUT.FORMAT`` / ``PIXEL_MEAN`` / ``PIXEL_STD`` (:mod:`res2net_det.config.weights`).
 """
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ from .variants import MODEL_TABLE, Variant, resolve_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_PREPROCESSING", "OFFICIAL_HOSTS", "Preprocessing", "WEIGHTS", "WEIGHT_SCHEMES", "Weights",
-           "is_weights_name", "weights_entry", "weights_source", "weights_table"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_PREPROCESSING", "OFFICIAL_HOSTS", "Preprocessing", "WEIGHTS",
+           "WEIGHT_SCHEMES", "Weights", "is_weights_name", "weights_entry", "weights_source", "weights_table"]
 
 WEIGHT_SCHEMES = ("res2net://", "timm://", "torchvision://")
 
@@ -134,14 +134,15 @@ def _table() -> Dict[str, Weights]:
     for variant, row in MODEL_TABLE.items():
         if row.checkpoint:
             table[f"res2net://{variant}"] = Weights(
-                f"res2net://{variant}", variant, row.checkpoint, tuple(host + row.checkpoint for host in OFFICIAL_HOSTS),
-                "official")
+                f"res2net://{variant}", variant, row.checkpoint,
+                tuple(host + row.checkpoint for host in OFFICIAL_HOSTS), "official")
         if row.checkpoint and row.timm_name:  # timm's hub copies of the official weights
             repo = f"timm/{row.timm_name}.in1k"
             table[f"timm://{row.timm_name}.in1k"] = Weights(
                 f"timm://{row.timm_name}.in1k", variant, "model.safetensors", (_TIMM_HUB.format(repo=repo),), "timm")
     # The file and its checksum from torchvision itself: the classic V1 recipe of the paper-era baselines.
-    for variant, classic in (("resnet50", ResNet50_Weights.IMAGENET1K_V1), ("resnet101", ResNet101_Weights.IMAGENET1K_V1)):
+    for variant, classic in (("resnet50", ResNet50_Weights.IMAGENET1K_V1),
+                             ("resnet101", ResNet101_Weights.IMAGENET1K_V1)):
         table[f"torchvision://{variant}"] = Weights(
             f"torchvision://{variant}", variant, os.path.basename(classic.url), (classic.url,), "torchvision",
             license="BSD-3-Clause (torchvision)", size_bytes=None)

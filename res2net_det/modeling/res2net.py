@@ -42,8 +42,8 @@ from .weights import CheckpointError, load_weights
 
 __all__ = [
     "Bottle2neck", "Res2Net", "STAGE_NAMES", "Variant", "MODEL_TABLE", "VARIANTS", "ALIASES", "OFFICIAL_CHECKPOINTS",
-    "create_model", "list_models", "register_model", "resolve_name", "variant_args", "official_checkpoint", "find_variant",
-    "build_res2net", "stage_blocks", "stage_strides",
+    "create_model", "list_models", "register_model", "resolve_name", "variant_args", "official_checkpoint",
+    "find_variant", "build_res2net", "stage_blocks", "stage_strides",
     "res2net50_26w_4s", "res2net50_48w_2s", "res2net50_14w_8s", "res2net50_26w_6s", "res2net50_26w_8s",
     "res2net101_26w_4s", "res2next50", "res2net50_v1b_26w_4s", "res2net101_v1b_26w_4s", "res2net152_v1b_26w_4s",
     "resnet50", "resnet101", "res2net50d", "res2net101d", "res2next50_4s",

@@ -424,7 +424,8 @@ def _swap_prefix(key: str, pairs: Sequence[Tuple[str, str]]) -> Optional[str]:
     return None
 
 
-def official_poolnet_to_ours(state: Mapping[str, torch.Tensor], source: str = "the state dict") -> Dict[str, torch.Tensor]:
+def official_poolnet_to_ours(state: Mapping[str, torch.Tensor],
+                             source: str = "the state dict") -> Dict[str, torch.Tensor]:
     """The authors' PoolNet state dict (either layout of :func:`detect_poolnet_layout`) in our
     :class:`PoolNetSaliency` key layout; the tensors themselves are shared, not copied.
 

@@ -31,7 +31,8 @@ class SplitConvs(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, pool_last: bool, hierarchical: bool, conv_args: Tuple,
-                scales: Tuple[torch.Tensor, ...], shifts: Tuple[torch.Tensor, ...], *weights: torch.Tensor) -> torch.Tensor:
+                scales: Tuple[torch.Tensor, ...], shifts: Tuple[torch.Tensor, ...],
+                *weights: torch.Tensor) -> torch.Tensor:
         stride, padding, dilation, groups = conv_args
         k, width = len(weights), x.shape[1] // (len(weights) + 1)
         splits = torch.split(x, width, dim=1)

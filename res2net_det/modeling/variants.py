@@ -14,7 +14,8 @@ __all__ = ["DEPTHS", "Variant", "MODEL_TABLE", "VARIANTS", "ALIASES", "OFFICIAL_
            "resolve_name", "variant_args", "official_checkpoint", "find_variant", "stage_blocks"]
 
 # Blocks per stage of each depth.
-DEPTHS: Mapping[int, Tuple[int, int, int, int]] = MappingProxyType({50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)})
+DEPTHS: Mapping[int, Tuple[int, int, int, int]] = MappingProxyType(
+    {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)})
 
 
 def stage_blocks(depth: int) -> Tuple[int, int, int, int]:

@@ -5,7 +5,8 @@
   checksummed and checked to read as a checkpoint before it is kept; every reader below takes
   such names wherever it takes a path.
 * :func:`load_checkpoint` is the only ``torch.load`` of the package, always with
-  ``weights_only=True``; ``.safetensors`` files (timm's hub format) are read by ``safetensors``: a ``.pth`` is a pickle, and unpickling a file from the internet with
+  ``weights_only=True``; ``.safetensors`` files (timm's hub format) are read by
+  ``safetensors``: a ``.pth`` is a pickle, and unpickling a file from the internet with
   ``weights_only=False`` runs whatever its author put in it. A file that needs more than tensors
   and plain Python values is refused with :class:`UnsafeCheckpointError`, which names the file
   and gives the one-line command that converts it for a user who trusts it. No flag turns the

@@ -115,7 +115,8 @@ def _check_digest(digest: str, path: str, where: str, accept_mismatch: bool, dow
         return
     fate = f"Nothing was cached at {path}" if downloaded else "Delete it, or replace it with the right file"
     raise ChecksumError(
-        f"checksum mismatch for {where}: expected {what} {expected}, got sha256 {digest}. {fate}. If you trust this file, accept it explicitly (MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH "
+        f"checksum mismatch for {where}: expected {what} {expected}, got sha256 {digest}. {fate}. "
+        "If you trust this file, accept it explicitly (MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH "
         "True, or tools/download_weights.py NAME --accept-checksum-mismatch)"
     )
 

@@ -24,7 +24,7 @@ def test_base_merging_applies_base_then_child():
 
 
 def test_unknown_key_names_key_and_the_file_that_sets_it(tmp_path):
-    base = _write(tmp_path / "base.yaml", "MODEL:\n  RPN:\n    NMS_TRESH: 0.5\n")
+    _write(tmp_path / "base.yaml", "MODEL:\n  RPN:\n    NMS_TRESH: 0.5\n")
     child = _write(tmp_path / "child.yaml", "_BASE_: base.yaml\nSOLVER:\n  BASE_LR: 0.1\n")
     with pytest.raises(ConfigKeyError) as e:
         merge_config_file(get_cfg(), child)
@@ -56,7 +56,8 @@ def test_missing_file_and_missing_base(tmp_path):
 DETECTRON2_ONLY_PREFIXES = ("cascade_", "panoptic_")
 
 
-@pytest.mark.parametrize("name", sorted(f for f in os.listdir(CONFIGS) if f.endswith(".yaml") and not f.startswith("Base")))
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(CONFIGS)
+                                        if f.endswith(".yaml") and not f.startswith("Base")))
 def test_every_shipped_config_is_supported_by_torchvision(name):
     cfg = get_cfg()
     if name.startswith(DETECTRON2_ONLY_PREFIXES):
@@ -140,5 +141,6 @@ def test_retinanet_keys_have_detectron2_defaults():
     r = get_cfg().MODEL.RETINANET
     assert (r.NUM_CLASSES, r.IN_FEATURES, r.IOU_THRESHOLDS, r.PRIOR_PROB, r.SMOOTH_L1_LOSS_BETA) == (
         80, ["p3", "p4", "p5", "p6", "p7"], [0.4, 0.5], 0.01, 0.1)
-    d2_config = pytest.importorskip("detectron2.config", reason="Detectron2 is not installed: compared with it when it is")
+    d2_config = pytest.importorskip("detectron2.config",
+                                    reason="Detectron2 is not installed: compared with it when it is")
     assert dict(d2_config.get_cfg().MODEL.RETINANET) == dict(r)

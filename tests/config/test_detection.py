@@ -90,4 +90,5 @@ def test_retinanet_key_errors_name_the_key(opts, message):
 
 def test_rcnn_refuses_the_retinanet_backbone():
     with pytest.raises(ValueError, match="RetinaNet's"):
-        rcnn_args_from_cfg(_cfg("faster_rcnn_r2_50.yaml", "MODEL.BACKBONE.NAME", "build_retinanet_res2net_fpn_backbone"))
+        rcnn_args_from_cfg(_cfg("faster_rcnn_r2_50.yaml",
+                                "MODEL.BACKBONE.NAME", "build_retinanet_res2net_fpn_backbone"))

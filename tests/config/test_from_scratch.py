@@ -46,10 +46,12 @@ def test_each_frozen_part_is_named(opts, expected):
 
 
 def test_detectron2_resnet_backbone_norm_is_the_one_checked():
-    cfg = _cfg("faster_rcnn_r2_50.yaml", "MODEL.WEIGHTS", "", "MODEL.RES2NET.NORM", "BN", "MODEL.BACKBONE.FREEZE_AT", "0")
+    cfg = _cfg("faster_rcnn_r2_50.yaml", "MODEL.WEIGHTS", "", "MODEL.RES2NET.NORM", "BN",
+               "MODEL.BACKBONE.FREEZE_AT", "0")
     cfg.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"
     cfg.MODEL.RESNETS = type(cfg)({"NORM": "FrozenBN"})
-    assert from_scratch_problems(cfg) == ["MODEL.RESNETS.NORM is FrozenBN (frozen statistics of a random initialisation)"]
+    assert from_scratch_problems(cfg) == [
+        "MODEL.RESNETS.NORM is FrozenBN (frozen statistics of a random initialisation)"]
 
 
 # Configs for inference with a released file given by --weights (no training recipe of ours):
@@ -77,7 +79,8 @@ def test_missing_weights_file_says_how_to_get_it_or_train_from_scratch(tmp_path)
     message = str(info.value)
     assert "nope.pth" in message and "tools/convert_weights.py" in message
     assert 'MODEL.WEIGHTS ""' in message and "MODEL.RES2NET.NORM BN" in message and "FREEZE_AT 0" in message
-    check_weights_file(_cfg("faster_rcnn_r2_50.yaml", "MODEL.WEIGHTS", "https://example.org/w.pth"))  # the checkpointer's job
+    # the checkpointer's job
+    check_weights_file(_cfg("faster_rcnn_r2_50.yaml", "MODEL.WEIGHTS", "https://example.org/w.pth"))
 
 
 def test_eval_only_and_a_real_resume_are_not_checked(tmp_path):
@@ -111,7 +114,8 @@ def test_detectron2_engine_refuses_before_training(tmp_path):
                               num_gpus=1, num_machines=1, machine_rank=0, dist_url="auto")
     with pytest.raises(ValueError, match="MODEL.RES2NET.NORM BN"):
         setup(args)
-    args.opts = ["MODEL.WEIGHTS", str(tmp_path / "missing.pth"), "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path / "out")]
+    args.opts = ["MODEL.WEIGHTS", str(tmp_path / "missing.pth"), "MODEL.DEVICE", "cpu",
+                 "OUTPUT_DIR", str(tmp_path / "out")]
     with pytest.raises(FileNotFoundError, match="FREEZE_AT 0"):
         setup(args)
 

@@ -13,7 +13,8 @@ def _load(name):
     return merge_config_file(get_cfg(), str(SOD / name))
 
 
-@pytest.mark.parametrize("name", ["poolnet_r2_50_duts.yaml", "poolnet_r2_50_duts_batched.yaml", "poolnet_r_50_duts.yaml"])
+@pytest.mark.parametrize("name", ["poolnet_r2_50_duts.yaml", "poolnet_r2_50_duts_batched.yaml",
+                                  "poolnet_r_50_duts.yaml"])
 def test_duts_recipe_in_iterations(name):
     cfg = _load(name)
     check_torchvision_support(cfg, name)

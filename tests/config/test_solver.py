@@ -52,13 +52,15 @@ def test_same_groups_as_detectron2():
     assert as_sets(optimizer_param_groups(net, **kwargs)) == as_sets(theirs)
 
 
-@pytest.mark.parametrize("name,cls", [("SGD", torch.optim.SGD), ("Adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+@pytest.mark.parametrize("name,cls", [("SGD", torch.optim.SGD), ("Adam", torch.optim.Adam),
+                                      ("adamw", torch.optim.AdamW)])
 def test_optimizer_choice(name, cls):
     cfg = get_cfg()
     cfg.SOLVER.OPTIMIZER = name
     optimizer = build_optimizer(cfg, _Net())
     assert type(optimizer) is cls
-    assert {g["weight_decay"] for g in optimizer.param_groups} == {cfg.SOLVER.WEIGHT_DECAY, cfg.SOLVER.WEIGHT_DECAY_NORM}
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {cfg.SOLVER.WEIGHT_DECAY,
+                                                                   cfg.SOLVER.WEIGHT_DECAY_NORM}
     if cls is torch.optim.SGD:
         assert optimizer.defaults["momentum"] == cfg.SOLVER.MOMENTUM
 

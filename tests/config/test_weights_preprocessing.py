@@ -6,7 +6,8 @@ from res2net_det.config.weights import check_weights_preprocessing, preprocessin
 from res2net_det.model_zoo import list_configs
 from tests.helpers import REPO, shipped_config
 
-CAFFE_BGR = ["INPUT.FORMAT", "BGR", "MODEL.PIXEL_MEAN", "[103.53, 116.28, 123.675]", "MODEL.PIXEL_STD", "[1.0, 1.0, 1.0]"]
+CAFFE_BGR = ["INPUT.FORMAT", "BGR", "MODEL.PIXEL_MEAN", "[103.53, 116.28, 123.675]",
+             "MODEL.PIXEL_STD", "[1.0, 1.0, 1.0]"]
 
 
 def _cfg(name="faster_rcnn_r2_50.yaml", opts=()):

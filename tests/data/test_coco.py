@@ -100,7 +100,8 @@ def test_partly_outside_box_is_clipped(shapes, tmp_path):
 
 
 def test_images_without_annotations_are_skipped_in_training(shapes, tmp_path, caplog):
-    path = _copy_json(shapes[0], tmp_path, lambda d: d.update(annotations=[a for a in d["annotations"] if a["image_id"] != 1]))
+    path = _copy_json(shapes[0], tmp_path,
+                      lambda d: d.update(annotations=[a for a in d["annotations"] if a["image_id"] != 1]))
     register_coco_instances("_test_empty", {}, path, shapes[1])
     try:
         with caplog.at_level(logging.INFO):

@@ -107,7 +107,8 @@ def test_extensions_in_any_case_and_sorted_listing(tmp_path):
     names = ["b.JPEG", "a.jpeg", "c.bmp", "d.WebP", "e.PNG"]
     for i, name in enumerate(names):
         Image.fromarray(np.full((4, 4, 3), i * 40, np.uint8)).save(
-            tmp_path / name, format={"jpeg": "JPEG", "bmp": "BMP", "webp": "WEBP", "png": "PNG"}[name.split(".")[1].lower()])
+            tmp_path / name,
+            format={"jpeg": "JPEG", "bmp": "BMP", "webp": "WEBP", "png": "PNG"}[name.split(".")[1].lower()])
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / ".hidden.jpg").write_bytes(b"")
     listed = [os.path.basename(p) for p in list_images(str(tmp_path))]
@@ -134,7 +135,8 @@ def test_empty_and_missing_folders_are_named(tmp_path):
 def test_collect_images_files_folders_and_globs(tmp_path):
     (tmp_path / "d").mkdir()
     for name in ("d/x.JPEG", "d/y.jpg", "z.png"):
-        _jpeg(tmp_path / name) if not name.endswith(".png") else Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(tmp_path / name)
+        (_jpeg(tmp_path / name) if not name.endswith(".png")
+         else Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(tmp_path / name))
     got = collect_images([str(tmp_path / "z.png"), str(tmp_path / "d"), str(tmp_path / "d" / "*.JPEG")])
     assert [os.path.relpath(p, tmp_path) for p in got] == ["z.png", "d/x.JPEG", "d/y.jpg", "d/x.JPEG"]
 

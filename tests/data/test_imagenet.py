@@ -41,7 +41,8 @@ def test_layouts_give_the_sorted_wnid_labels(roots, layout):
 
 def test_layouts_found_from_their_inner_folders(roots):
     assert find_imagenet_val(str(roots["class"] / "val")).layout == "class folders"
-    flat = find_imagenet_val(str(roots["loc"] / "ILSVRC2012_img_val"), labels=str(roots["loc"] / "LOC_val_solution.csv"))
+    flat = find_imagenet_val(str(roots["loc"] / "ILSVRC2012_img_val"),
+                             labels=str(roots["loc"] / "LOC_val_solution.csv"))
     assert _labels(flat) == imagenet_labels()
 
 
@@ -60,7 +61,8 @@ def test_sorted_synset_order_refused_for_the_ground_truth(roots, tmp_path):
     wnids = [f"n{i:08d}" for i in range(1000)]
     with pytest.raises(ImageNetDataError, match="sorted order.*ILSVRC2012_ID order"):
         read_ground_truth(str(roots["devkit"] / "ILSVRC2012_img_val"),
-                          str(roots["devkit"] / "ILSVRC2012_devkit_t12" / "data" / "ILSVRC2012_validation_ground_truth.txt"),
+                          str(roots["devkit"] / "ILSVRC2012_devkit_t12" / "data"
+                              / "ILSVRC2012_validation_ground_truth.txt"),
                           wnids)
 
 

@@ -127,7 +127,8 @@ def test_horizontal_flip_flips_image_and_mask_together(tmp_path):
     mask = np.zeros((8, 10), np.uint8)
     mask[:, :3] = 255
     Image.fromarray(mask).save(tmp_path / "a_mask.png")
-    d = {"file_name": str(tmp_path / "a.png"), "sem_seg_file_name": str(tmp_path / "a_mask.png"), "height": 8, "width": 10}
+    d = {"file_name": str(tmp_path / "a.png"), "sem_seg_file_name": str(tmp_path / "a_mask.png"),
+         "height": 8, "width": 10}
     mapper = SaliencyDatasetMapper(is_train=True, hflip=True)
     torch.manual_seed(0)
     outs = [mapper(d) for _ in range(20)]

@@ -53,7 +53,8 @@ def test_coco_shapes_are_unchanged(tmp_path, monkeypatch, split, seed):
     monkeypatch.setattr(cv2, "imwrite", lambda path, img, *a: written.append(img.copy()) or real_imwrite(path, img, *a))
     data = synthetic._make_split(str(tmp_path), split, 6, seed)
     assert len(written) == 6
-    assert (_digest(*written), hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]) == COCO[split]
+    assert (_digest(*written),
+            hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]) == COCO[split]
 
 
 @pytest.mark.parametrize("seed", sorted(SOD))

@@ -46,5 +46,6 @@ def test_the_separated_sets_are_registered_with_detectron2s_metadata():
     register_builtin_datasets()
     meta = DatasetCatalog.metadata("shapes_panoptic_val_separated")
     assert meta["evaluator_type"] == "coco_panoptic_seg" and meta["ignore_label"] == 255
-    assert meta["stuff_classes"] == ["things", "sky", "ground"] and meta["thing_classes"] == ["circle", "square", "triangle"]
+    assert meta["stuff_classes"] == ["things", "sky", "ground"]
+    assert meta["thing_classes"] == ["circle", "square", "triangle"]
     assert {"panoptic_root", "panoptic_json", "sem_seg_root", "json_file", "image_root"} <= set(meta)

@@ -25,7 +25,8 @@ from res2net_det.data.wsol import (
 XML = """<annotation><folder>val</folder><filename>{stem}</filename>
 <size><width>{w}</width><height>{h}</height><depth>3</depth></size>
 {objects}</annotation>"""
-OBJ = "<object><name>{name}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+OBJ = ("<object><name>{name}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
+       "<ymax>{b[3]}</ymax></bndbox></object>")
 
 
 def _write_set(root, items, w=40, h=30):
@@ -81,7 +82,8 @@ def test_bad_annotation_names_the_file(tmp_path, objects, message):
 
 
 def test_malformed_and_missing_xml(tmp_path):
-    images, anns, classes = _write_set(str(tmp_path), [("a", [("n001", (1, 1, 5, 5))]), ("b", [("n001", (1, 1, 5, 5))])])
+    images, anns, classes = _write_set(str(tmp_path), [("a", [("n001", (1, 1, 5, 5))]),
+                                                       ("b", [("n001", (1, 1, 5, 5))])])
     with open(os.path.join(anns, "a.xml"), "w") as f:
         f.write("<annotation><size><width>4")
     with pytest.raises(WSOLDataError, match=r"a\.xml: malformed XML"):

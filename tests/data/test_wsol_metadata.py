@@ -110,7 +110,8 @@ def test_reads_openimages_masks(tmp_path):
 
 
 def test_missing_mask_names_the_row(tmp_path):
-    meta, root = _mask_set(tmp_path, "test/c/x.jpg,test/c/x_m1.png,test/c/x_ignore.png\ntest/c/y.jpg,test/c/gone.png,\n")
+    meta, root = _mask_set(tmp_path, "test/c/x.jpg,test/c/x_m1.png,test/c/x_ignore.png\n"
+                                     "test/c/y.jpg,test/c/gone.png,\n")
     with pytest.raises(WSOLDataError, match=r"localization.txt:2: mask file not found: .*gone.png"):
         load_wsol_metadata(meta, root)
     meta, root = _mask_set(tmp_path, "test/c/x.jpg,test/c/x_m1.png,test/c/x_ignore.png\n")

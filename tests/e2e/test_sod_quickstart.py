@@ -39,7 +39,8 @@ def test_sod_quickstart_reaches_the_bar(tmp_path):
     assert len(os.listdir(pred)) == 100
     subprocess.run([sys.executable, os.path.join(ROOT, "tools", "eval_saliency.py"), "--pred", str(pred),
                     "--gt", str(test_split / "DUTS-TE-Mask"), "--dataset", "sod_synthetic_test",
-                    "--output", str(tmp_path / "eval"), "--no-progress"], check=True, env=env, cwd=str(tmp_path), timeout=600)
+                    "--output", str(tmp_path / "eval"), "--no-progress"],
+                   check=True, env=env, cwd=str(tmp_path), timeout=600)
     with open(tmp_path / "eval" / "saliency_results.json") as f:
         tool = json.load(f)["quickstart"]["sod_synthetic_test"]["metrics"]
     assert tool == pytest.approx(metrics, abs=1e-4)

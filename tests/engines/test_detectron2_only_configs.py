@@ -17,7 +17,8 @@ DETECTRON2_ONLY = {
 @pytest.mark.parametrize("name", sorted(DETECTRON2_ONLY))
 def test_torchvision_engine_refuses_detectron2_only_configs(name, tmp_path):
     out = tmp_path / "out"
-    args = default_argument_parser().parse_args(["--config-file", name, "ENGINE", "torchvision", "OUTPUT_DIR", str(out)])
+    args = default_argument_parser().parse_args(["--config-file", name, "ENGINE", "torchvision",
+                                                 "OUTPUT_DIR", str(out)])
     with pytest.raises((ValueError, KeyError)) as info:
         main(args)
     message = str(info.value)

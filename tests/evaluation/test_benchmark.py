@@ -16,7 +16,8 @@ def test_fused_peer_folds_every_batch_norm_and_keeps_the_features():
     with torch.no_grad():
         expected, got = features(x), fused(x)
         # the classifier's own trunk, so ResNetFeatures can't have left a layer out
-        trunk = model.layer4(model.layer3(model.layer2(model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(x))))))))
+        trunk = model.layer4(model.layer3(model.layer2(model.layer1(
+            model.maxpool(model.relu(model.bn1(model.conv1(x))))))))
     assert [tuple(e.shape) for e in expected] == [(1, 256, 16, 24), (1, 512, 8, 12), (1, 1024, 4, 6), (1, 2048, 2, 3)]
     assert torch.equal(expected[-1], trunk)
     assert max(((g - e).abs().max() / e.abs().max()).item() for g, e in zip(got, expected)) < 1e-4

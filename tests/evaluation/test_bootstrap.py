@@ -95,11 +95,12 @@ def test_known_difference_lies_in_the_interval():
         out = []
         for i in range(n):
             if u[i] < p:
-                out.append({"image_id": i + 1, "category_id": 1, "bbox": [20, 20, 80, 80], "score": 0.5 + 0.5 * rng.random()})
+                out.append({"image_id": i + 1, "category_id": 1, "bbox": [20, 20, 80, 80],
+                            "score": 0.5 + 0.5 * rng.random()})
             out.append({"image_id": i + 1, "category_id": 1, "bbox": [150, 150, 40, 40], "score": 0.4 * rng.random()})
         return out
 
-    (sec_a, sum_a), (sec_b, sum_b) = coco_eval_matches(gt, run(0.5)), coco_eval_matches(gt, run(0.7))
+    (sec_a, _), (sec_b, _) = coco_eval_matches(gt, run(0.5)), coco_eval_matches(gt, run(0.7))
     weights = resample_weights(n, 1000, seed=0)
     truth = 100 * (71 - 51) / 101
     for name in ("AP", "AP50"):
@@ -127,8 +128,8 @@ def test_voc_resamples_equal_the_devkit_on_duplicated_records():
         for a in anns:
             x, y, w, h = a["bbox"]
             jitter = rng.normal(0, 4, 4)
-            detections[a["category_id"]].append((f"img{i}", float(rng.random()), [x + jitter[0], y + jitter[1],
-                                                                                   x + w + jitter[2], y + h + jitter[3]]))
+            detections[a["category_id"]].append((f"img{i}", float(rng.random()),
+                                                 [x + jitter[0], y + jitter[1], x + w + jitter[2], y + h + jitter[3]]))
         detections[int(rng.integers(2))].append((f"img{i}", float(rng.random()), [0, 0, 10, 10]))
     per_image = {}
     full = evaluate_voc(records, detections, ["a", "b"], per_image=per_image)

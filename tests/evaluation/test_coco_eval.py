@@ -36,7 +36,8 @@ def _predictions(records, rng, noise):
             classes.append(int(rng.integers(0, 3)))
         boxes = torch.tensor(np.array(boxes, dtype=np.float32).reshape(-1, 4))
         inputs.append({"image_id": r["image_id"]})
-        outputs.append({"instances": {"pred_boxes": boxes, "scores": torch.tensor(rng.random(len(boxes)), dtype=torch.float32),
+        outputs.append({"instances": {"pred_boxes": boxes,
+                                      "scores": torch.tensor(rng.random(len(boxes)), dtype=torch.float32),
                                       "pred_classes": torch.tensor(classes, dtype=torch.int64)}})
     return inputs, outputs
 
@@ -89,7 +90,8 @@ def test_no_predictions_gives_zero(dataset):
     name, records = dataset
     ev = COCOEvaluator(name, None)
     ev.reset()
-    empty = {"pred_boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "pred_classes": torch.zeros(0, dtype=torch.int64)}
+    empty = {"pred_boxes": torch.zeros(0, 4), "scores": torch.zeros(0),
+             "pred_classes": torch.zeros(0, dtype=torch.int64)}
     ev.process([{"image_id": records[0]["image_id"]}], [{"instances": empty}])
     assert ev.evaluate()["bbox"]["AP"] == 0.0
 

@@ -32,7 +32,8 @@ def _detection_run(root, ap, mask=False, final=True):
 def _saliency(root, maxf, mae, datasets=("ecssd", "sod")):
     for d in datasets:
         _write(root / "inference" / d / "saliency_results.json",
-               {"model": {d: {"num_images": 3, "metrics": {"MAE": mae, "maxF": maxf, "Sm": 0.9, "maxE": 0.95, "wF": 0.8},
+               {"model": {d: {"num_images": 3,
+                              "metrics": {"MAE": mae, "maxF": maxf, "Sm": 0.9, "maxE": 0.95, "wF": 0.8},
                               "curves": {}}}})
     return root
 

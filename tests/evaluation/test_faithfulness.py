@@ -51,8 +51,10 @@ def test_batch_size_does_not_change_curves():
     torch.manual_seed(0)
     images = torch.rand(2, 3, 5, 5)
     saliency = np.random.default_rng(0).random((2, 5, 5)).astype(np.float32)
-    a = perturbation_curves(mean_model, images, torch.zeros_like(images), saliency, [0, 0], 7, batch_size=3, softmax=False)
-    b = perturbation_curves(mean_model, images, torch.zeros_like(images), saliency, [0, 0], 7, batch_size=64, softmax=False)
+    a = perturbation_curves(mean_model, images, torch.zeros_like(images), saliency, [0, 0], 7, batch_size=3,
+                            softmax=False)
+    b = perturbation_curves(mean_model, images, torch.zeros_like(images), saliency, [0, 0], 7, batch_size=64,
+                            softmax=False)
     assert np.allclose(a, b)
     assert a.shape == (2, 8) and np.allclose(a[:, -1], 0.0)
 

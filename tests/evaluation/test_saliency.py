@@ -122,7 +122,8 @@ def test_table_json_and_plots_compare_methods(tmp_path):
     results = {"Res2Net-50": {"ecssd": a, "sod": a}, "ResNet-50": {"ecssd": b}}
     table = format_table(results).splitlines()
     assert table[0].split()[:3] == ["Dataset", "Method", "#img"]
-    assert [line.split()[:2] for line in table[2:]] == [["ecssd", "Res2Net-50"], ["ecssd", "ResNet-50"], ["sod", "Res2Net-50"]]
+    assert [line.split()[:2] for line in table[2:]] == [["ecssd", "Res2Net-50"], ["ecssd", "ResNet-50"],
+                                                        ["sod", "Res2Net-50"]]
     paths = write_results(results, str(tmp_path))
     data = json.loads(open(paths["json"]).read())
     assert data["ResNet-50"]["ecssd"]["metrics"]["MAE"] == pytest.approx(b.summary()["MAE"])

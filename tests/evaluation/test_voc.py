@@ -30,7 +30,8 @@ DETECTIONS = [("A", 0.9, [0, 0, 10, 10]), ("A", 0.8, [0, 0, 10, 10]), ("B", 0.7,
 
 
 def _gt(records):
-    return {r["image_id"]: (np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+    return {r["image_id"]: (np.array([[a["bbox"][0], a["bbox"][1],
+                                       a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
                                       for a in r["annotations"]]).reshape(-1, 4),
                             np.array([bool(a["difficult"]) for a in r["annotations"]]))
             for r in records}
@@ -132,8 +133,8 @@ def _outputs(ids, detections, to_instances):
     for file_id in ids:
         mine = [d for d in detections if d[0] == file_id]
         boxes = torch.tensor([d[3] for d in mine], dtype=torch.float64).reshape(-1, 4)
-        yield [{"image_id": file_id}], [{"instances": to_instances(boxes, torch.tensor([d[2] for d in mine]),
-                                                                   torch.tensor([d[1] for d in mine], dtype=torch.int64))}]
+        yield [{"image_id": file_id}], [{"instances": to_instances(
+            boxes, torch.tensor([d[2] for d in mine]), torch.tensor([d[1] for d in mine], dtype=torch.int64))}]
 
 
 def _ours(name, root, ids, detections, year, tmp_path):
@@ -142,7 +143,8 @@ def _ours(name, root, ids, detections, year, tmp_path):
         evaluator = build_detection_evaluator(name, str(tmp_path / "out"))
         assert isinstance(evaluator, PascalVOCEvaluator)
         evaluator.reset()
-        for inputs, outputs in _outputs(ids, detections, lambda b, s, c: {"pred_boxes": b, "scores": s, "pred_classes": c}):
+        for inputs, outputs in _outputs(ids, detections,
+                                        lambda b, s, c: {"pred_boxes": b, "scores": s, "pred_classes": c}):
             evaluator.process(inputs, outputs)
         return evaluator.evaluate()["bbox"]
     finally:

@@ -134,8 +134,8 @@ def test_build_classifier_and_model_specs(tmp_path):
     small = res2net_det.create_model("res2net50_26w_4s", num_classes=4, **TINY)
     torch.save(small.state_dict(), tmp_path / "small.pth")
     (tmp_path / "small.json").write_text(json.dumps(
-        {"name": "res2net50_26w_4s", "weights": "small.pth", "num_classes": 4, "kwargs": {"layers": [1, 1, 1, 1], "base_width": 8},
-         "label": "small"}))
+        {"name": "res2net50_26w_4s", "weights": "small.pth", "num_classes": 4,
+         "kwargs": {"layers": [1, 1, 1, 1], "base_width": 8}, "label": "small"}))
     label, model = parse_model_spec(str(tmp_path / "small.json"))
     assert label == "small" and model.fc.out_features == 4
     assert torch.equal(model.layer4[0].conv3.weight, small.layer4[0].conv3.weight)

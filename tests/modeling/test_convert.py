@@ -50,7 +50,8 @@ def test_torchvision_resnet50_maps_to_our_resnet50():
     assert report.source == "torchvision/timm resnet"
     assert set(checkpoint["model"]) == _backbone_keys("resnet50")
     assert torch.equal(checkpoint["model"][BACKBONE_PREFIX + "layer3.5.convs.0.weight"], state["layer3.5.conv2.weight"])
-    assert torch.equal(checkpoint["model"][BACKBONE_PREFIX + "layer1.0.bns.0.running_var"], state["layer1.0.bn2.running_var"])
+    assert torch.equal(checkpoint["model"][BACKBONE_PREFIX + "layer1.0.bns.0.running_var"],
+                       state["layer1.0.bn2.running_var"])
 
 
 def test_torchvision_weights_give_torchvision_features():
@@ -110,7 +111,8 @@ def test_extra_or_missing_keys_fail():
 
 def _tool():
     """tools/convert_weights.py loaded as a module (a subprocess would re-import torch: slow)."""
-    spec = importlib.util.spec_from_file_location("convert_weights_tool", os.path.join(ROOT, "tools", "convert_weights.py"))
+    spec = importlib.util.spec_from_file_location("convert_weights_tool",
+                                                  os.path.join(ROOT, "tools", "convert_weights.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -88,7 +88,8 @@ def test_tiny_model_trains_and_predicts(builder):
     model.train()
     losses = model(images, targets)
     expected = ({"classification", "bbox_regression"} if builder is retinanet_res2net_fpn else
-                {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"} | ({"loss_mask"} if masks else set()))
+                {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+                | ({"loss_mask"} if masks else set()))
     assert set(losses) == expected
     total = sum(losses.values())
     assert torch.isfinite(total)

@@ -70,7 +70,8 @@ def test_torchvision_to_detectron2_to_torchvision_keeps_everything_torchvision_u
     back = detectron2_to_torchvision(torchvision_to_detectron2(state, anchors), anchors)
     assert set(back) == set(state)
     # the background's box rows and mask map, which torchvision never reads, become zeros
-    unused = {"roi_heads.box_predictor.bbox_pred.weight": slice(0, 4), "roi_heads.box_predictor.bbox_pred.bias": slice(0, 4),
+    unused = {"roi_heads.box_predictor.bbox_pred.weight": slice(0, 4),
+              "roi_heads.box_predictor.bbox_pred.bias": slice(0, 4),
               "roi_heads.mask_predictor.mask_fcn_logits.weight": slice(0, 1),
               "roi_heads.mask_predictor.mask_fcn_logits.bias": slice(0, 1)}
     for key, value in state.items():
@@ -91,17 +92,21 @@ def test_names_orders_and_rows_follow_each_engine(models):
     assert torch.equal(d2["backbone.fpn_lateral2.weight"], tv["backbone.fpn.inner_blocks.0.0.weight"])
     assert torch.equal(d2["backbone.fpn_output5.bias"], tv["backbone.fpn.layer_blocks.3.0.bias"])
     # class scores: torchvision's background (row 0) is Detectron2's last row; box rows drop it
-    assert torch.equal(d2["roi_heads.box_predictor.cls_score.weight"][-1], tv["roi_heads.box_predictor.cls_score.weight"][0])
-    assert torch.equal(d2["roi_heads.box_predictor.cls_score.bias"][:-1], tv["roi_heads.box_predictor.cls_score.bias"][1:])
-    assert torch.equal(d2["roi_heads.box_predictor.bbox_pred.weight"], tv["roi_heads.box_predictor.bbox_pred.weight"][4:])
+    assert torch.equal(d2["roi_heads.box_predictor.cls_score.weight"][-1],
+                       tv["roi_heads.box_predictor.cls_score.weight"][0])
+    assert torch.equal(d2["roi_heads.box_predictor.cls_score.bias"][:-1],
+                       tv["roi_heads.box_predictor.cls_score.bias"][1:])
+    assert torch.equal(d2["roi_heads.box_predictor.bbox_pred.weight"],
+                       tv["roi_heads.box_predictor.bbox_pred.weight"][4:])
     assert torch.equal(d2["roi_heads.box_head.fc2.weight"], tv["roi_heads.box_head.3.weight"])
     # anchors: Detectron2 size by size, torchvision ratio by ratio (ratio r, size s at r * 2 + s)
     tv_obj, d2_obj = tv["rpn.head.cls_logits.bias"], d2["proposal_generator.rpn_head.objectness_logits.bias"]
     for s in range(2):
         for r in range(3):
             assert d2_obj[s * 3 + r] == tv_obj[r * 2 + s]
-            assert torch.equal(d2["proposal_generator.rpn_head.anchor_deltas.weight"][(s * 3 + r) * 4:(s * 3 + r + 1) * 4],
-                               tv["rpn.head.bbox_pred.weight"][(r * 2 + s) * 4:(r * 2 + s + 1) * 4])
+            assert torch.equal(
+                d2["proposal_generator.rpn_head.anchor_deltas.weight"][(s * 3 + r) * 4:(s * 3 + r + 1) * 4],
+                tv["rpn.head.bbox_pred.weight"][(r * 2 + s) * 4:(r * 2 + s + 1) * 4])
 
 
 def test_detectron2_cell_anchors_give_the_layout():

@@ -113,7 +113,8 @@ def test_class_count_other_than_the_weights_names_the_file(setup, tmp_path):
     roots, _, _ = setup
     path = tmp_path / "five.pth"
     torch.save(create_model(VARIANTS[0], num_classes=5, **TINY).state_dict(), path)
-    with pytest.raises(CheckpointError, match=f"{path} has a classifier for 5 classes, but .*LOC_val_solution.csv has 3"):
+    with pytest.raises(CheckpointError,
+                       match=f"{path} has a classifier for 5 classes, but .*LOC_val_solution.csv has 3"):
         _run(setup, "loc", "--variant", VARIANTS[0], "--weights", str(path))
 
 

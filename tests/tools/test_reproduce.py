@@ -79,7 +79,8 @@ def test_launcher_follows_the_engine(tmp_path, monkeypatch):
                  "--dist-url", "tcp://10.0.0.1:1234", "--output-root", str(tmp_path), "ENGINE", "torchvision")
     (cmd,) = plan_runs(TASKS["detection-coco"], args)[0].commands
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc_per_node=8"]
-    assert "--nnodes=2" in cmd and "--node_rank=1" in cmd and "--master_addr=10.0.0.1" in cmd and "--master_port=1234" in cmd
+    assert "--nnodes=2" in cmd and "--node_rank=1" in cmd
+    assert "--master_addr=10.0.0.1" in cmd and "--master_port=1234" in cmd
     assert cmd[cmd.index("--config-file") - 1].endswith("train_net.py")
 
     monkeypatch.setattr(reproduce, "select_engine", lambda _: "detectron2")
@@ -174,7 +175,8 @@ def test_seeds_plan_a_folder_and_a_seed_per_run(tmp_path):
                                                      "--output-root", str(tmp_path)))
     root = tmp_path / "detection-coco-quick"
     assert [(p.label, p.seed, p.output_dir) for p in plans] == [
-        (label, seed, str(root / f"{label}-seed{seed}")) for seed in (5, 6, 7) for label in ("resnet-24w1s", "res2net-8w4s")]
+        (label, seed, str(root / f"{label}-seed{seed}"))
+        for seed in (5, 6, 7) for label in ("resnet-24w1s", "res2net-8w4s")]
     for p in plans:
         (cmd,) = p.commands
         assert cmd[cmd.index("SEED") + 1] == str(p.seed) and cmd[cmd.index("OUTPUT_DIR") + 1] == p.output_dir

@@ -97,7 +97,8 @@ def test_eval_compares_methods_on_data_sets(setup, tmp_path, capsys):
     assert rc == 0
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines if line.split()[:1] in (["ECSSD"], ["SOD"])]
-    assert [r[:3] for r in rows] == [["ECSSD", "perfect", "3"], ["ECSSD", "flat", "3"], ["SOD", "perfect", "3"], ["SOD", "flat", "3"]]
+    assert [r[:3] for r in rows] == [["ECSSD", "perfect", "3"], ["ECSSD", "flat", "3"],
+                                     ["SOD", "perfect", "3"], ["SOD", "flat", "3"]]
     assert float(rows[0][3]) == 0.0  # MAE of the perfect method
     data = json.loads((out / "saliency_results.json").read_text())
     assert data["perfect"]["SOD"]["metrics"]["maxF"] == pytest.approx(1.0)

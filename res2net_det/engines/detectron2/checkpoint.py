@@ -151,7 +151,8 @@ class Res2NetDetectionCheckpointer(DetectionCheckpointer):
             levels = sorted({int(m.group(1)) for k in own for m in [re.match(r"backbone\.fpn_lateral(\d+)\.", k)] if m})
             checkpoint["model"] = torchvision_to_detectron2(
                 {k: torch.as_tensor(v) for k, v in state.items()}, self._model_anchor_layout(),
-                fpn_levels=levels, single_level_backbone="backbone.conv1.weight" in own or "backbone.conv1.0.weight" in own,
+                fpn_levels=levels,
+                single_level_backbone="backbone.conv1.weight" in own or "backbone.conv1.0.weight" in own,
             )
             logger.info("%s: converted %d tensors from the torchvision engine's detector layout to Detectron2's",
                         self._path, len(state))

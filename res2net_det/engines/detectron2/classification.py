@@ -25,7 +25,8 @@ __all__ = ["Res2NetClassifier", "ClassifierTrainer"]
 
 @META_ARCH_REGISTRY.register()
 def Res2NetClassifier(cfg):  # noqa: N802  (the registry key is this name)
-    """``MODEL.META_ARCHITECTURE: Res2NetClassifier``: :func:`res2net_det.config.classification.build_classifier_model`."""
+    """``MODEL.META_ARCHITECTURE: Res2NetClassifier``:
+    :func:`res2net_det.config.classification.build_classifier_model`."""
     return build_classifier_model(cfg)
 
 

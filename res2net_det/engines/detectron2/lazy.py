@@ -164,7 +164,8 @@ class _Translator:
         bottom_up = res2net_backbone_kwargs(self.cfg)
         missing = [f for f in m.FPN.IN_FEATURES if f not in bottom_up["out_features"]]
         if missing:
-            raise self.fail("MODEL.FPN.IN_FEATURES", f"asks for {missing}, which MODEL.RES2NET.OUT_FEATURES does not return")
+            raise self.fail("MODEL.FPN.IN_FEATURES",
+                            f"asks for {missing}, which MODEL.RES2NET.OUT_FEATURES does not return")
         if m.META_ARCHITECTURE == "RetinaNet":
             if "res5" not in bottom_up["out_features"]:
                 raise self.fail("MODEL.RES2NET.OUT_FEATURES", "lacks res5, which RetinaNet's P6/P7 are made from")
@@ -207,17 +208,20 @@ class _Translator:
         cascade = m.ROI_HEADS.NAME == "CascadeROIHeads"
         self.require("MODEL.ROI_HEADS.NAME", "StandardROIHeads", "CascadeROIHeads")
         kwargs = _lazify(ROIHeads.from_config(self.cfg))  # sampling, classes, matcher: no module built
-        kwargs.update(train_on_pred_boxes=m.ROI_BOX_HEAD.TRAIN_ON_PRED_BOXES, box_in_features=list(m.ROI_HEADS.IN_FEATURES),
-                      box_pooler=self.pooler("ROI_BOX_HEAD", shapes))
+        kwargs.update(train_on_pred_boxes=m.ROI_BOX_HEAD.TRAIN_ON_PRED_BOXES,
+                      box_in_features=list(m.ROI_HEADS.IN_FEATURES), box_pooler=self.pooler("ROI_BOX_HEAD", shapes))
         if cascade:
             c = m.ROI_BOX_CASCADE_HEAD
             if len(c.BBOX_REG_WEIGHTS) != len(c.IOUS):
-                raise self.fail("MODEL.ROI_BOX_CASCADE_HEAD.IOUS", f"needs one value per BBOX_REG_WEIGHTS entry ({len(c.BBOX_REG_WEIGHTS)})")
-            stages = [self.box_head(shapes, box2box_transform=L(Box2BoxTransform)(weights=list(w))) for w in c.BBOX_REG_WEIGHTS]
+                raise self.fail("MODEL.ROI_BOX_CASCADE_HEAD.IOUS",
+                                f"needs one value per BBOX_REG_WEIGHTS entry ({len(c.BBOX_REG_WEIGHTS)})")
+            stages = [self.box_head(shapes, box2box_transform=L(Box2BoxTransform)(weights=list(w)))
+                      for w in c.BBOX_REG_WEIGHTS]
             kwargs.pop("proposal_matcher")
             kwargs.update(box_heads=[h for h, _ in stages], box_predictors=[p for _, p in stages],
-                          proposal_matchers=[L(Matcher)(thresholds=[iou], labels=[0, 1], allow_low_quality_matches=False)
-                                             for iou in c.IOUS])
+                          proposal_matchers=[
+                              L(Matcher)(thresholds=[iou], labels=[0, 1], allow_low_quality_matches=False)
+                              for iou in c.IOUS])
         else:
             kwargs["box_head"], kwargs["box_predictor"] = self.box_head(shapes)
         if m.MASK_ON:
@@ -227,7 +231,8 @@ class _Translator:
             kwargs.update(mask_in_features=list(m.ROI_HEADS.IN_FEATURES),
                           mask_pooler=self.pooler("ROI_MASK_HEAD", shapes) if mh.POOLER_TYPE else None,
                           mask_head=_leaf(MaskRCNNConvUpsampleHead, self.cfg,
-                                          ShapeSpec(channels=channels, width=mh.POOLER_RESOLUTION, height=mh.POOLER_RESOLUTION)))
+                                          ShapeSpec(channels=channels, width=mh.POOLER_RESOLUTION,
+                                                    height=mh.POOLER_RESOLUTION)))
         else:
             kwargs.update(mask_in_features=None, mask_pooler=None, mask_head=None)
         for key in [k for k in node if k not in kwargs and k != "_target_"]:
@@ -246,8 +251,8 @@ class _Translator:
         model = d2_model_zoo.get_config(common).model
         self.backbone(model.backbone)
         shapes = self.shapes()
-        common_keys = dict(pixel_mean=list(m.PIXEL_MEAN), pixel_std=list(m.PIXEL_STD), input_format=self.cfg.INPUT.FORMAT,
-                           vis_period=self.cfg.VIS_PERIOD)
+        common_keys = dict(pixel_mean=list(m.PIXEL_MEAN), pixel_std=list(m.PIXEL_STD),
+                           input_format=self.cfg.INPUT.FORMAT, vis_period=self.cfg.VIS_PERIOD)
         if m.META_ARCHITECTURE == "RetinaNet":
             r = m.RETINANET
             levels = [shapes[f] for f in r.IN_FEATURES]
@@ -279,7 +284,8 @@ class _Translator:
     def dataloader(self) -> DictConfig:
         c = self.cfg
         panoptic = c.MODEL.META_ARCHITECTURE == "PanopticFPN"
-        dl = d2_model_zoo.get_config("common/data/coco_panoptic_separated.py" if panoptic else "common/data/coco.py").dataloader
+        dl = d2_model_zoo.get_config(
+            "common/data/coco_panoptic_separated.py" if panoptic else "common/data/coco.py").dataloader
         if not c.DATASETS.TEST:
             raise self.fail("DATASETS.TEST", "is empty; a LazyConfig evaluates one test set (the first)")
         dl.train.dataset.update(names=list(c.DATASETS.TRAIN), filter_empty=c.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
@@ -294,13 +300,15 @@ class _Translator:
         dl.test.num_workers = c.DATALOADER.NUM_WORKERS
         # Our engine's evaluator (Detectron2's, by evaluator_type), its metrics also in the results file.
         dl.evaluator = L(build_detection_evaluator)(
-            dataset_name="${..test.dataset.names}", output_folder="${train.output_dir}/inference/${..test.dataset.names}")
+            dataset_name="${..test.dataset.names}",
+            output_folder="${train.output_dir}/inference/${..test.dataset.names}")
         return dl
 
     def optimizer(self) -> DictConfig:
         s = self.cfg.SOLVER
-        params = L(optimizer_param_groups)(base_lr=s.BASE_LR, weight_decay=s.WEIGHT_DECAY, weight_decay_norm=s.WEIGHT_DECAY_NORM,
-                                           bias_lr_factor=s.BIAS_LR_FACTOR, weight_decay_bias=s.WEIGHT_DECAY_BIAS)
+        params = L(optimizer_param_groups)(base_lr=s.BASE_LR, weight_decay=s.WEIGHT_DECAY,
+                                           weight_decay_norm=s.WEIGHT_DECAY_NORM, bias_lr_factor=s.BIAS_LR_FACTOR,
+                                           weight_decay_bias=s.WEIGHT_DECAY_BIAS)
         name = str(s.OPTIMIZER).upper()
         if name == "SGD":
             return L(torch.optim.SGD)(params=params, lr=s.BASE_LR, momentum=s.MOMENTUM, nesterov=s.NESTEROV)
@@ -313,22 +321,23 @@ class _Translator:
         s = self.cfg.SOLVER
         if s.LR_SCHEDULER_NAME == "WarmupMultiStepLR":
             steps = [x for x in s.STEPS if x <= s.MAX_ITER]
-            schedule = L(MultiStepParamScheduler)(values=[s.GAMMA ** k for k in range(len(steps) + 1)], milestones=steps,
-                                                  num_updates=s.MAX_ITER)
+            schedule = L(MultiStepParamScheduler)(values=[s.GAMMA ** k for k in range(len(steps) + 1)],
+                                                  milestones=steps, num_updates=s.MAX_ITER)
         elif s.LR_SCHEDULER_NAME == "WarmupCosineLR":
             schedule = L(CosineParamScheduler)(start_value=1.0, end_value=s.BASE_LR_END / s.BASE_LR)
         else:
             raise self.fail("SOLVER.LR_SCHEDULER_NAME", "is not WarmupMultiStepLR or WarmupCosineLR")
         return L(WarmupParamScheduler)(scheduler=schedule, warmup_factor=s.WARMUP_FACTOR,
-                                       warmup_length=min(s.WARMUP_ITERS / s.MAX_ITER, 1.0), warmup_method=s.WARMUP_METHOD,
-                                       rescale_interval=s.RESCALE_INTERVAL)
+                                       warmup_length=min(s.WARMUP_ITERS / s.MAX_ITER, 1.0),
+                                       warmup_method=s.WARMUP_METHOD, rescale_interval=s.RESCALE_INTERVAL)
 
     def train(self) -> DictConfig:
         c = self.cfg
         train = d2_model_zoo.get_config("common/train.py").train
         train.update(
-            output_dir=c.OUTPUT_DIR, init_checkpoint=c.MODEL.WEIGHTS, max_iter=c.SOLVER.MAX_ITER, eval_period=c.TEST.EVAL_PERIOD,
-            log_period=c.SOLVER.LOG_PERIOD, device=c.MODEL.DEVICE, seed=c.SEED, cudnn_benchmark=c.CUDNN_BENCHMARK,
+            output_dir=c.OUTPUT_DIR, init_checkpoint=c.MODEL.WEIGHTS, max_iter=c.SOLVER.MAX_ITER,
+            eval_period=c.TEST.EVAL_PERIOD, log_period=c.SOLVER.LOG_PERIOD, device=c.MODEL.DEVICE, seed=c.SEED,
+            cudnn_benchmark=c.CUDNN_BENCHMARK,
         )
         train.amp.enabled = c.SOLVER.AMP.ENABLED
         # CHECKPOINT_PERIOD 0 means "model_final only" (docs/engines.md); fvcore's checkpointer divides by
@@ -368,6 +377,7 @@ def yaml_twin(lazy_file: str, opts: Sequence[str] = ()) -> LazyTwin:
     """:func:`lazy_config` of the YAML twin of a ``configs/lazy/NAME.py`` file (pass its ``__file__``)."""
     path = yaml_twin_path(lazy_file)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{lazy_file}: its YAML twin {path} does not exist (configs/lazy/NAME.py reads configs/NAME.yaml)")
+        raise FileNotFoundError(f"{lazy_file}: its YAML twin {path} does not exist "
+                                "(configs/lazy/NAME.py reads configs/NAME.yaml)")
     return lazy_config(path, opts)
 

@@ -64,7 +64,8 @@ class Trainer(TaskTrainer):
 def _instances_dict(instances) -> dict:
     """Detectron2 ``Instances`` -> the fields :func:`write_detection_pictures` draws."""
     instances = instances.to("cpu")
-    out = {"pred_boxes": instances.pred_boxes.tensor, "scores": instances.scores, "pred_classes": instances.pred_classes}
+    out = {"pred_boxes": instances.pred_boxes.tensor, "scores": instances.scores,
+           "pred_classes": instances.pred_classes}
     if instances.has("pred_masks"):
         out["pred_masks"] = instances.pred_masks
     return out

@@ -51,7 +51,8 @@ def load_model_weights(model: nn.Module, path: str, allow_partial: bool = False,
     ``timm://``, ``torchvision://``, ``http(s)://``), fetched into the cache first
     (``accept_checksum_mismatch``: ``MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH``). Head tensors whose
     shape differs (a box predictor for another number of classes) are skipped and logged; a backbone
-    tensor of another shape (another variant's checkpoint) fails naming the file, unless ``allow_partial`` (``MODEL.WEIGHTS_ALLOW_PARTIAL``). With
+    tensor of another shape (another variant's checkpoint) fails naming the file, unless ``allow_partial``
+    (``MODEL.WEIGHTS_ALLOW_PARTIAL``). With
     ``inference`` (``--eval-only``, predictors, export), a file that leaves any tensor of a detector
     unloaded fails too (:func:`~res2net_det.modeling.detector_layouts.check_fully_loaded`), unless
     ``allow_partial``; in training it is said once in the log. Returns ``{"missing",

@@ -76,7 +76,8 @@ class _DictIO:
             targets = []
             for x in batched_inputs:
                 inst = x["instances"]
-                t = {"boxes": inst["gt_boxes"].to(device).float(), "labels": inst["gt_classes"].to(device) + self.label_offset}
+                t = {"boxes": inst["gt_boxes"].to(device).float(),
+                     "labels": inst["gt_classes"].to(device) + self.label_offset}
                 if "gt_masks" in inst:
                     t["masks"] = inst["gt_masks"].to(device)
                 targets.append(t)

@@ -26,7 +26,8 @@ class Predictor:
 
     def __init__(self, cfg) -> None:
         if not cfg.MODEL.WEIGHTS:
-            raise ValueError("MODEL.WEIGHTS is empty: give the trained checkpoint, e.g. output/quickstart/model_final.pth")
+            raise ValueError("MODEL.WEIGHTS is empty: give the trained checkpoint, "
+                             "e.g. output/quickstart/model_final.pth")
         self.cfg = cfg
         self.device = model_device(cfg)
         self.model = get_task(cfg.MODEL.META_ARCHITECTURE).build_model(cfg).to(self.device).eval()

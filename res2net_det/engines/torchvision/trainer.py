@@ -73,7 +73,8 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     """Restores what :func:`rng_state` captured."""
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
@@ -210,7 +211,8 @@ class _MetricsWriter:
             except (ValueError, KeyError, TypeError):
                 continue  # a line torn by the kill
         if len(kept) < len(lines):
-            logger.info("resume: dropped %d metrics.json lines written after iteration %d", len(lines) - len(kept), iteration)
+            logger.info("resume: dropped %d metrics.json lines written after iteration %d",
+                        len(lines) - len(kept), iteration)
             tmp = f"{path}.tmp.{os.getpid()}"
             with open(tmp, "w", encoding="utf-8") as f:
                 f.writelines(kept)

@@ -49,7 +49,8 @@ def _train(config: str, tmp_path, *opts: str):
 def test_cascade_configs_train_with_finite_losses(config, stage_losses, tmp_path):
     cfg, trainer, losses, _ = _train(config, tmp_path, "SOLVER.MAX_ITER", "2", "DATASETS.TRAIN", "('shapes_train',)",
                                      "DATASETS.TEST", "()")
-    assert type(trainer.model.roi_heads).__name__ == "CascadeROIHeads" and trainer.model.roi_heads.num_cascade_stages == 3
+    assert type(trainer.model.roi_heads).__name__ == "CascadeROIHeads"
+    assert trainer.model.roi_heads.num_cascade_stages == 3
     assert len(trainer.model.backbone.bottom_up.layer3) == 23  # Res2Net-101 / ResNet-101
     assert len(losses) == 2 and stage_losses <= set(losses[-1])
     assert all(math.isfinite(v) for line in losses for v in line.values())
@@ -74,7 +75,8 @@ def test_panoptic_fpn_reports_pq_on_the_generated_val_split(tmp_path):
     pq = written["panoptic_seg"]
     print("\nPanoptic FPN (narrow R2-101, 20 iterations from scratch) on shapes_panoptic_val: "
           + ", ".join(f"{name} {written.get(task, {}).get(key)}" for name, task, key in (
-              ("PQ", "panoptic_seg", "PQ"), ("PQ things", "panoptic_seg", "PQ_th"), ("PQ stuff", "panoptic_seg", "PQ_st"),
+              ("PQ", "panoptic_seg", "PQ"), ("PQ things", "panoptic_seg", "PQ_th"),
+              ("PQ stuff", "panoptic_seg", "PQ_st"),
               ("box AP", "bbox", "AP"), ("mask AP", "segm", "AP"), ("stuff mIoU", "sem_seg", "mIoU"))))
     assert math.isfinite(pq["PQ"]) and pq["PQ_st"] > 0  # stuff is found after a few steps (sky / ground)
     assert results["panoptic_seg"]["PQ"] == pq["PQ"]  # one test set: Detectron2 returns its results directly

@@ -102,7 +102,8 @@ def test_config_builds_trains_and_infers(config):
     bottom_up = model.backbone.bottom_up
     # MODEL.BACKBONE.FREEZE_AT: the stem and the first stages stay put, the later ones learn
     used = ["res2", "res3", "res4", "res5"].index(bottom_up.out_features[-1]) + 1
-    for idx, layer in enumerate([bottom_up.layer1, bottom_up.layer2, bottom_up.layer3, bottom_up.layer4][:used], start=2):
+    for idx, layer in enumerate([bottom_up.layer1, bottom_up.layer2, bottom_up.layer3, bottom_up.layer4][:used],
+                                start=2):
         if idx <= cfg.MODEL.BACKBONE.FREEZE_AT:
             assert all(p.grad is None for p in layer.parameters()), idx
         else:
@@ -110,7 +111,8 @@ def test_config_builds_trains_and_infers(config):
 
     model.eval()
     with torch.no_grad():
-        (output,) = model([{"image": torch.randint(0, 256, (3, 60, 80), dtype=torch.uint8), "height": 120, "width": 160}])
+        (output,) = model([{"image": torch.randint(0, 256, (3, 60, 80), dtype=torch.uint8),
+                            "height": 120, "width": 160}])
     instances = output["instances"]
     assert instances.image_size == (120, 160)  # rescaled to the requested output size
     assert instances.pred_boxes.tensor.shape[1] == 4 and len(instances.scores) == len(instances)

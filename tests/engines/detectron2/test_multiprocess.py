@@ -53,8 +53,9 @@ def test_detection_quickstart_on_two_cpu_processes(tmp_path):
     iters, batch = 4, 4
     args = default_argument_parser().parse_args([
         "--config-file", "quickstart.yaml", "--num-gpus", "2", "--dist-url", "auto",
-        "ENGINE", "detectron2", "MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", str(iters), "SOLVER.IMS_PER_BATCH", str(batch),
-        "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.LOG_PERIOD", "2", "TEST.VIS_IMAGES", "2", "DATALOADER.NUM_WORKERS", "0",
+        "ENGINE", "detectron2", "MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", str(iters),
+        "SOLVER.IMS_PER_BATCH", str(batch), "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.LOG_PERIOD", "2",
+        "TEST.VIS_IMAGES", "2", "DATALOADER.NUM_WORKERS", "0",
         "OUTPUT_DIR", str(out),
     ])
     launch(_recording_main, 2, dist_url=args.dist_url, args=(args, str(seen)))

@@ -50,7 +50,8 @@ CASES = {
     "retinanet": ("configs/retinanet_r2_50.yaml", [
         "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RES2NET.NORM", "BN", "MODEL.BACKBONE.FREEZE_AT", "0",
         "MODEL.RES2NET.WIDTH_PER_GROUP", "4", "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.RETINANET.NUM_CLASSES", "3",
-        "MODEL.ANCHOR_GENERATOR.SIZES", "[[32, 40, 48], [64, 80, 96], [128, 160, 192], [256, 320, 384], [512, 640, 768]]",
+        "MODEL.ANCHOR_GENERATOR.SIZES",
+        "[[32, 40, 48], [64, 80, 96], [128, 160, 192], [256, 320, 384], [512, 640, 768]]",
         "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[[0.25, 1.0, 4.0]]",
         "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "256",
         # No suppression: torchvision's RetinaNet clips boxes to the image before its NMS, Detectron2's

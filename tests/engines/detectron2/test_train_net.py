@@ -72,7 +72,8 @@ def test_metadata_learnt_on_loading_reaches_detectron2():
     name = f"res2net_det_test_lazy_meta_{os.getpid()}"
 
     def load():
-        DatasetCatalog.metadata(name).update(thing_classes=["cat", "dog"], thing_dataset_id_to_contiguous_id={1: 0, 7: 1})
+        DatasetCatalog.metadata(name).update(thing_classes=["cat", "dog"],
+                                             thing_dataset_id_to_contiguous_id={1: 0, 7: 1})
         return [{"file_name": "x.jpg", "image_id": 1, "height": 4, "width": 4, "annotations": []}]
 
     DatasetCatalog.register(name, load, thing_classes=["?", "?"], evaluator_type="coco")

@@ -45,7 +45,8 @@ def test_train_iteration_and_inference_from_each_config(name):
     assert isinstance(model, Res2NetMaskRCNN if cfg.MODEL.MASK_ON else Res2NetFasterRCNN)
     model.train()
     losses = model(_inputs(cfg.MODEL.MASK_ON))
-    expected = {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"} | ({"loss_mask"} if cfg.MODEL.MASK_ON else set())
+    expected = ({"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"}
+                | ({"loss_mask"} if cfg.MODEL.MASK_ON else set()))
     assert set(losses) == expected
     total = sum(losses.values())
     assert torch.isfinite(total)

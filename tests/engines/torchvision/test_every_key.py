@@ -295,7 +295,8 @@ class World:
         with_empty = os.path.join(self.root, "train_with_empty.json")
         with open(with_empty, "w", encoding="utf-8") as f:
             json.dump(coco, f)
-        cfg.DATASETS.COCO_INSTANCES = [*cfg.DATASETS.COCO_INSTANCES, ["walk_coco_train_with_empty", with_empty, image_root]]
+        cfg.DATASETS.COCO_INSTANCES = [*cfg.DATASETS.COCO_INSTANCES,
+                                       ["walk_coco_train_with_empty", with_empty, image_root]]
         cfg.DATASETS.TRAIN = ("walk_coco_train_with_empty",)
 
     def resolve(self, task: str, value: Any) -> Any:

@@ -99,16 +99,17 @@ def test_training_writes_checkpoints_metrics_and_evaluates(tmp_path):
     results = trainer.train()
     assert "mse" in results["regression"]
     files = sorted(os.listdir(tmp_path))
-    assert {"model_0000002.pth", "model_0000005.pth", "model_final.pth", "last_checkpoint", "metrics.json"} <= set(files)
+    assert {"model_0000002.pth", "model_0000005.pth", "model_final.pth", "last_checkpoint",
+            "metrics.json"} <= set(files)
     assert not [f for f in files if ".tmp" in f]
     assert open(tmp_path / "last_checkpoint").read() == "model_final.pth"
     lines = _lines(tmp_path / "metrics.json")
-    train_lines = [l for l in lines if "total_loss" in l]
-    assert [l["iteration"] for l in train_lines] == list(range(8))
+    train_lines = [entry for entry in lines if "total_loss" in entry]
+    assert [entry["iteration"] for entry in train_lines] == list(range(8))
     assert train_lines[7]["lr"] == pytest.approx(0.05 * 0.1)  # after STEPS (6,)
     assert train_lines[0]["lr"] == pytest.approx(0.05 * 0.001)  # warm-up
-    eval_lines = [l for l in lines if "regression/mse" in l]
-    assert [l["iteration"] for l in eval_lines] == [3, 7]
+    eval_lines = [entry for entry in lines if "regression/mse" in entry]
+    assert [entry["iteration"] for entry in eval_lines] == [3, 7]
     assert any(f.startswith("events.out.tfevents") for f in files)
 
 
@@ -130,7 +131,7 @@ def test_resume_continues_after_the_last_checkpoint(tmp_path):
     assert resumed.scheduler.last_epoch == 3
     assert resumed.optimizer.state_dict()["state"]  # momentum buffers restored
     resumed.train()
-    iterations = [l["iteration"] for l in _lines(tmp_path / "metrics.json") if "total_loss" in l]
+    iterations = [entry["iteration"] for entry in _lines(tmp_path / "metrics.json") if "total_loss" in entry]
     # The lines the first run wrote after its checkpoint (3, 4) are dropped, not repeated.
     assert iterations == [0, 1, 2, 3, 4, 5, 6, 7]
     # without --resume the same folder starts again from 0
@@ -200,7 +201,8 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path):
             with torch.no_grad():
                 trainer.model.linear.weight.fill_(float("inf"))
     trainer.optimizer.step = step_that_blows_up
-    with pytest.raises(FloatingPointError, match=r"by iteration 5 .*linear.weight.*Last good checkpoint: .*model_0000003.pth"):
+    with pytest.raises(FloatingPointError,
+                       match=r"by iteration 5 .*linear.weight.*Last good checkpoint: .*model_0000003.pth"):
         trainer.train()
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000003.pth"
     assert torch.isfinite(torch.load(tmp_path / "model_0000003.pth", weights_only=True)["model"]["linear.weight"]).all()
@@ -228,7 +230,8 @@ def test_checkpoint_keep_and_a_garbled_last_checkpoint(tmp_path):
     cfg = _cfg(tmp_path, CHECKPOINT_PERIOD=1, CHECKPOINT_KEEP=2)
     cfg.TEST.EVAL_PERIOD = 0
     Trainer(cfg, get_task("_Toy")).train()
-    assert sorted(p.name for p in tmp_path.glob("model_*.pth")) == ["model_0000005.pth", "model_0000006.pth", "model_final.pth"]
+    assert sorted(p.name for p in tmp_path.glob("model_*.pth")) == ["model_0000005.pth", "model_0000006.pth",
+                                                                    "model_final.pth"]
     (tmp_path / "last_checkpoint").write_bytes(b"\x00\xffgarbage\n")
     with pytest.raises(CheckpointError, match=r"last_checkpoint is garbled"):
         Trainer(cfg, get_task("_Toy")).resume_or_load(resume=True)
@@ -243,7 +246,8 @@ def test_resuming_another_architectures_checkpoint_names_the_file(tmp_path):
         def __init__(self):
             super().__init__()
             self.linear = nn.Linear(2, 3)
-    with pytest.raises(CheckpointError, match=r"model_final.pth was written by another model.*linear.weight' has shape \(1, 2\) in the checkpoint but \(3, 2\)"):
+    with pytest.raises(CheckpointError, match=r"model_final.pth was written by another model.*"
+                                              r"linear.weight' has shape \(1, 2\) in the checkpoint but \(3, 2\)"):
         Trainer(cfg, get_task("_Toy"), model=Wider()).resume_or_load(resume=True)
 
 
