@@ -11,9 +11,12 @@ import sys
 
 from res2net_det.engines import default_argument_parser, main
 from res2net_det.modeling.weights import CheckpointError
+from res2net_det.utils.download import DownloadError
 
 if __name__ == "__main__":
     try:
         main(default_argument_parser().parse_args())
-    except CheckpointError as e:  # a weights file that can't be used: the message says why and what to do
+    # A weights file that can't be used or fetched (checksum, no source reachable): the message says
+    # why and what to do, the traceback would only hide it.
+    except (CheckpointError, DownloadError) as e:
         sys.exit(f"error: {e}")
