@@ -36,7 +36,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from ..utils.download import cached_file, sha256_of
+from ..utils.download import cached_file
 from .pretrained import is_weights_name, weights_source
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def resolve_weights(spec: str, *, accept_checksum_mismatch: bool = False, progre
     urls, path, label = source
     local = cached_file(urls, path, accept_checksum_mismatch=accept_checksum_mismatch, progress=progress,
                         validate=_check_downloaded_checkpoint)
-    logger.info("weights %s: %s (sha256 %s)", label, local, sha256_of(local))
+    logger.info("weights %s: %s", label, local)  # its sha256 was logged where it was checked
     return local
 
 

@@ -181,7 +181,7 @@ def cached_file(
             _check_digest(digest, path, f"the cached file {path}", accept_checksum_mismatch, downloaded=False)
             if _read_record(path) is None and not digest.startswith(hash_prefix_of(path) or "-"):
                 _write_record(path, digest)  # placed by hand, or accepted: its digest from now on
-            logger.debug("weights from the cache: %s", path)
+            logger.info("from the cache: %s (sha256 %s)", path, digest)
             return path
         failures, mismatches = [], []
         for url in urls:
