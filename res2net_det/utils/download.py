@@ -99,6 +99,13 @@ def _write_record(path: str, digest: str) -> None:
     os.replace(tmp, _record_path(path))
 
 
+def _record_unless_named(path: str, digest: str) -> None:
+    """Records ``digest`` beside ``path`` unless the file name's hash prefix already says it (a file
+    without one, or one accepted despite its name), so that later uses are held to it."""
+    if not digest.startswith(hash_prefix_of(path) or "-"):
+        _write_record(path, digest)
+
+
 def _check_digest(digest: str, path: str, where: str, accept_mismatch: bool, downloaded: bool) -> None:
     """Raises :class:`ChecksumError` unless ``digest`` (of the file that is, or would be, ``path``)
     is what the record beside ``path`` or its name's hash prefix expects; ``accept_mismatch``
@@ -179,8 +186,8 @@ def cached_file(
         if os.path.isfile(path):
             digest = sha256_of(path)
             _check_digest(digest, path, f"the cached file {path}", accept_checksum_mismatch, downloaded=False)
-            if _read_record(path) is None and not digest.startswith(hash_prefix_of(path) or "-"):
-                _write_record(path, digest)  # placed by hand, or accepted: its digest from now on
+            if _read_record(path) is None:
+                _record_unless_named(path, digest)  # placed by hand, or accepted: its digest from now on
             logger.info("from the cache: %s (sha256 %s)", path, digest)
             return path
         failures, mismatches = [], []
@@ -192,8 +199,7 @@ def cached_file(
                 _check_digest(digest, path, url, accept_checksum_mismatch, downloaded=True)
                 if validate is not None:
                     validate(tmp)
-                if not digest.startswith(hash_prefix_of(path) or "-"):
-                    _write_record(path, digest)
+                _record_unless_named(path, digest)
                 os.replace(tmp, path)
                 logger.info("downloaded %s (sha256 %s) to %s", url, digest, path)
                 return path
