@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
+from ..utils.io import atomic_write
 from .catalog import DatasetCatalog, datasets_root
 from .coco import load_coco_json
 
@@ -386,10 +387,8 @@ def generate_shapes_coco(
             logger.info("generating %d synthetic shape images for %s under %s", num_images, split, root)
             data = _make_split(root, split, num_images, seed + offset)
             os.makedirs(os.path.dirname(json_file), exist_ok=True)
-            tmp = f"{json_file}.tmp.{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as f:
+            with atomic_write(json_file) as f:
                 json.dump(data, f)
-            os.replace(tmp, json_file)
     return out
 
 

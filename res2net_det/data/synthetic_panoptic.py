@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from ..utils.io import atomic_write
 from .catalog import DatasetCatalog, datasets_root
 from .coco import load_coco_json
 from .synthetic import (
@@ -159,10 +160,8 @@ def generate_shapes_panoptic(root: str, seed: int = 0,
             panoptic, instances = _make_split(root, split, num_images, seed + offset)
             os.makedirs(os.path.dirname(paths["json_file"]), exist_ok=True)
             for path, data in ((paths["json_file"], instances), (paths["panoptic_json"], panoptic)):
-                tmp = f"{path}.tmp.{os.getpid()}"
-                with open(tmp, "w", encoding="utf-8") as f:
+                with atomic_write(path) as f:
                     json.dump(data, f)
-                os.replace(tmp, path)
     return out
 
 

@@ -23,6 +23,7 @@ import shutil
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..utils.io import atomic_write
 from .catalog import DatasetCatalog, datasets_root
 from .coco import read_coco_json
 from .synthetic import SHAPE_CLASSES, SHAPES_SPLITS, generate_shapes_coco
@@ -271,10 +272,8 @@ def write_voc_from_coco(json_file: str, image_root: str, out_root: str, split: s
         ids.append(file_id)
     # The list goes last, atomically: its presence says the split is complete.
     list_file = os.path.join(out_root, "ImageSets", "Main", f"{split}.txt")
-    tmp = f"{list_file}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(list_file) as f:
         f.write("\n".join(ids) + "\n")
-    os.replace(tmp, list_file)
     return ids
 
 

@@ -31,6 +31,8 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..utils.io import atomic_write
+
 __all__ = ["per_image_path", "save_per_image", "load_per_image", "pack_bits", "unpack_bits", "ranked_detections",
            "coco_ranked_detections", "image_key"]
 
@@ -59,9 +61,8 @@ def save_per_image(path: str, sections: Mapping[str, Mapping[str, np.ndarray]],
         for key, value in section.items():
             arrays[f"{i}.{key}"] = np.asarray(value)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:  # a file object: np.savez would add ".npz" to a name
+        np.savez_compressed(f, **arrays)
     return path
 
 

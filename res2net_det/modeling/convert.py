@@ -18,6 +18,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import safetensors.torch
 import torch
 
+from ..utils.io import atomic_path
 from .detector_layouts import (
     LAYOUT_NAMES,
     AnchorLayout,
@@ -288,19 +289,13 @@ def convert_file(src: str, dst: str, variant: Optional[str] = None):
 
 
 def _save_atomically(checkpoint: dict, dst: str, src: str) -> None:
-    directory = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(dst)}.tmp{os.getpid()}")
-    try:
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    with atomic_path(dst) as tmp:  # safetensors writes to a file name
         if dst.endswith(".safetensors"):
             safetensors.torch.save_file({k: v.contiguous() for k, v in checkpoint["model"].items()}, tmp,
                                         metadata={"format": "pt", "converted_from": os.path.basename(src)})
         else:
             torch.save(checkpoint, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 @dataclass

@@ -24,12 +24,13 @@ import os
 import sys
 import urllib.parse
 import urllib.request
-import uuid
 from typing import Callable, Optional, Sequence
 
 import torch.hub
 from filelock import FileLock
 from tqdm import tqdm
+
+from .io import atomic_path, atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +94,8 @@ def _read_record(path: str) -> Optional[str]:
 
 
 def _write_record(path: str, digest: str) -> None:
-    tmp = f"{_record_path(path)}.{uuid.uuid4().hex}.partial"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(_record_path(path), suffix=".partial") as f:
         f.write(f"{digest}  {os.path.basename(path)}\n")
-    os.replace(tmp, _record_path(path))
 
 
 def _record_unless_named(path: str, digest: str) -> None:
@@ -192,24 +191,21 @@ def cached_file(
             return path
         failures, mismatches = [], []
         for url in urls:
-            tmp = f"{path}.{uuid.uuid4().hex}.partial"
             try:
-                logger.info("downloading %s to %s", url, path)
-                digest = _download(url, tmp, progress)
-                _check_digest(digest, path, url, accept_checksum_mismatch, downloaded=True)
-                if validate is not None:
-                    validate(tmp)
-                _record_unless_named(path, digest)
-                os.replace(tmp, path)
+                # renamed into place only when it arrived whole and passed every check; else removed
+                with atomic_path(path, suffix=".partial") as tmp:
+                    logger.info("downloading %s to %s", url, path)
+                    digest = _download(url, tmp, progress)
+                    _check_digest(digest, path, url, accept_checksum_mismatch, downloaded=True)
+                    if validate is not None:
+                        validate(tmp)
+                    _record_unless_named(path, digest)
                 logger.info("downloaded %s (sha256 %s) to %s", url, digest, path)
                 return path
             except ChecksumError as e:  # another host may still serve the right file
                 mismatches.append(str(e))
             except Exception as e:  # noqa: BLE001 - any failure of one source: try the next
                 failures.append(f"{url}: {e}")
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
     if mismatches:
         raise ChecksumError("\n".join(mismatches + [f"(also tried: {f})" for f in failures]))
     mirror = os.environ.get(MIRROR_ENV, "")
