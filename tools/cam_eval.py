@@ -26,7 +26,7 @@ from res2net_det.config.classification import load_trained_classifier
 from res2net_det.data.shapes_wsol import ensure_shapes_wsol
 from res2net_det.data.wsol import load_wsol_source
 from res2net_det.data.wsol_metadata import load_wsol_metadata
-from res2net_det.evaluation.cam_benchmark import (
+from res2net_det.evaluation.cam_comparison import (
     evaluate_cam_methods,
     evaluate_scoremaps,
     format_table,

@@ -8,13 +8,13 @@ The network itself is described by the same ``MODEL.RES2NET.*`` keys as the dete
 CAM localisation is not part of training: ``tools/train_net.py`` trains and reports top-1 accuracy
 (plus, with ``TEST.VIS_IMAGES``, each test image's CAM), and ``tools/cam_eval.py`` /
 ``tools/cam_visualize.py --config-file`` evaluate and draw the classifier that run wrote
-(:func:`build_trained_classifier`). Why not a post-training hook in the trainer: the CAM benchmark
+(:func:`build_trained_classifier`). Why not a post-training hook in the trainer: the CAM comparison
 is an analysis of a finished network, not a training step. It compares the network with other
 models (torchvision ResNets, official Res2Nets) and model-free baselines, with methods whose cost
 differs by orders of magnitude (Grad-CAM vs Score-CAM) and options (alignment, thresholds,
 faithfulness) that one may want to change without retraining; and it is the same whichever
 engine wrote the checkpoint. Kept out of the trainers, both engines stay generic and the
-benchmark has one entry point.
+comparison has one entry point.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The ``Res2NetClassifier`` task's :class:`ClassificationEvaluator` (Detectron2's 
 protocol, used by both engines) counts top-1 / top-5 with :func:`topk_correct`;
 :func:`draw_cams_per_image` draws each test image's CAM. CAM localisation against the boxes
 (GT-known Loc, MaxBoxAcc, faithfulness, model-free baselines) is
-:func:`res2net_det.evaluation.cam_benchmark.evaluate_cam_methods`, run by ``tools/cam_eval.py``.
+:func:`res2net_det.evaluation.cam_comparison.evaluate_cam_methods`, run by ``tools/cam_eval.py``.
 
 ImageNet top-k for ``tools/eval_imagenet.py``: :func:`topk_accuracy` on logits,
 :func:`evaluate_topk` over a data loader, checkpoint loading that refuses a partial load, and the

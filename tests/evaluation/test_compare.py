@@ -213,7 +213,7 @@ def test_runs_on_different_images_are_refused_an_interval(coco_runs, tmp_path):
 def test_saliency_and_cam_tables_get_intervals(tmp_path):
     import numpy as np
 
-    from res2net_det.evaluation.cam_benchmark import write_cam_results
+    from res2net_det.evaluation.cam_comparison import write_cam_results
     from res2net_det.evaluation.saliency import SaliencyMetrics, write_results
     from res2net_det.evaluation.wsol import WSOLEvaluator
 

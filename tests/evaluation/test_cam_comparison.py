@@ -9,7 +9,7 @@ import torch
 import res2net_det
 from res2net_det.data.shapes_wsol import generate_shapes_wsol
 from res2net_det.data.wsol import WSOLDataError, WSOLDataset, load_wsol_split, read_class_list
-from res2net_det.evaluation.cam_benchmark import PROTOCOL_TITLES, baseline_rows, evaluate_cam_methods, format_table
+from res2net_det.evaluation.cam_comparison import PROTOCOL_TITLES, baseline_rows, evaluate_cam_methods, format_table
 from res2net_det.evaluation.cam_figure import visualize_cams
 from res2net_det.evaluation.wsol import library_upsample
 from res2net_det.modeling.cam import CamExtractor
