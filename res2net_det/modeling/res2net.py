@@ -5,7 +5,8 @@ width x scale, grouped 3x3 convs (Res2NeXt), and the v1b ("d") variant with a de
 stem and average-pool shortcuts. Module names follow the official
 Res2Net-PretrainedModels checkpoints, which timm uses too, so both load without a
 key map. The block and its faithfulness notes: :mod:`.bottle2neck`; the variant table:
-:mod:`.variants`; a named constructor per row at the end of this file.
+:mod:`.variants`; a named constructor per row at the end of this file, filed by name for
+:func:`create_model` (:mod:`.model_registry`).
 
 Speed and memory: with frozen norms the split 3x3s run through :class:`~.split_convs.SplitConvs`
 (fewer activations kept for backward, same gradients); ``channels_last`` and ``compile`` are options of the model;
@@ -16,7 +17,7 @@ and ``detector`` measure them against timm and torchvision).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -24,6 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .bottle2neck import Bottle2neck
 from .fuse import fold_block_norms_, fold_stem_norms_
+from .model_registry import create_model, register_model
 from .norm import NormSpec, convert_frozen_batchnorm, get_norm
 from .variants import (
     ALIASES,
@@ -392,48 +394,6 @@ def _create(name: str, weights: Optional[str], **kwargs: Any) -> Res2Net:
                 "(backbone.bottom_up.* keys) goes to the detection builders' weights= instead"
             )
     return model.freeze(freeze_at)
-
-
-_Constructor = TypeVar("_Constructor", bound=Callable[..., Res2Net])
-_CONSTRUCTORS: Dict[str, Callable[..., Res2Net]] = {}
-
-
-def register_model(fn: _Constructor) -> _Constructor:
-    """Registers a named constructor under its function name, which must be a row of
-    :data:`MODEL_TABLE` (as timm's ``register_model``), and appends the row to its docstring."""
-    name = fn.__name__
-    if name not in MODEL_TABLE:
-        raise KeyError(f"constructor {name} has no row in MODEL_TABLE")
-    v = MODEL_TABLE[name]
-    accuracy = (f"ImageNet top-1 {v.top1:.2f} / top-5 {v.top5:.2f} ({v.accuracy_source}); " if v.top1 is not None
-                else "no published weights; ")
-    fn.__doc__ = (fn.__doc__ or name).rstrip() + (
-        f"\n\n    Architecture: depth {v.depth}, {v.base_width}w x {v.scale}s, cardinality {v.cardinality}, "
-        f"deep stem {v.deep_stem}, avg-down {v.avg_down}; {v.params / 1e6:.2f} M parameters, {v.gmacs:.2f} GMACs "
-        f"at 224 x 224. {accuracy}official checkpoint: {v.checkpoint}; timm: {v.timm_name}.\n"
-    )
-    _CONSTRUCTORS[name] = fn
-    return fn
-
-
-def create_model(name: str, weights: Optional[str] = None, num_classes: int = 1000, **kwargs: Any) -> Res2Net:
-    """Builds a Res2Net variant by name, optionally loading a checkpoint.
-
-    Args:
-        name: a row of :data:`MODEL_TABLE` such as ``"res2net50_26w_4s"`` (:func:`list_models`), or
-            an alias: timm's name (``"res2net50d"``) or the official file's (``"res2next50_4s"``).
-        weights: an official Res2Net ``.pth``, a timm state dict (``.pth`` / ``.safetensors``), or
-            (for ``resnet50``) torchvision's ResNet-50 file; or a name fetched once into the cache
-            and checked: ``res2net://<variant>``, ``timm://<name>``, ``torchvision://resnet50``, a URL
-            (:mod:`res2net_det.modeling.pretrained`).
-        num_classes: classifier outputs; 0 builds a feature backbone without ``fc``.
-        **kwargs: any :class:`Res2Net` argument (``norm``, ``freeze_at``, ``out_features``,
-            ``dilate_last_stage``, or ``base_width`` / ``layers`` ... over the variant's own).
-
-    ``model(x)`` returns logits; ``model.forward_features(x)`` returns
-    ``{"res2", "res3", "res4", "res5"}`` features at strides 4/8/16/32.
-    """
-    return _CONSTRUCTORS[resolve_name(name)](weights=weights, num_classes=num_classes, **kwargs)
 
 
 # ---------------------------------------------------------------------- named constructors

@@ -31,12 +31,12 @@ def test_every_row_has_a_registered_named_constructor():
     import inspect
     import typing
 
-    from res2net_det.modeling import res2net
+    from res2net_det.modeling import model_registry, res2net
 
-    assert set(res2net._CONSTRUCTORS) == set(res2net.MODEL_TABLE)
+    assert set(model_registry._CONSTRUCTORS) == set(res2net.MODEL_TABLE)
     for name in res2net.MODEL_TABLE:
         fn = getattr(res2net, name)  # a plain module-level function, importable by name
-        assert res2net._CONSTRUCTORS[name] is fn and fn.__name__ == name and name in res2net.__all__
+        assert model_registry._CONSTRUCTORS[name] is fn and fn.__name__ == name and name in res2net.__all__
         params = inspect.signature(fn).parameters
         assert list(params) == ["weights", "kwargs"]
         assert params["weights"].kind is inspect.Parameter.KEYWORD_ONLY and params["weights"].default is None
