@@ -26,8 +26,8 @@ from .detector_layouts import (
     describe_detector_file,
     detect_detector_layout,
 )
+from .poolnet_checkpoints import detect_poolnet_layout, is_unused_official_key, official_poolnet_to_ours
 from .res2net import Res2Net
-from .saliency import detect_poolnet_layout, is_unused_official_key, official_poolnet_to_ours
 from .variants import DEPTHS, resolve_name, variant_args
 from .weights import CheckpointError, describe_state_dict, from_torchvision_resnet, infer_res2net_args, read_state_dict
 

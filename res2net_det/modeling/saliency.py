@@ -4,13 +4,14 @@ PoolNet (Liu et al., "A Simple Pooling-Based Design for Real-Time Salient Object
 CVPR 2019) in the Res2Net authors' version (Res2Net/Res2Net-PoolNet, ``networks/poolnet_res2net.py``
 and ``networks/deeplab_res2net.py``), part for part, in the same order of operations, so that
 the authors' released weights give the authors' maps (the mapping of their checkpoint keys to
-ours is :func:`official_poolnet_to_ours`):
+ours is :func:`official_poolnet_to_ours`, in :mod:`.poolnet_checkpoints`):
 
 * backbone: Res2Net with the stem's max pool in ceil mode and res5 at stride 16 (dilation 2
   in every res5 block), batch norm frozen; levels stem (stride 2), res2..res5;
 * each level reduced by a 1x1 conv + ReLU (``convert``);
 * global guidance (:class:`GlobalGuidance`) from the raw res5 feature;
-* feature aggregation modules (:class:`FeatureAggregation`) fusing the levels top-down;
+* feature aggregation modules (:class:`FeatureAggregation`) fusing the levels top-down
+  (both modules: :mod:`.poolnet_modules`);
 * a 1x1 conv scores the finest level; the logits are upsampled to the input size.
 
 Every resize is bilinear with ``align_corners=True``; images go through at any size, unpadded
@@ -21,14 +22,23 @@ The meta-architecture follows Detectron2's conventions: ``model(list_of_dicts)``
 """
 from __future__ import annotations
 
-import re
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..utils.tracing import is_tracing_or_exporting
+from .poolnet_checkpoints import (
+    LAYOUT_RES2NET_POOLNET,
+    LAYOUT_RESNET_POOLNET,
+    OFFICIAL_LAYOUT_CONFIGS,
+    OFFICIAL_LAYOUT_INPUT,
+    detect_poolnet_layout,
+    is_unused_official_key,
+    official_poolnet_to_ours,
+    ours_to_official_poolnet,
+)
+from .poolnet_modules import FeatureAggregation, GlobalGuidance, resize
 from .res2net import STAGE_NAMES, Res2Net
 from .weights import CheckpointError, register_layout
 
@@ -48,153 +58,6 @@ __all__ = [
 ]
 
 _STEM_CHANNELS = 64
-
-
-def _conv3x3_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.ReLU(inplace=True))
-
-
-def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    # Exporting, always interpolate (an identity at equal sizes with align_corners).
-    if not is_tracing_or_exporting() and tuple(x.shape[-2:]) == tuple(size):
-        return x  # what the authors' code does where sizes agree (no interpolate call)
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
-
-
-def _pooling_matrix(length, bins, like: torch.Tensor) -> torch.Tensor:
-    """``bins x length`` matrix averaging the windows of adaptive average pooling:
-    bin i covers ``[floor(i * length / bins), ceil((i + 1) * length / bins))``."""
-    i = torch.arange(bins, device=like.device)
-    start = torch.div(i * length, bins, rounding_mode="floor")
-    end = torch.div((i + 1) * length + bins - 1, bins, rounding_mode="floor")
-    j = torch.arange(length, device=like.device)
-    inside = (j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])
-    return inside.to(like.dtype) / (end - start).to(like.dtype)[:, None]
-
-
-def _adaptive_avg_pool2d(x: torch.Tensor, size) -> torch.Tensor:
-    """``F.adaptive_avg_pool2d``, which the ONNX exporter and torch.export only handle for a
-    fixed input size; when tracing or exporting, the same windows as two averaging matmuls,
-    which follow the input's size (matched to eager within float rounding by the export tests)."""
-    if not (is_tracing_or_exporting() or torch.compiler.is_compiling()):
-        return F.adaptive_avg_pool2d(x, size)
-    out_h, out_w = (size, size) if isinstance(size, int) else size
-    rows = _pooling_matrix(x.shape[-2], out_h, x)
-    cols = _pooling_matrix(x.shape[-1], out_w, x)
-    return torch.matmul(torch.matmul(rows, x), cols.t())
-
-
-class _AdaptiveAvgPool(nn.Module):
-    """``nn.AdaptiveAvgPool2d`` through :func:`_adaptive_avg_pool2d` (exportable at any size); a
-    module so that the pyramid branches keep the authors' indices (pool, conv ``.1``, ReLU)."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _adaptive_avg_pool2d(x, self.size)
-
-
-class GlobalGuidance(nn.Module):
-    """PoolNet's global guidance module (Res2Net-PoolNet's ``Res2Net_locate`` head).
-
-    The top backbone feature gets its own 1x1 reduction (no ReLU). Each pyramid branch
-    average-pools it to ``bin x bin``, applies a 1x1 conv + ReLU and is upsampled back; the
-    reduced map and the branches are concatenated and fused by a 3x3 conv + ReLU. Each lower
-    level's guidance is that map upsampled to the level's size, then a 3x3 conv + ReLU.
-
-    Args:
-        in_channels: width of the raw top backbone feature (2048 for res5).
-        channels: width of the module (the top level's reduced width, 512 in PoolNet).
-        bins: output sizes of the adaptive average pools (1, 3, 5 in PoolNet).
-        guide_channels: width of each lower level, top-down order (one guidance each).
-    """
-
-    def __init__(self, in_channels: int, channels: int, bins: Sequence[int], guide_channels: Sequence[int]) -> None:
-        super().__init__()
-        self.bins = tuple(bins)
-        self.reduce = nn.Conv2d(in_channels, channels, 1, bias=False)
-        self.branches = nn.ModuleList(
-            nn.Sequential(_AdaptiveAvgPool(b), nn.Conv2d(channels, channels, 1, bias=False), nn.ReLU(inplace=True))
-            for b in self.bins
-        )
-        self.fuse = _conv3x3_relu(channels * (len(self.bins) + 1), channels)
-        self.guides = nn.ModuleList(_conv3x3_relu(channels, c) for c in guide_channels)
-
-    def forward(self, top: torch.Tensor, sizes: Sequence[Sequence[int]]) -> List[torch.Tensor]:
-        """Guidance maps for the lower levels, whose spatial ``sizes`` are given top-down."""
-        reduced = self.reduce(top)
-        size = reduced.shape[-2:]
-        pyramid = [reduced] + [_resize(branch(reduced), size) for branch in self.branches]
-        context = self.fuse(torch.cat(pyramid, dim=1))
-        return [guide(_resize(context, s)) for guide, s in zip(self.guides, sizes)]
-
-
-def _window_matrix(length, k: int, like: torch.Tensor) -> torch.Tensor:
-    """``bins x length`` matrix of :func:`_avg_pool`'s windows along one side: windows of
-    ``min(k, length)`` elements from 0, the remainder dropped. ``length`` may be a traced size."""
-    length = torch.as_tensor(length, device=like.device)
-    size = torch.clamp(length, max=k)
-    i = torch.arange(torch.div(length, size, rounding_mode="floor"), device=like.device)
-    j = torch.arange(length, device=like.device)
-    inside = (j[None, :] >= (i * size)[:, None]) & (j[None, :] < ((i + 1) * size)[:, None])
-    return inside.to(like.dtype) / size.to(like.dtype)
-
-
-def _avg_pool(x: torch.Tensor, k: int) -> torch.Tensor:
-    """``AvgPool2d(k, k)`` as PoolNet pools; on a side shorter than ``k`` (where PoolNet's pool
-    would fail) the window shrinks to that side, so small images still go through. When tracing
-    for ONNX, the same windows as two averaging matmuls, which follow the input's size (a kernel
-    computed from the size would be baked in). Not for torch.export: it follows ``min(k, side)``
-    symbolically, and the matmul windows made it fix the sizes instead."""
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        rows = _window_matrix(x.shape[-2], k, x)
-        cols = _window_matrix(x.shape[-1], k, x)
-        return torch.matmul(torch.matmul(rows, x), cols.t())
-    h, w = x.shape[-2:]
-    return F.avg_pool2d(x, kernel_size=(min(k, h), min(k, w)))
-
-
-class FeatureAggregation(nn.Module):
-    """PoolNet's feature aggregation module (FAM, the authors' ``DeepPoolLayer``), optionally
-    fused with the next finer level.
-
-    ``x`` is average-pooled by each factor, convolved, upsampled and summed with ``x``, then a
-    ReLU. With ``fuse``, the sum is upsampled to the finer level first; a 3x3 conv maps it to
-    ``out_channels``; with ``fuse`` it is summed with the finer level's feature and its global
-    guidance before a last 3x3 conv.
-
-    Args:
-        in_channels: width of ``x``.
-        out_channels: output width (the finer level's width when fusing).
-        pool_sizes: pooling factors (2, 4, 8 in PoolNet).
-        fuse: whether a finer level follows.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, pool_sizes: Sequence[int], fuse: bool) -> None:
-        super().__init__()
-        self.pool_sizes = tuple(pool_sizes)
-        self.convs = nn.ModuleList(
-            nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False) for _ in self.pool_sizes
-        )
-        self.conv_sum = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.conv_fuse = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False) if fuse else None
-
-    def forward(
-        self, x: torch.Tensor, finer: Optional[torch.Tensor] = None, guide: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        size = x.shape[-2:]
-        out = x
-        for k, conv in zip(self.pool_sizes, self.convs):
-            out = out + _resize(conv(_avg_pool(x, k)), size)
-        out = F.relu(out)
-        if self.conv_fuse is None:
-            return self.conv_sum(out)
-        if finer is None or guide is None:
-            raise ValueError("a fusing FeatureAggregation needs the finer level and its guidance")
-        out = self.conv_sum(_resize(out, finer.shape[-2:]))
-        return self.conv_fuse(out + finer + guide)
 
 
 def saliency_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
@@ -321,7 +184,7 @@ class PoolNetSaliency(nn.Module):
                 merge = fam(merge, levels[i + 1], guides[i])
             else:
                 merge = fam(merge)
-        return _resize(self.score(merge), x.shape[-2:])
+        return resize(self.score(merge), x.shape[-2:])
 
     # ------------------------------------------------------------------ dicts
     def preprocess(self, batched_inputs: List[dict]) -> Tuple[torch.Tensor, List[Tuple[int, int]]]:
@@ -366,127 +229,14 @@ class PoolNetSaliency(nn.Module):
         for d, crop in zip(batched_inputs, crops):
             out_size = (int(d.get("height", crop.shape[0])), int(d.get("width", crop.shape[1])))
             if tuple(crop.shape) != out_size:
-                crop = _resize(crop[None, None], out_size)[0, 0]
+                crop = resize(crop[None, None], out_size)[0, 0]
             results.append({"saliency": crop.sigmoid()})
         return results
 
 
-
 # ---------------------------------------------------------------------- the authors' checkpoints
-# Whole-model state dicts the loaders recognise besides ours, by their module trees:
-# Res2Net-PoolNet (networks/poolnet_res2net.py) and PoolNet's ResNet-50 (backseason/PoolNet,
-# networks/poolnet.py; its backbone blocks name the 3x3 conv conv2/bn2).
-LAYOUT_RES2NET_POOLNET = "Res2Net-PoolNet (Res2Net authors' release)"
-LAYOUT_RESNET_POOLNET = "PoolNet ResNet-50 (PoolNet authors' release)"
-
-# (authors' prefix, our prefix): their PoolNet module tree -> ours.
-_OFFICIAL_PREFIXES: Tuple[Tuple[str, str], ...] = (
-    ("base.resnet.", "backbone."),
-    ("base.ppms_pre.", "guidance.reduce."),
-    ("base.ppms.", "guidance.branches."),
-    ("base.ppm_cat.", "guidance.fuse."),
-    ("base.infos.", "guidance.guides."),
-    ("convert.convert0.", "convert."),
-    ("deep_pool.", "aggregate."),
-    ("score.score.", "score."),
-)
-# (pattern, replacement) applied after the prefix swap: FAM's last conv, and the ResNet-50 layout's 3x3.
-_OFFICIAL_FAM_FUSE = (re.compile(r"^(aggregate\.\d+\.)conv_sum_c\."), r"\1conv_fuse.")
-_OURS_FAM_FUSE = (re.compile(r"^(deep_pool\.\d+\.)conv_fuse\."), r"\1conv_sum_c.")
-_OFFICIAL_RESNET_3X3 = (re.compile(r"^(backbone\.layer\d+\.\d+\.)(conv2|bn2)\."),
-                        lambda m: m.group(1) + ("convs.0." if m.group(2) == "conv2" else "bns.0."))
-_OURS_RESNET_3X3 = (re.compile(r"^(base\.resnet\.layer\d+\.\d+\.)(convs|bns)\.0\."),
-                    lambda m: m.group(1) + ("conv2." if m.group(2) == "convs" else "bn2."))
-# Kept out of our layout: the ImageNet classifier their Res2Net carries but PoolNet never runs,
-# and batch norm step counters (unused at inference and by frozen batch norm).
-_OFFICIAL_UNUSED = re.compile(r"^base\.resnet\.fc\.|num_batches_tracked$")
-
-
-def is_unused_official_key(key: str) -> bool:
-    """True for the authors' keys that our layout leaves out (``_OFFICIAL_UNUSED``)."""
-    return _OFFICIAL_UNUSED.search(key) is not None
-
-
-def detect_poolnet_layout(state: Mapping[str, torch.Tensor]) -> Optional[str]:
-    """The authors' layout a whole-model state dict is in (:data:`LAYOUT_RES2NET_POOLNET` or
-    :data:`LAYOUT_RESNET_POOLNET`), or None (ours, a backbone, or anything else)."""
-    if "base.ppms_pre.weight" not in state or not any(k.startswith("base.resnet.layer1.") for k in state):
-        return None
-    if any(re.match(r"^base\.resnet\.layer\d+\.\d+\.conv2\.weight$", k) for k in state):
-        return LAYOUT_RESNET_POOLNET
-    return LAYOUT_RES2NET_POOLNET
-
-
-def _swap_prefix(key: str, pairs: Sequence[Tuple[str, str]]) -> Optional[str]:
-    for old, new in pairs:
-        if key.startswith(old):
-            return new + key[len(old):]
-    return None
-
-
-def official_poolnet_to_ours(state: Mapping[str, torch.Tensor],
-                             source: str = "the state dict") -> Dict[str, torch.Tensor]:
-    """The authors' PoolNet state dict (either layout of :func:`detect_poolnet_layout`) in our
-    :class:`PoolNetSaliency` key layout; the tensors themselves are shared, not copied.
-
-    ``base.resnet.fc.*`` and ``num_batches_tracked`` are left out (see ``_OFFICIAL_UNUSED``).
-    Raises :class:`CheckpointError` naming ``source`` and the keys that belong to no part.
-    """
-    resnet = detect_poolnet_layout(state) == LAYOUT_RESNET_POOLNET
-    out: Dict[str, torch.Tensor] = {}
-    foreign = []
-    for key, value in state.items():
-        if is_unused_official_key(key):
-            continue
-        new = _swap_prefix(key, _OFFICIAL_PREFIXES)
-        if new is None:
-            foreign.append(key)
-            continue
-        new = _OFFICIAL_FAM_FUSE[0].sub(_OFFICIAL_FAM_FUSE[1], new)
-        if resnet:
-            new = _OFFICIAL_RESNET_3X3[0].sub(_OFFICIAL_RESNET_3X3[1], new)
-        out[new] = value
-    if foreign:
-        raise CheckpointError(
-            f"{source} looks like the authors' PoolNet (base.resnet.*, base.ppms_pre) but {len(foreign)} keys "
-            f"belong to none of its parts, first {sorted(foreign)[:5]}"
-        )
-    return out
-
-
-def ours_to_official_poolnet(state: Mapping[str, torch.Tensor], resnet_layout: bool = False) -> Dict[str, torch.Tensor]:
-    """Our :class:`PoolNetSaliency` state dict in the authors' layout (the inverse of
-    :func:`official_poolnet_to_ours`; ``resnet_layout`` names the 3x3 convs ``conv2``/``bn2``
-    as PoolNet's ResNet-50 does). Our normalisation buffers have no counterpart and are left out."""
-    back = [(ours, theirs) for theirs, ours in _OFFICIAL_PREFIXES]
-    out: Dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        new = _swap_prefix(key, back)
-        if new is None:
-            raise CheckpointError(f"key {key!r} is no part of PoolNetSaliency")
-        new = _OURS_FAM_FUSE[0].sub(_OURS_FAM_FUSE[1], new)
-        if resnet_layout:
-            new = _OURS_RESNET_3X3[0].sub(_OURS_RESNET_3X3[1], new)
-        out[new] = value
-    return out
-
-
-# What the authors' networks do that a config could do otherwise without changing a tensor shape.
-_OFFICIAL_INPUT = {
-    # Res2Net-PoolNet: RGB, ImageNet mean/std (dataset/dataset.py load_image_test)
-    LAYOUT_RES2NET_POOLNET: ("RGB", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
-    # PoolNet: BGR as OpenCV reads it, Caffe mean, no std
-    LAYOUT_RESNET_POOLNET: ("BGR", (104.00699, 116.66877, 122.67892), (1.0, 1.0, 1.0)),
-}
-
-
-# The config of this repository that builds each of the authors' networks.
-OFFICIAL_LAYOUT_CONFIGS = {
-    LAYOUT_RES2NET_POOLNET: "configs/sod/poolnet_r2_50_duts.yaml",
-    LAYOUT_RESNET_POOLNET: "configs/sod/poolnet_r_50_released.yaml",
-}
-
-
+# Their key layouts and the maps to ours: .poolnet_checkpoints. Here: what a configured model must
+# match before their weights load into it, and the registration with the one weight loader.
 def official_layout_conflicts(model: PoolNetSaliency, layout: str) -> List[str]:
     """Settings of ``model`` that differ from the network the authors' ``layout`` weights were
     trained in and that no tensor shape would reveal (their maps would silently differ).
@@ -494,7 +244,7 @@ def official_layout_conflicts(model: PoolNetSaliency, layout: str) -> List[str]:
     if not isinstance(model, PoolNetSaliency):
         return [f"the model is a {type(model).__name__}, not the PoolNetSaliency of MODEL.META_ARCHITECTURE"]
     b = model.backbone
-    fmt, mean, std = _OFFICIAL_INPUT[layout]
+    fmt, mean, std = OFFICIAL_LAYOUT_INPUT[layout]
     expected = {
         "MODEL.SALIENCY.IN_FEATURES": (model.in_features, ("stem",) + STAGE_NAMES),
         "MODEL.SALIENCY.PPM_BINS": (model.ppm_bins, (1, 3, 5)),
@@ -507,7 +257,6 @@ def official_layout_conflicts(model: PoolNetSaliency, layout: str) -> List[str]:
         "MODEL.PIXEL_STD": (tuple(round(v, 3) for v in model.pixel_mean_std[1]), tuple(round(v, 3) for v in std)),
     }
     return [f"{key} is {got} here but {want} in their network" for key, (got, want) in expected.items() if got != want]
-
 
 
 def _official_layout_applies(layout: str):

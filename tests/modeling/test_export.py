@@ -8,8 +8,9 @@ import torch
 from torch.nn import functional as F
 
 from res2net_det.modeling import export as E
+from res2net_det.modeling.poolnet_modules import _adaptive_avg_pool2d
 from res2net_det.modeling.res2net import Res2Net
-from res2net_det.modeling.saliency import PoolNetSaliency, _adaptive_avg_pool2d
+from res2net_det.modeling.saliency import PoolNetSaliency
 from tests.helpers import randomize_norm_
 
 EXAMPLE, CHECK = (64, 96), (80, 120)  # different heights and widths, both in the check

@@ -189,11 +189,11 @@ def test_backbone_options_keep_the_defaults():
 @pytest.mark.parametrize("size", [(19, 23), (5, 3), (8, 16), (1, 9)])
 def test_export_form_of_the_fam_pooling_equals_the_eager_one(size, monkeypatch):
     """Under ONNX tracing the FAM pools with two averaging matmuls; same windows as eager."""
-    from res2net_det.modeling import saliency
+    from res2net_det.modeling import poolnet_modules
 
     x = torch.randn(2, 3, *size)
-    expected = [saliency._avg_pool(x, k) for k in (2, 4, 8)]
+    expected = [poolnet_modules._avg_pool(x, k) for k in (2, 4, 8)]
     monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)  # as inside torch.onnx.export
     for k, e in zip((2, 4, 8), expected):
-        got = saliency._avg_pool(x, k)
+        got = poolnet_modules._avg_pool(x, k)
         assert got.shape == e.shape and torch.allclose(got, e, atol=1e-6)
