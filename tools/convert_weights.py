@@ -31,8 +31,9 @@ import sys
 
 from res2net_det.config import get_cfg, merge_config_file
 from res2net_det.config.detection import anchor_layout_from_cfg
+from res2net_det.modeling.anchor_layout import AnchorLayout
 from res2net_det.modeling.convert import convert_detector_file, convert_file
-from res2net_det.modeling.detector_layouts import LAYOUT_NAMES, AnchorLayout
+from res2net_det.modeling.detector_keys import LAYOUT_NAMES
 from res2net_det.modeling.res2net import VARIANTS
 from res2net_det.modeling.weights import CheckpointError, resolve_weights
 

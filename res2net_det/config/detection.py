@@ -9,8 +9,8 @@ from typing import Any, Dict, List, Tuple
 
 from fvcore.common.config import CfgNode as CN
 
+from ..modeling.anchor_layout import AnchorLayout
 from ..modeling.detection import fpn_level_names
-from ..modeling.detector_layouts import AnchorLayout
 from ..modeling.res2net import STAGE_NAMES, find_variant, stage_blocks, stage_strides, variant_args
 from .res2net import res2net_kwargs_from_cfg
 
@@ -246,6 +246,6 @@ def _check_levels(values, levels, key: str) -> None:
 
 def anchor_layout_from_cfg(cfg: CN) -> AnchorLayout:
     """Anchors per location (sizes x ratios of the first level) of ``MODEL.ANCHOR_GENERATOR``,
-    which orders a detector's per-anchor outputs (see :mod:`res2net_det.modeling.detector_layouts`)."""
+    which orders a detector's per-anchor outputs (see :mod:`res2net_det.modeling.anchor_layout`)."""
     g = cfg.MODEL.ANCHOR_GENERATOR
     return AnchorLayout(len(g.SIZES[0]), len(g.ASPECT_RATIOS[0]))

@@ -19,13 +19,9 @@ import safetensors.torch
 import torch
 
 from ..utils.io import atomic_path
-from .detector_layouts import (
-    LAYOUT_NAMES,
-    AnchorLayout,
-    convert_detector_state,
-    describe_detector_file,
-    detect_detector_layout,
-)
+from .anchor_layout import AnchorLayout
+from .detector_keys import LAYOUT_NAMES, describe_detector_file, detect_detector_layout
+from .detector_layouts import convert_detector_state
 from .poolnet_checkpoints import detect_poolnet_layout, is_unused_official_key, official_poolnet_to_ours
 from .res2net import Res2Net
 from .variants import DEPTHS, resolve_name, variant_args

@@ -21,11 +21,8 @@ RetinaNet      ``head.cls_subnet`` / ``cls_score``              ``head.classific
                ``head.bbox_subnet`` / ``bbox_pred``             ``head.regression_head.conv`` / ``bbox_reg``
 =============  ==============================================  ===============================================
 
-Anchors: Detectron2 lists a location's anchors size by size (all ratios of the first size, then
-the next size), torchvision ratio by ratio, so the RPN's and RetinaNet's per-anchor outputs are
-permuted when a level has several sizes *and* several ratios. The converters need that
-:class:`AnchorLayout` then (from the model being loaded, or from the config); with one size or
-one ratio per level (the shipped R-CNN configs) the order is the same.
+Anchors: the two engines order a location's anchors differently when a level has several sizes
+*and* several ratios; the converters then need the :class:`AnchorLayout` (:mod:`.anchor_layout`).
 
 :func:`detectron2_to_torchvision` and :func:`torchvision_to_detectron2` convert a state dict;
 ``d2 -> tv -> d2`` gives back the original tensors (the torchvision background box rows, unused
@@ -35,7 +32,8 @@ the Detectron2 engine's checkpointer converts the other way.
 
 :func:`unloaded_groups`, :func:`describe_detector_file` and :func:`check_fully_loaded` say which
 parts of a detector a checkpoint left at their initialisation, in words ("FPN, RPN, box head"),
-and what the file looks like, so that inference can refuse a half-loaded detector.
+and what the file looks like, so that inference can refuse a half-loaded detector; they and
+:func:`detect_detector_layout` live in :mod:`.detector_keys`.
 
 Pure PyTorch: no engine is imported.
 """
@@ -43,12 +41,29 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
+from .anchor_layout import (
+    AnchorLayout,
+    anchor_layout_from_cell_anchors,
+    move_anchor_outputs,
+    torchvision_anchor_layout,
+)
+from .detector_keys import (
+    DETECTRON2,
+    LAYOUT_NAMES,
+    TORCHVISION,
+    check_fully_loaded,
+    describe_detector_file,
+    detect_detector_layout,
+    group_of,
+    is_detector,
+    partial_load_note,
+    unloaded_groups,
+)
 from .weights import CheckpointError, register_layout
 
 __all__ = [
@@ -69,120 +84,6 @@ __all__ = [
     "partial_load_note",
     "check_fully_loaded",
 ]
-
-DETECTRON2 = "detectron2"
-TORCHVISION = "torchvision"
-#: How messages name each layout.
-LAYOUT_NAMES = {DETECTRON2: "Detectron2-engine", TORCHVISION: "torchvision-engine"}
-
-# Keys only one layout has (the shared backbone.bottom_up and roi_heads.box_predictor say nothing).
-_D2_MARKERS = ("proposal_generator.", "backbone.fpn_lateral", "backbone.fpn_output", "backbone.top_block.",
-               "roi_heads.box_head.fc", "roi_heads.box_head.conv", "roi_heads.mask_head.mask_fcn",
-               "roi_heads.mask_head.deconv.", "roi_heads.mask_head.predictor.", "head.cls_subnet.",
-               "head.bbox_subnet.", "head.cls_score.", "head.bbox_pred.")
-_TV_MARKERS = ("rpn.head.", "backbone.fpn.", "roi_heads.mask_predictor.", "head.classification_head.",
-               "head.regression_head.")
-_TV_BOX_HEAD = re.compile(r"^roi_heads\.(box|mask)_head\.\d+\.")
-
-
-def detect_detector_layout(keys: Iterable[str]) -> Optional[str]:
-    """:data:`DETECTRON2`, :data:`TORCHVISION` or None (no detector key, or both kinds: not a
-    detector of either engine) for the keys of a state dict or a model."""
-    d2 = tv = False
-    for key in keys:
-        d2 = d2 or key.startswith(_D2_MARKERS)
-        tv = tv or key.startswith(_TV_MARKERS) or bool(_TV_BOX_HEAD.match(key))
-    if d2 != tv:
-        return DETECTRON2 if d2 else TORCHVISION
-    return None
-
-
-# ---------------------------------------------------------------------------- anchors
-@dataclass(frozen=True)
-class AnchorLayout:
-    """Anchors per location: ``sizes`` x ``ratios`` (of the first level; every level has as many)."""
-
-    sizes: int
-    ratios: int
-
-    @property
-    def count(self) -> int:
-        return self.sizes * self.ratios
-
-
-def anchor_layout_from_cell_anchors(cell: torch.Tensor) -> AnchorLayout:
-    """The layout of Detectron2's cell anchors (``A x 4`` boxes around the origin, size by size):
-    the number of distinct sizes (square roots of the areas) and of ratios."""
-    w = cell[:, 2] - cell[:, 0]
-    h = cell[:, 3] - cell[:, 1]
-    sizes = torch.sqrt(w * h)
-    distinct: List[float] = []
-    for s in sizes.tolist():
-        if not any(math.isclose(s, d, rel_tol=1e-3) for d in distinct):
-            distinct.append(s)
-    if len(cell) % len(distinct):
-        raise ValueError(f"{len(cell)} anchors per location are not sizes x ratios ({len(distinct)} sizes)")
-    return AnchorLayout(len(distinct), len(cell) // len(distinct))
-
-
-def torchvision_anchor_layout(model: nn.Module) -> Optional[AnchorLayout]:
-    """The anchor layout of a torchvision detector (its RPN's or RetinaNet's ``AnchorGenerator``)."""
-    rpn = getattr(model, "rpn", None)
-    generator = getattr(rpn, "anchor_generator", None) or getattr(model, "anchor_generator", None)
-    if generator is None or not hasattr(generator, "sizes"):
-        return None
-    return AnchorLayout(len(generator.sizes[0]), len(generator.aspect_ratios[0]))
-
-
-def _anchor_order(anchors: Optional[AnchorLayout], count: int, key: str, to: str) -> Optional[torch.Tensor]:
-    """Index ``perm`` with ``target[a] = source[perm[a]]`` for the anchors of one location, or None
-    when both engines order them alike."""
-    if anchors is None:
-        if any(count % f == 0 for f in range(2, int(math.isqrt(count)) + 1)):
-            raise CheckpointError(
-                f"{key} has {count} anchors per location, which can be several sizes x several aspect ratios, "
-                "ordered differently by the two engines; give the anchor layout (the model's config: "
-                "MODEL.ANCHOR_GENERATOR.SIZES / ASPECT_RATIOS; tools/convert_weights.py --config-file or --anchors)"
-            )
-        return None
-    if anchors.count != count:
-        raise CheckpointError(
-            f"{key} has {count} anchors per location but the anchor layout has {anchors.sizes} sizes x "
-            f"{anchors.ratios} ratios = {anchors.count}: the checkpoint was trained with other anchors"
-        )
-    if anchors.sizes == 1 or anchors.ratios == 1:
-        return None
-    s, r = torch.meshgrid(torch.arange(anchors.sizes), torch.arange(anchors.ratios), indexing="ij")
-    d2_index = (s * anchors.ratios + r)  # [size, ratio] -> Detectron2's position
-    tv_index = (r * anchors.sizes + s)  # [size, ratio] -> torchvision's position
-    perm = torch.empty(count, dtype=torch.long)
-    if to == TORCHVISION:
-        perm[tv_index.flatten()] = d2_index.flatten()
-    else:
-        perm[d2_index.flatten()] = tv_index.flatten()
-    return perm
-
-
-def _permute_anchors(value: torch.Tensor, perm: Optional[torch.Tensor], per_anchor: int) -> torch.Tensor:
-    """Reorders the output channels (dim 0) of a per-anchor conv: ``per_anchor`` rows per anchor."""
-    if perm is None:
-        return value
-    rows = (perm[:, None] * per_anchor + torch.arange(per_anchor)[None, :]).flatten()
-    return value[rows]
-
-
-def _move_anchor_outputs(state, out, scores: Tuple[str, str], deltas: Tuple[str, str],
-                         anchors: Optional[AnchorLayout], to: str) -> None:
-    """Moves a head's per-anchor scores and box deltas (``(source, target)`` module names),
-    reordering the anchors of a location for the layout ``to``."""
-    if f"{deltas[0]}.weight" not in state:
-        return
-    count = state[f"{deltas[0]}.weight"].shape[0] // 4
-    perm = _anchor_order(anchors, count, deltas[0], to)
-    per_anchor = state[f"{scores[0]}.weight"].shape[0] // count  # 1 objectness, or one score per class
-    for kind in ("weight", "bias"):
-        out[f"{scores[1]}.{kind}"] = _permute_anchors(state.pop(f"{scores[0]}.{kind}"), perm, per_anchor)
-        out[f"{deltas[1]}.{kind}"] = _permute_anchors(state.pop(f"{deltas[0]}.{kind}"), perm, 4)
 
 
 # ---------------------------------------------------------------------------- key maps
@@ -318,7 +219,7 @@ def detectron2_to_torchvision(state: Mapping[str, torch.Tensor],
         _move(state, out, f"{rpn}conv.", "rpn.head.conv.0.0.")
     for k in sorted(_indexed(state, rf"{re.escape(rpn)}conv\.conv(\d+)\.")):
         _move(state, out, f"{rpn}conv.conv{k}.", f"rpn.head.conv.{k}.0.")
-    _move_anchor_outputs(state, out, (f"{rpn}objectness_logits", "rpn.head.cls_logits"),
+    move_anchor_outputs(state, out, (f"{rpn}objectness_logits", "rpn.head.cls_logits"),
                          (f"{rpn}anchor_deltas", "rpn.head.bbox_pred"), anchors, TORCHVISION)
     # box head: convs, then (after torchvision's Flatten) Linear, ReLU, Linear, ReLU, ...
     num_conv = _conv_norm_d2_to_tv(state, out, "roi_heads.box_head.conv", "roi_heads.box_head.")
@@ -335,7 +236,7 @@ def detectron2_to_torchvision(state: Mapping[str, torch.Tensor],
     # RetinaNet
     _subnet_d2_to_tv(state, out, "head.cls_subnet.", "head.classification_head.conv.")
     _subnet_d2_to_tv(state, out, "head.bbox_subnet.", "head.regression_head.conv.")
-    _move_anchor_outputs(state, out, ("head.cls_score", "head.classification_head.cls_logits"),
+    move_anchor_outputs(state, out, ("head.cls_score", "head.classification_head.cls_logits"),
                          ("head.bbox_pred", "head.regression_head.bbox_reg"), anchors, TORCHVISION)
     out.update(state)  # the backbone, and anything unknown (reported by the loader)
     return out
@@ -367,7 +268,7 @@ def torchvision_to_detectron2(state: Mapping[str, torch.Tensor], anchors: Option
     for k in convs:
         _move(state, out, f"rpn.head.conv.{k}.0.",
               "proposal_generator.rpn_head.conv." + (f"conv{k}." if len(convs) > 1 else ""))
-    _move_anchor_outputs(state, out, ("rpn.head.cls_logits", "proposal_generator.rpn_head.objectness_logits"),
+    move_anchor_outputs(state, out, ("rpn.head.cls_logits", "proposal_generator.rpn_head.objectness_logits"),
                          ("rpn.head.bbox_pred", "proposal_generator.rpn_head.anchor_deltas"), anchors, DETECTRON2)
     # box head: 4-D weights are convs, 2-D ones the fully connected layers, in order
     layers = _indexed(state, r"roi_heads\.box_head\.(\d+)\.")
@@ -388,7 +289,7 @@ def torchvision_to_detectron2(state: Mapping[str, torch.Tensor], anchors: Option
     # RetinaNet
     _subnet_tv_to_d2(state, out, "head.classification_head.conv.", "head.cls_subnet.")
     _subnet_tv_to_d2(state, out, "head.regression_head.conv.", "head.bbox_subnet.")
-    _move_anchor_outputs(state, out, ("head.classification_head.cls_logits", "head.cls_score"),
+    move_anchor_outputs(state, out, ("head.classification_head.cls_logits", "head.cls_score"),
                          ("head.regression_head.bbox_reg", "head.bbox_pred"), anchors, DETECTRON2)
     out.update(state)
     return out
@@ -417,119 +318,3 @@ def _detectron2_file_for_torchvision_model(state: Mapping[str, torch.Tensor], mo
 register_layout("Detectron2-engine detector", _detectron2_file_for_torchvision_model,
                 lambda state, model: detectron2_to_torchvision(state, torchvision_anchor_layout(model)),
                 with_model=True)
-
-
-# ---------------------------------------------------------------------------- what is loaded
-# (key prefix, group), first match wins; both layouts.
-_GROUPS: Tuple[Tuple[str, str], ...] = (
-    ("backbone.bottom_up.", "backbone"),
-    ("backbone.fpn", "FPN"),
-    ("backbone.top_block.", "FPN"),
-    ("backbone.", "backbone"),
-    ("rpn.", "RPN"),
-    ("proposal_generator.", "RPN"),
-    ("roi_heads.box_head.", "box head"),
-    ("roi_heads.box_predictor.", "box predictor"),
-    ("roi_heads.mask_", "mask head"),
-    ("roi_heads.keypoint_", "keypoint head"),
-    ("head.classification_head.", "RetinaNet classification head"),
-    ("head.cls_", "RetinaNet classification head"),
-    ("head.regression_head.", "RetinaNet box head"),
-    ("head.bbox_", "RetinaNet box head"),
-)
-_HEAD_GROUPS = ("RPN", "box head", "box predictor", "RetinaNet classification head", "RetinaNet box head")
-
-
-def group_of(key: str) -> str:
-    """The part of a detector a key belongs to (``"FPN"``, ``"RPN"``, ``"box head"``, ...)."""
-    for prefix, group in _GROUPS:
-        if key.startswith(prefix):
-            return group
-    return key.split(".")[0]
-
-
-def is_detector(keys: Iterable[str]) -> bool:
-    """True for the keys of a detector (an RPN, RoI heads or RetinaNet head) of either engine."""
-    return any(group_of(k) in _HEAD_GROUPS for k in keys)
-
-
-def unloaded_groups(model_keys: Iterable[str], loaded: Iterable[str]) -> Dict[str, List[str]]:
-    """``{group: [model keys]}`` of the model's tensors that ``loaded`` does not cover, in the
-    model's order (batch norm step counters don't count)."""
-    done = set(loaded)
-    groups: Dict[str, List[str]] = {}
-    for key in model_keys:
-        if key not in done and not key.endswith("num_batches_tracked"):
-            groups.setdefault(group_of(key), []).append(key)
-    return groups
-
-
-def _detector_kind(groups: Iterable[str]) -> str:
-    groups = set(groups)
-    if {"RetinaNet box head", "RetinaNet classification head"} & groups:
-        return "RetinaNet"
-    if "mask head" in groups:
-        return "Mask R-CNN"
-    if {"RPN", "box predictor"} & groups:
-        return "Faster R-CNN"
-    return "detector (" + ", ".join(sorted(groups)) + ")"
-
-
-def describe_detector_file(keys: Iterable[str]) -> str:
-    """What a checkpoint's keys look like, in words, for error messages: a detector of one engine's
-    layout (Faster R-CNN, Mask R-CNN, RetinaNet), a backbone-only file, another task's model."""
-    keys = [k for k in keys if not k.endswith("num_batches_tracked")]
-    layout = detect_detector_layout(keys)
-    if layout is not None or is_detector(keys):
-        where = f" in the {LAYOUT_NAMES[layout]} layout" if layout else ""
-        return f"a {_detector_kind(group_of(k) for k in keys)}{where}"
-    top = {k.split(".")[0] for k in keys}
-    if keys and all(k.startswith("backbone.bottom_up.") for k in keys) or "layer1" in top and "backbone" not in top:
-        return ("a backbone-only Res2Net file (ImageNet weights or a tools/convert_weights.py output: "
-                "no FPN, RPN or heads)")
-    if {"guidance", "aggregate"} & top:
-        return "a PoolNet saliency model (MODEL.META_ARCHITECTURE PoolNetSaliency)"
-    if top == {"backbone"} and any(k.startswith("backbone.fc.") for k in keys):
-        return "a Res2Net classifier (MODEL.META_ARCHITECTURE Res2NetClassifier)"
-    return f"not a detector (keys like {sorted(keys)[:3]})"
-
-
-def partial_load_note(model_keys: Sequence[str], loaded: Iterable[str], file_keys: Iterable[str],
-                      path: str) -> Optional[str]:
-    """One log line for training from a checkpoint that leaves parts of a detector unloaded (an
-    ImageNet backbone, say): which parts start from their initialisation, and what the file is.
-    None when everything is loaded or the model is no detector."""
-    model_keys = list(model_keys)
-    groups = unloaded_groups(model_keys, loaded) if is_detector(model_keys) else {}
-    if not groups:
-        return None
-    return (f"{path} is {describe_detector_file(file_keys)}: the {', '.join(groups)} of this "
-            f"{_detector_kind(group_of(k) for k in model_keys)} ({sum(map(len, groups.values()))} tensors) "
-            "start from their initialisation")
-
-
-def check_fully_loaded(model_keys: Sequence[str], loaded: Iterable[str], file_keys: Iterable[str], path: str,
-                       mismatched: Iterable[str] = (), allow_hint: str = "MODEL.WEIGHTS_ALLOW_PARTIAL True") -> None:
-    """Raises :class:`CheckpointError` when ``loaded`` leaves any tensor of a detector unset (for
-    inference: a half-loaded detector gives meaningless predictions), naming the groups left at
-    their initialisation, how many tensors, which of them the file has with another shape
-    (``mismatched``), and what the file looks like; ``allow_hint`` is the setting that runs it
-    anyway. Models that are not detectors pass (their tasks check their own weights)."""
-    model_keys = list(model_keys)
-    if not is_detector(model_keys):
-        return
-    groups = unloaded_groups(model_keys, loaded)
-    if not groups:
-        return
-    total = sum(len(v) for v in groups.values())
-    first = next(iter(groups.values()))[0]
-    own = set(model_keys)
-    mismatched = [k for k in mismatched if k in own]
-    shapes = (f"; {len(mismatched)} of them have another shape in the file (e.g. {mismatched[0]}: another number "
-              "of classes or another head)") if mismatched else ""
-    raise CheckpointError(
-        f"{path} leaves the {', '.join(groups)} of this {_detector_kind(group_of(k) for k in model_keys)} "
-        f"unloaded ({total} tensors, e.g. {first}{shapes}); the file looks like {describe_detector_file(file_keys)}. "
-        "A half-loaded detector's predictions are meaningless, so it is not run. Give the checkpoint of a "
-        f"trained detector of this config (either engine's), or set {allow_hint} to run it anyway."
-    )
