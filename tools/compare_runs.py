@@ -12,7 +12,9 @@ import os
 import sys
 
 from res2net_det.evaluation.bootstrap import DEFAULT_RESAMPLES
-from res2net_det.evaluation.compare import RunNotFinishedError, compare_runs, format_markdown, write_comparison
+from res2net_det.evaluation.compare import compare_runs
+from res2net_det.evaluation.comparison_report import format_markdown, write_comparison
+from res2net_det.evaluation.run_results import RunNotFinishedError
 
 
 def main(argv=None) -> int:

@@ -1,36 +1,23 @@
 """Side-by-side tables of finished runs: the paper's "ResNet-50 vs Res2Net-50" comparisons.
 
-A run is an ``OUTPUT_DIR`` of either engine (or of a CAM / saliency tool). Its results are read
-from the files the evaluators write (task: file -> columns):
-
-* detection: ``inference/<data set>/coco_eval_results.json`` -> AP, AP50, AP75, APs, APm, APl (+ mask AP)
-* detection-voc: ``inference/<data set>/voc_eval_results.json`` -> mAP (the year's AP at IoU 0.5: VOC07
-  11-point), all-point mAP, AP, AP75
-* saliency: ``inference/<data set>/saliency_results.json`` (or ``saliency_results.json``) -> maxF, MAE,
-  S-measure, maxE
-* cam: ``cam_results.json`` or ``results.json`` (``{"settings", "rows"}``) -> Top-1 Loc, GT-known Loc,
-  MaxBoxAccV2, deletion, insertion
-* panoptic: ``inference/<data set>/panoptic_eval_results.json`` -> PQ (things, stuff), box AP, mask AP, stuff mIoU
+A run is an ``OUTPUT_DIR`` of either engine (or of a CAM / saliency tool); :func:`read_run`
+(:mod:`.run_results`) reads its results from the files the evaluators wrote.
 
 :func:`compare_runs` makes one table per task and data set (CAM: per method): a row per metric,
-a column per run, and after every run but the first a Δ column (that run minus the first).
-:func:`write_comparison` writes it as Markdown and JSON and draws the bar chart (AP by object
-size for detection, mAP per data set for VOC, the metric per data set for saliency, the
-localisation accuracies per method for CAM).
+a column per run, and after every run but the first a Δ column (that run minus the first), with
+a paired bootstrap interval of each Δ where the runs left per-image data; :func:`summarize_seeds`
+sums up repeated training seeds. :func:`write_comparison` (:mod:`.comparison_report`) writes a
+comparison as Markdown and JSON and draws its bar chart.
 """
 from __future__ import annotations
 
-import glob
 import json
-import math
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..utils.io import read_json_file, write_json_file
 from .bootstrap import (
     BOOTSTRAP_METRICS,
     DEFAULT_RESAMPLES,
@@ -39,134 +26,12 @@ from .bootstrap import (
     resample_weights,
     voc_metrics,
 )
-from .per_image import load_per_image, per_image_path
+from .comparison_report import format_markdown, format_seed_markdown, plot_comparison, write_comparison
+from .per_image import load_per_image
+from .run_results import TASK_COLUMNS, TASK_TITLES, RunNotFinishedError, RunResults, read_run
 
 __all__ = ["RunNotFinishedError", "RunResults", "TASK_COLUMNS", "read_run", "compare_runs", "format_markdown",
-           "write_comparison", "summarize_seeds", "format_seed_markdown"]
-
-
-class RunNotFinishedError(ValueError):
-    """A run folder that is missing, unfinished or holds no results."""
-
-
-# task -> [(column title, key in the metrics dict read from the run, higher is better, decimals)]
-# (percentages with one decimal, saliency scores and AUCs in [0, 1] with three)
-TASK_COLUMNS: Dict[str, List[Tuple[str, str, bool, int]]] = {
-    "detection": [("AP", "AP", True, 1), ("AP50", "AP50", True, 1), ("AP75", "AP75", True, 1),
-                  ("APs", "APs", True, 1), ("APm", "APm", True, 1), ("APl", "APl", True, 1),
-                  ("mask AP", "mask_AP", True, 1)],
-    "detection-voc": [("mAP", "AP50", True, 1), ("mAP (all-point)", "AP50_allpoint", True, 1), ("AP", "AP", True, 1),
-                      ("AP75", "AP75", True, 1)],
-    "saliency": [("maxF", "maxF", True, 3), ("MAE", "MAE", False, 3), ("S-measure", "Sm", True, 3),
-                 ("maxE", "maxE", True, 3)],
-    "panoptic": [("PQ", "PQ", True, 1), ("PQ things", "PQ_th", True, 1), ("PQ stuff", "PQ_st", True, 1),
-                 ("box AP", "AP", True, 1), ("mask AP", "mask_AP", True, 1), ("mIoU", "mIoU", True, 1)],
-    "cam": [("Top-1 Loc", "top1_loc", True, 1), ("GT-known Loc", "gt_known_loc", True, 1),
-            ("MaxBoxAccV2", "max_box_acc_v2", True, 1), ("Deletion", "deletion_auc", False, 3),
-            ("Insertion", "insertion_auc", True, 3)],
-}
-_TASK_TITLES = {"detection": "detection (COCO AP, %)", "detection-voc": "detection (PASCAL VOC, %)",
-                "saliency": "salient object detection", "cam": "CAM localisation",
-                "panoptic": "panoptic segmentation (COCO PQ, AP, %)"}
-
-
-@dataclass
-class RunResults:
-    label: str
-    run_dir: str
-    # (task, data set or CAM method) -> metrics
-    results: "OrderedDict[Tuple[str, str], Dict[str, Optional[float]]]" = field(default_factory=OrderedDict)
-    # (task, data set or CAM method) -> [(per-image file, section, metric prefix)]: where the
-    # evaluator left the per-image data the bootstrap resamples (the file may be missing)
-    per_image: Dict[Tuple[str, str], List[Tuple[str, str, str]]] = field(default_factory=dict)
-
-
-def _number(value: Any) -> Optional[float]:
-    return (float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            else None)
-
-
-def _unfinished_checkpoint(run_dir: str) -> Optional[str]:
-    """The last checkpoint's name when a trainer (either engine) stopped before its final one."""
-    marker = os.path.join(run_dir, "last_checkpoint")
-    if not os.path.isfile(marker):
-        return None
-    with open(marker, encoding="utf-8") as f:
-        name = f.read().strip()
-    return None if os.path.basename(name) == "model_final.pth" else name
-
-
-def _read_saliency(path: str, run: "RunResults") -> None:
-    data = read_json_file(path, "saliency results")
-    for method, per_dataset in data.items():
-        for dataset, entry in per_dataset.items():
-            key = ("saliency", dataset if len(data) == 1 else f"{dataset} [{method}]")
-            run.results[key] = {k: _number(v) for k, v in entry.get("metrics", {}).items()}
-            run.per_image[key] = [(per_image_path(path), f"{method}/{dataset}", "")]
-
-
-def read_run(run_dir: str, label: Optional[str] = None) -> RunResults:
-    """The results of one finished run; :class:`RunNotFinishedError` naming the folder when it is
-    missing, still training (its ``last_checkpoint`` is not ``model_final.pth``) or holds no
-    results file."""
-    label = label or os.path.basename(os.path.normpath(run_dir))
-    if not os.path.isdir(run_dir):
-        raise RunNotFinishedError(f"run folder not found: {run_dir}")
-    last = _unfinished_checkpoint(run_dir)
-    if last:
-        raise RunNotFinishedError(
-            f"{run_dir}: unfinished run (its last checkpoint is {last}, not model_final.pth); finish it "
-            "with tools/train_net.py ... --resume (or tools/reproduce.py ... --resume), or leave it out"
-        )
-    run = RunResults(label, run_dir)
-    inference = os.path.join(run_dir, "inference")
-    for path in sorted(glob.glob(os.path.join(inference, "*", "coco_eval_results.json"))):
-        data = read_json_file(path, "COCO results")
-        metrics = {k: _number(v) for k, v in data.get("bbox", {}).items()}
-        if "segm" in data:
-            metrics["mask_AP"] = _number(data["segm"].get("AP"))
-        key = ("detection", os.path.basename(os.path.dirname(path)))
-        run.results[key] = metrics
-        run.per_image[key] = [(per_image_path(path), "bbox", "")] + \
-            ([(per_image_path(path), "segm", "mask_")] if "segm" in data else [])
-    for path in sorted(glob.glob(os.path.join(inference, "*", "panoptic_eval_results.json"))):
-        data = read_json_file(path, "panoptic results")
-        metrics = {k: _number(data.get("panoptic_seg", {}).get(k)) for k in ("PQ", "PQ_th", "PQ_st")}
-        metrics.update(AP=_number(data.get("bbox", {}).get("AP")), mask_AP=_number(data.get("segm", {}).get("AP")),
-                       mIoU=_number(data.get("sem_seg", {}).get("mIoU")))
-        run.results[("panoptic", os.path.basename(os.path.dirname(path)))] = metrics
-    for path in sorted(glob.glob(os.path.join(inference, "*", "voc_eval_results.json"))):
-        data = read_json_file(path, "VOC results")
-        key = ("detection-voc", os.path.basename(os.path.dirname(path)))
-        run.results[key] = {k: _number(v) for k, v in data.get("bbox", {}).items()}
-        run.per_image[key] = [(per_image_path(path), "bbox", "")]
-    for path in sorted(glob.glob(os.path.join(inference, "*", "saliency_results.json"))) + \
-            sorted(glob.glob(os.path.join(run_dir, "saliency_results.json"))):
-        _read_saliency(path, run)
-    for name in ("cam_results.json", "results.json"):
-        path = os.path.join(run_dir, name)
-        if not os.path.isfile(path):
-            continue
-        data = read_json_file(path, "CAM results")
-        if not (isinstance(data, dict) and isinstance(data.get("rows"), list)):
-            continue
-        # the model-free rows are the same in every run
-        rows = [r for r in data["rows"] if r.get("model") != "baseline"]
-        models = list(OrderedDict.fromkeys(r.get("model") for r in rows))
-        for row in rows:
-            method = str(row.get("method"))
-            key = ("cam", method if len(models) == 1 else f"{method} [{row.get('model')}]")
-            run.results[key] = {k: _number(v) for k, v in row.items()}
-            if isinstance(row.get("per_image"), str):
-                run.per_image[key] = [(per_image_path(path), row["per_image"], "")]
-        break
-    if not run.results:
-        raise RunNotFinishedError(
-            f"{run_dir}: no results (inference/<data set>/coco_eval_results.json, voc_eval_results.json, "
-            "panoptic_eval_results.json, saliency_results.json, or a CAM results.json): the run has not finished its "
-            "evaluation, or this is not a run folder"
-        )
-    return run
+           "write_comparison", "summarize_seeds", "format_seed_markdown", "plot_comparison"]
 
 
 def compare_runs(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None,
@@ -202,7 +67,7 @@ def compare_runs(run_dirs: Sequence[str], labels: Optional[Sequence[str]] = None
                       for t, v in values[r.label].items()}
             for r in runs[1:]
         }
-        tables.append({"task": task, "dataset": dataset, "title": f"{_TASK_TITLES[task]}: {dataset}",
+        tables.append({"task": task, "dataset": dataset, "title": f"{TASK_TITLES[task]}: {dataset}",
                        "columns": [t for t, _, _, _ in present], "values": values, "delta": delta,
                        "higher_is_better": {t: hib for t, _, hib, _ in present},
                        "decimals": {t: d for t, _, _, d in present}})
@@ -364,196 +229,3 @@ def summarize_seeds(comparisons: Sequence[Dict[str, Any]], seeds: Sequence[int])
                                              for c in columns}
         tables.append(table)
     return {"seeds": list(seeds), "runs": labels, "tables": tables}
-
-
-def format_seed_markdown(summary: Dict[str, Any]) -> str:
-    """The seed summary as Markdown: mean ± std per run, Δ over seeds, and each seed's
-    test-set (bootstrap) interval of the Δ."""
-    labels, k = summary["runs"], len(summary["seeds"])
-    out = []
-    for t in summary["tables"]:
-        head = ["metric", f"{labels[0]} ({k} seeds)"]
-        for lab in labels[1:]:
-            head += [lab, f"Δ {lab} over seeds", "test-set 95% interval, per seed"]
-        lines = [f"### {t['title']}: seeds {', '.join(map(str, summary['seeds']))}", "",
-                 "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-        for c in t["columns"]:
-            d = t["decimals"][c]
-
-            def pm(mean, sd, signed=False):
-                return "-" if mean is None else _fmt(mean, d, signed) + ("" if sd is None else f" ± {_fmt(sd, d)}")
-
-            cells = [c + ("" if t["higher_is_better"][c] else " ↓"),
-                     pm(t["mean"][labels[0]][c], t["std"][labels[0]][c])]
-            for lab in labels[1:]:
-                intervals = t["ci95_per_seed"][lab][c]
-                cells += [pm(t["mean"][lab][c], t["std"][lab][c]),
-                          pm(t["delta_mean"][lab][c], t["delta_std"][lab][c], signed=True),
-                          " ".join("-" if iv is None else f"[{_fmt(iv[0], d, True)}, {_fmt(iv[1], d, True)}]"
-                                   for iv in intervals)]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", "± is the standard deviation over the training seeds (training noise); the intervals are "
-                      "each seed's paired bootstrap over the test images (test-set sampling)"]
-        out.append("\n".join(lines))
-    return "\n\n".join(out) + "\n"
-
-
-def _fmt(value: Optional[float], digits: int, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    value = round(value, digits) + 0.0  # no "-0.0" for a difference that rounds to nothing
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def format_markdown(comparison: Dict[str, Any]) -> str:
-    """The tables as Markdown (also readable as plain text): metrics down, runs across, Δ after
-    every run but the first; ↓ marks a metric where lower is better."""
-    labels = [r["label"] for r in comparison["runs"]]
-    out = []
-    for table in comparison["tables"]:
-        head = ["metric", labels[0]]
-        for lab in labels[1:]:
-            head += [lab, f"Δ {lab}" if len(labels) > 2 else "Δ"]
-        lines = [f"### {table['title']}", "", "| " + " | ".join(head) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-        for col in table["columns"]:
-            name = col + ("" if table["higher_is_better"][col] else " ↓")
-            digits = table["decimals"][col]
-            cells = [name, _fmt(table["values"][labels[0]][col], digits)]
-            for lab in labels[1:]:
-                cells += [_fmt(table["values"][lab][col], digits), _delta_cell(table, lab, col, digits)]
-            lines.append("| " + " | ".join(cells) + " |")
-        if "ci95" in table:
-            n = sorted({v for per in table["n_images"].values() for v in per.values() if v})
-            lines += ["", f"Δ [95% interval]: paired bootstrap over the {'/'.join(map(str, n))} test images "
-                          f"({comparison['bootstrap']['resamples']} resamples, "
-                          f"seed {comparison['bootstrap']['seed']}); "
-                          "* the interval excludes 0"]
-        out.append("\n".join(lines))
-    notes = comparison.get("notes") or []
-    return "\n\n".join(out + (["\n".join(f"note: {n}" for n in notes)] if notes else [])) + "\n"
-
-
-def _delta_cell(table: Dict[str, Any], label: str, column: str, digits: int) -> str:
-    """``+2.6``, or with an interval ``+2.6 [+1.1, +4.0]*`` (``*``: the interval excludes 0)."""
-    cell = _fmt(table["delta"][label][column], digits, signed=True)
-    interval = table.get("ci95", {}).get(label, {}).get(column)
-    if interval is None or table["delta"][label][column] is None:
-        return cell
-    mark = "*" if table["significant"][label][column] else ""
-    return f"{cell} [{_fmt(interval[0], digits, True)}, {_fmt(interval[1], digits, True)}]{mark}"
-
-
-def _panels(comparison: Dict[str, Any]) -> List[Tuple[str, List[str], Dict[str, List[Optional[float]]]]]:
-    """(title, x labels, {run label: bar heights}) of each chart panel; a title ending in "(%)"
-    holds percentages."""
-    labels = [r["label"] for r in comparison["runs"]]
-    tables = comparison["tables"]
-    panels = []
-    for t in tables:
-        if t["task"] == "detection":
-            xs = [c for c in ("AP", "APs", "APm", "APl") if c in t["columns"]]
-            panels.append((f"{t['dataset']}: AP by object size (%)", xs,
-                           {lab: [t["values"][lab][c] for c in xs] for lab in labels}))
-    by_task: Dict[str, list] = OrderedDict()
-    for t in tables:
-        by_task.setdefault(t["task"], []).append(t)
-    for task, metric, title in (("detection-voc", "mAP", "VOC mAP per data set (%)"),
-                                ("saliency", "maxF", "max F-measure per data set"),
-                                ("saliency", "MAE", "MAE per data set (lower is better)")):
-        ts = [t for t in by_task.get(task, []) if metric in t["columns"]]
-        if ts:
-            panels.append((title, [t["dataset"] for t in ts],
-                           {lab: [t["values"][lab][metric] for t in ts] for lab in labels}))
-    for t in by_task.get("cam", []):
-        xs = [c for c in ("Top-1 Loc", "GT-known Loc", "MaxBoxAccV2") if c in t["columns"]]
-        if xs:
-            panels.append((f"CAM {t['dataset']}: localisation (%)", xs,
-                           {lab: [t["values"][lab][c] for c in xs] for lab in labels}))
-    return panels
-
-
-def _delta_panels(comparison: Dict[str, Any]) -> List[Tuple[str, List[str], Dict[str, list]]]:
-    """(title, metrics, {run label: [(Δ, low, high, significant)]}) of each table with intervals,
-    split into percentages and [0, 1] scores so one panel has one scale."""
-    panels = []
-    for t in comparison["tables"]:
-        if "ci95" not in t:
-            continue
-        for percent in (True, False):
-            cols = [c for c in t["columns"] if (t["decimals"][c] == 1) == percent
-                    and any(t["ci95"][lab].get(c) for lab in t["ci95"])]
-            if cols:
-                unit = " (points)" if percent else ""
-                panels.append((f"Δ {t['dataset']}{unit}, 95% interval", cols, {
-                    lab: [(t["delta"][lab][c], *(t["ci95"][lab][c] or (None, None)), t["significant"][lab][c])
-                          for c in cols] for lab in t["ci95"]}))
-    return panels
-
-
-def plot_comparison(comparison: Dict[str, Any], path: str) -> Optional[str]:
-    """The bar chart (one panel per table kind, bars grouped by run) and, for tables with
-    bootstrap intervals, a panel of each Δ with its interval; None when nothing to draw."""
-    panels = _panels(comparison)
-    deltas = _delta_panels(comparison)
-    if not panels and not deltas:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ncols = min(2, len(panels) + len(deltas))
-    nrows = -(-(len(panels) + len(deltas)) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 3.8 * nrows), squeeze=False)
-    for ax, (title, metrics, per_run) in zip(list(axes.flat)[len(panels):], deltas):
-        step = 0.8 / max(len(per_run), 1)
-        for i, (lab, points) in enumerate(per_run.items()):
-            y = np.arange(len(metrics))[::-1] + (i - (len(per_run) - 1) / 2) * step
-            labelled = False
-            for yy, (d, low, high, sig) in zip(y, points):
-                if d is None or low is None:
-                    continue
-                ax.errorbar(d, yy, xerr=[[max(d - low, 0)], [max(high - d, 0)]], fmt="o", capsize=3,
-                            color=f"C{i + 1}", mfc=f"C{i + 1}" if sig else "white",
-                            label=None if labelled else lab)
-                labelled = True
-        ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_yticks(np.arange(len(metrics))[::-1], metrics)
-        ax.set_title(title, fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-        ax.legend(fontsize=8, title="filled: excludes 0", title_fontsize=7)
-    for ax, (title, xs, bars) in zip(axes.flat, panels):
-        width = 0.8 / max(len(bars), 1)
-        x = np.arange(len(xs))
-        digits = 1 if title.endswith("(%)") else 3
-        top = 0.0
-        for i, (lab, heights) in enumerate(bars.items()):
-            h = [v if v is not None else 0.0 for v in heights]
-            top = max([top] + h)
-            rects = ax.bar(x + (i - (len(bars) - 1) / 2) * width, h, width, label=lab)
-            ax.bar_label(rects, labels=["-" if v is None else f"{v:.{digits}f}" for v in heights],
-                         fontsize=7, padding=1)
-        ax.set_xticks(x, xs)
-        ax.set_title(title, fontsize=10)
-        ax.set_ylim(0, (top or 1.0) * 1.3)  # room for the legend above the bars
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(panels) + len(deltas):]:
-        ax.axis("off")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def write_comparison(comparison: Dict[str, Any], output_dir: str) -> Dict[str, Optional[str]]:
-    """``comparison.md``, ``comparison.json`` and ``comparison.png`` in ``output_dir``; returns the paths."""
-    os.makedirs(output_dir, exist_ok=True)
-    paths = {"markdown": os.path.join(output_dir, "comparison.md"), "json": os.path.join(output_dir, "comparison.json")}
-    with open(paths["markdown"], "w", encoding="utf-8") as f:
-        f.write(format_markdown(comparison))
-    write_json_file(paths["json"], comparison, indent=1)
-    paths["figure"] = plot_comparison(comparison, os.path.join(output_dir, "comparison.png"))
-    return paths
