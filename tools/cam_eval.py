@@ -33,7 +33,7 @@ from res2net_det.evaluation.cam_comparison import (
     write_cam_results,
 )
 from res2net_det.evaluation.per_image import per_image_path
-from res2net_det.evaluation.wsol import PROTOCOLS
+from res2net_det.evaluation.wsol_scoremaps import PROTOCOLS
 from res2net_det.modeling.cam import CAM_METHODS, parse_model_spec
 
 

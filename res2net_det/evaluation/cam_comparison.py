@@ -6,7 +6,7 @@ localisation metrics of :mod:`res2net_det.evaluation.wsol` under one named proto
 boxes; or ``"continuous"``), PxAP / PIoU when the records carry pixel masks, and, on the first
 ``faithfulness_images`` images, deletion / insertion AUC and ROAD from
 :mod:`res2net_det.evaluation.faithfulness`. Two rows need no model and come with every run:
-the whole image as the box, and the best centred box (:func:`~res2net_det.evaluation.wsol.centre_prior_cam`).
+the whole image as the box, and the best centred box (:func:`~res2net_det.evaluation.wsol_scoremaps.centre_prior_cam`).
 With ``align_to_input`` each model and method gets a second row, labelled ``(aligned)``, whose
 maps are shifted half a feature stride onto the evidence: not part of either protocol.
 """
@@ -28,10 +28,9 @@ from ..modeling.cam import CamExtractor, align_cam_to_input, default_target_laye
 from ..utils.io import write_json_file
 from .faithfulness import deletion_insertion, road_combined
 from .per_image import image_key, per_image_path, save_per_image
-from .wsol import (
+from .wsol import PixelEvaluator, WSOLEvaluator
+from .wsol_scoremaps import (
     DEFAULT_CAM_THRESHOLDS,
-    PixelEvaluator,
-    WSOLEvaluator,
     cam_threshold_grid,
     centre_prior_cam,
     library_upsample,

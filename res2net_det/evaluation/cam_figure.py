@@ -16,7 +16,7 @@ from torch import nn
 from ..data.wsol import WSOLDataset
 from ..modeling.cam import CamExtractor
 from ..utils.visualization import GREEN, RED, draw_boxes, upscale_for_drawing
-from .wsol import boxes_from_cam
+from .wsol_boxes import boxes_from_cam
 
 __all__ = ["compute_cam_columns", "save_cam_grid", "visualize_cams"]
 

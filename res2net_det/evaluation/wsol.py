@@ -2,7 +2,9 @@
 Weakly Supervised Object Localization Methods Right" (CVPR 2020), as its evaluator
 (clovaai/wsolevaluation) computes the published numbers, and our older "continuous" protocol.
 
-No maintained library computes these, so they are written once here, from the definitions.
+No maintained library computes these, so they are written once here, from the definitions: the
+score maps in :mod:`.wsol_scoremaps`, the boxes and their IoU in :mod:`.wsol_boxes`, and here the
+evaluators that accumulate them into the metrics.
 
 Protocol ``"wsol"`` (the default)
 ---------------------------------
@@ -73,10 +75,29 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
-import torch
-from torchvision.ops import box_iou
+
+from .wsol_boxes import (
+    best_iou_per_threshold,
+    boxes_from_cam,
+    inclusive_box_iou,
+    rescale_boxes,
+    scoremap_boxes,
+    wsol_best_iou_per_threshold,
+)
+from .wsol_scoremaps import (
+    DEFAULT_CAM_CURVE_INTERVAL,
+    DEFAULT_CAM_THRESHOLDS,
+    PROTOCOLS,
+    cam_threshold_grid,
+    centre_prior_cam,
+    check_protocol,
+    check_scoremap,
+    library_upsample,
+    normalize_scoremap,
+    quantize_scoremap,
+    resize_scoremap,
+)
 
 __all__ = [
     "PROTOCOLS",
@@ -99,216 +120,7 @@ __all__ = [
     "PixelEvaluator",
 ]
 
-#: ``"wsol"``: the published protocol (clovaai/wsolevaluation); ``"continuous"``: our older one.
-PROTOCOLS = ("wsol", "continuous")
-DEFAULT_CAM_CURVE_INTERVAL = 0.01
 IOU_THRESHOLDS_V2 = (0.3, 0.5, 0.7)
-
-
-def cam_threshold_grid(cam_curve_interval: float = DEFAULT_CAM_CURVE_INTERVAL) -> np.ndarray:
-    """``np.arange(0, 1, cam_curve_interval)``, unrounded, as the authors' evaluator builds it."""
-    if not 0 < cam_curve_interval < 1:
-        raise ValueError(f"cam_curve_interval must lie in (0, 1), got {cam_curve_interval}")
-    return np.arange(0, 1, cam_curve_interval)
-
-
-#: The paper's CAM threshold grid (``cam_curve_interval`` 0.01).
-DEFAULT_CAM_THRESHOLDS = cam_threshold_grid()
-
-
-def _check_protocol(protocol: str) -> str:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown WSOL protocol {protocol!r}; choose one of {PROTOCOLS}")
-    return protocol
-
-
-# ---------------------------------------------------------------------------- maps
-def normalize_scoremap(scoremap: np.ndarray) -> np.ndarray:
-    """Min-max normalisation to [0, 1] in the map's float type (float64 for integer input); a
-    constant map or one with NaN gives zeros."""
-    scoremap = np.asarray(scoremap)
-    if not np.issubdtype(scoremap.dtype, np.floating):
-        scoremap = scoremap.astype(np.float64)
-    if np.isnan(scoremap).any() or scoremap.min() == scoremap.max():
-        return np.zeros_like(scoremap)
-    shifted = scoremap - scoremap.min()
-    return shifted / shifted.max()
-
-
-def resize_scoremap(raw: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """The ``wsol`` protocol's score map: ``raw`` as float64, resized to ``size`` ``(H, W)``
-    bicubically, then :func:`normalize_scoremap`. Any positive affine rescaling of ``raw`` (e.g.
-    the CAM library's own min-max scaling) gives the same map up to rounding, since both steps
-    commute with it."""
-    height, width = size
-    resized = cv2.resize(np.asarray(raw, np.float64), (width, height), interpolation=cv2.INTER_CUBIC)
-    return normalize_scoremap(resized)
-
-
-def _library_minmax(maps: np.ndarray) -> np.ndarray:
-    # the grad-cam library's scaling (pytorch_grad_cam.utils.image.scale_cam_image), eps included
-    maps = maps - maps.min()
-    return maps / (1e-7 + maps.max())
-
-
-def library_upsample(raw: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """The ``continuous`` protocol's map: what the ``grad-cam`` library returns for one target
-    layer (min-max, bilinear ``cv2.resize`` to ``size`` ``(H, W)``, min-max again)."""
-    height, width = size
-    resized = cv2.resize(_library_minmax(np.asarray(raw, np.float32)), (width, height))
-    return _library_minmax(resized).astype(np.float32)
-
-
-def quantize_scoremap(scoremap: np.ndarray) -> np.ndarray:
-    """``uint8(map * 255)``, truncating, computed in the map's own float type (float32 and
-    float64 can truncate differently); the map must lie in [0, 1]."""
-    scoremap = np.asarray(scoremap)
-    if not np.issubdtype(scoremap.dtype, np.floating):
-        scoremap = scoremap.astype(np.float64)
-    return (scoremap * 255).astype(np.uint8)
-
-
-def _check_scoremap(scoremap: np.ndarray, index: int) -> np.ndarray:
-    scoremap = np.asarray(scoremap)
-    if scoremap.ndim != 2:
-        raise ValueError(f"score map {index} must be 2-D (H, W), got shape {scoremap.shape}")
-    if not np.isfinite(scoremap).all():
-        raise ValueError(f"score map {index} contains NaN or inf (normalize_scoremap maps those to zeros)")
-    if scoremap.size and (scoremap.min() < 0 or scoremap.max() > 1):
-        raise ValueError(f"score map {index} must lie in [0, 1], got [{scoremap.min()}, {scoremap.max()}] "
-                         "(use resize_scoremap / normalize_scoremap)")
-    return scoremap
-
-
-# ---------------------------------------------------------------------------- boxes (wsol)
-def scoremap_boxes(
-    scoremap: np.ndarray, thresholds: Sequence[float] = DEFAULT_CAM_THRESHOLDS
-) -> List[Tuple[np.ndarray, int]]:
-    """For each threshold: ``(boxes (K, 4) int64, index of the largest contour's box)`` under the
-    ``wsol`` protocol (8-bit threshold, ``RETR_TREE`` contours, end-clipped inclusive boxes;
-    ``[[0, 0, 0, 0]]`` and index 0 when nothing survives)."""
-    height, width = scoremap.shape
-    quantized = quantize_scoremap(scoremap)
-    peak = int(quantized.max())
-    cache: Dict[int, Tuple[np.ndarray, int]] = {}  # several taus share an integer threshold
-    out = []
-    for tau in thresholds:
-        level = int(tau * peak)
-        if level not in cache:
-            mask = (quantized > level).astype(np.uint8)
-            contours, _ = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
-            if not contours:
-                cache[level] = (np.zeros((1, 4), np.int64), 0)
-            else:
-                rects = np.array([cv2.boundingRect(c) for c in contours], np.int64)  # x, y, w, h
-                boxes = np.stack([rects[:, 0], rects[:, 1],
-                                  np.minimum(rects[:, 0] + rects[:, 2], width - 1),
-                                  np.minimum(rects[:, 1] + rects[:, 3], height - 1)], axis=1)
-                areas = [cv2.contourArea(c) for c in contours]
-                cache[level] = (boxes, int(np.argmax(areas)))  # argmax: the first on ties, as max()
-        out.append(cache[level])
-    return out
-
-
-def inclusive_box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """``(Na, Nb)`` IoU of inclusive pixel boxes ``[x0, y0, x1, y1]`` (a box ``[x, y, x, y]`` is
-    one pixel); a non-positive union gives 0."""
-    a = np.asarray(boxes_a, np.float64).reshape(-1, 4)[:, None, :]
-    b = np.asarray(boxes_b, np.float64).reshape(-1, 4)[None, :, :]
-    inter_w = np.maximum(0.0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
-    inter_h = np.maximum(0.0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1)
-    intersection = inter_w * inter_h
-    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
-    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
-    union = area_a + area_b - intersection
-    return np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
-
-
-def rescale_boxes(
-    boxes: np.ndarray, image_size: Tuple[int, int], crop_size: Tuple[int, int], protocol: str = "wsol"
-) -> np.ndarray:
-    """Boxes ``(K, 4)`` from an image of ``image_size`` ``(H, W)`` to the crop ``(H, W)``:
-    scaled and truncated to integers (``wsol``) or scaled as floats (``continuous``)."""
-    _check_protocol(protocol)
-    (h, w), (out_h, out_w) = image_size, crop_size
-    # multiply, then divide: a coordinate landing on a whole pixel stays whole before int()
-    scaled = (np.asarray(boxes, np.float64).reshape(-1, 4) * np.array([out_w, out_h, out_w, out_h], np.float64)
-              / np.array([w, h, w, h], np.float64))
-    if protocol == "wsol":
-        return np.trunc(scaled).astype(np.int64)
-    return scaled.astype(np.float32)
-
-
-def wsol_best_iou_per_threshold(
-    scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: Sequence[float] = DEFAULT_CAM_THRESHOLDS
-) -> Tuple[np.ndarray, np.ndarray]:
-    """``(largest_contour, all_contours)`` best IoU with any ground-truth box per threshold, under
-    the ``wsol`` protocol; ``gt_boxes`` are inclusive boxes in the map's pixels."""
-    gt = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
-    if len(gt) == 0:
-        raise ValueError("an image needs at least one ground-truth box")
-    single = np.zeros(len(thresholds))
-    multi = np.zeros(len(thresholds))
-    for i, (boxes, largest) in enumerate(scoremap_boxes(scoremap, thresholds)):
-        best_per_box = inclusive_box_iou(boxes, gt).max(axis=1)
-        single[i] = best_per_box[largest]
-        multi[i] = best_per_box.max()
-    return single, multi
-
-
-# ---------------------------------------------------------------------------- boxes (continuous)
-def boxes_from_cam(cam: np.ndarray, threshold: float, all_contours: bool = True) -> np.ndarray:
-    """``continuous`` protocol: boxes ``(K, 4)`` around the contours of ``cam >= threshold`` in
-    continuous coordinates ``[x, y, x + w, y + h]``; ``(0, 4)`` if the mask is empty.
-
-    With ``all_contours=False`` only the largest contour (by area) gives a box.
-    """
-    mask = (cam >= threshold).astype(np.uint8)
-    # RETR_TREE like the paper's code: inner contours (around holes) are candidates too.
-    contours, _ = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return np.zeros((0, 4), np.float32)
-    if not all_contours:
-        contours = [max(contours, key=cv2.contourArea)]
-    boxes = np.array([cv2.boundingRect(c) for c in contours], np.float32)  # x, y, w, h
-    boxes[:, 2:] += boxes[:, :2]
-    return boxes
-
-
-def best_iou_per_threshold(
-    cam: np.ndarray, gt_boxes: np.ndarray, thresholds: Sequence[float] = DEFAULT_CAM_THRESHOLDS
-) -> Tuple[np.ndarray, np.ndarray]:
-    """``continuous`` protocol: ``(largest_contour, all_contours)``: for each threshold, the best
-    IoU between the CAM's box(es) and any ground-truth box (0 when the mask is empty). Both have
-    shape ``(T,)``."""
-    gt = torch.as_tensor(np.asarray(gt_boxes, np.float32).reshape(-1, 4))
-    if len(gt) == 0:
-        raise ValueError("an image needs at least one ground-truth box")
-    result = []
-    for all_contours in (False, True):
-        per_threshold = [boxes_from_cam(cam, t, all_contours) for t in thresholds]
-        counts = [len(b) for b in per_threshold]
-        best = np.zeros(len(thresholds), np.float64)
-        if sum(counts):
-            ious = box_iou(torch.from_numpy(np.concatenate(per_threshold)), gt).amax(dim=1).numpy()
-            starts = np.cumsum([0] + counts[:-1])
-            for i, (start, count) in enumerate(zip(starts, counts)):
-                if count:
-                    best[i] = ious[start:start + count].max()
-        result.append(best)
-    return result[0], result[1]
-
-
-def centre_prior_cam(height: int, width: int) -> np.ndarray:
-    """A baseline "CAM" that knows nothing about the image: ``1 - max(|x - cx| / (W/2), |y - cy| / (H/2))``.
-
-    Its level sets are centred boxes with the image's aspect ratio, from the whole image
-    (threshold 0) down to a point, so thresholding it sweeps every centred box; with the best
-    threshold it is the best centre-box guess, and at threshold 0 the whole-image guess.
-    """
-    ys = (np.arange(height, dtype=np.float32) + 0.5 - height / 2) / (height / 2)
-    xs = (np.arange(width, dtype=np.float32) + 0.5 - width / 2) / (width / 2)
-    return 1.0 - np.maximum(np.abs(ys)[:, None], np.abs(xs)[None, :])
 
 
 def _threshold_value(value: float) -> float:
@@ -337,7 +149,7 @@ class WSOLEvaluator:
         protocol: str = "wsol",
         cam_curve_interval: float = DEFAULT_CAM_CURVE_INTERVAL,
     ) -> None:
-        self.protocol = _check_protocol(protocol)
+        self.protocol = check_protocol(protocol)
         if cam_thresholds is None:
             cam_thresholds = cam_threshold_grid(cam_curve_interval)
         self.cam_thresholds = np.asarray(cam_thresholds, np.float64)
@@ -374,7 +186,7 @@ class WSOLEvaluator:
             if image_sizes is not None:
                 boxes = rescale_boxes(boxes, image_sizes[i], cam.shape[-2:], self.protocol)
             if self.protocol == "wsol":
-                single, multi = wsol_best_iou_per_threshold(_check_scoremap(cam, i), boxes, self.cam_thresholds)
+                single, multi = wsol_best_iou_per_threshold(check_scoremap(cam, i), boxes, self.cam_thresholds)
             else:
                 single, multi = best_iou_per_threshold(cam, boxes, self.cam_thresholds)
             self._single.append(single)
@@ -481,7 +293,7 @@ class PixelEvaluator:
         if len(scoremaps) != len(foreground_masks):
             raise ValueError(f"{len(scoremaps)} score maps but {len(foreground_masks)} masks")
         for i, scoremap in enumerate(scoremaps):
-            scoremap = _check_scoremap(scoremap, i)
+            scoremap = check_scoremap(scoremap, i)
             foreground = np.asarray(foreground_masks[i], bool)
             ignore = None if ignore_masks is None else ignore_masks[i]
             ignore = np.zeros_like(foreground) if ignore is None else np.asarray(ignore, bool)
