@@ -299,7 +299,7 @@ def read_scoremap(scoremap_dir: str, record: dict, image_size: Tuple[int, int]) 
     Files are named as the authors' evaluator reads them: ``<dir>/<image id>.npy`` (their
     inference code saves ``val/x.JPEG`` as ``val/x.JPEG.npy``; ``val/x.npy`` is accepted too).
     A map of the crop's size is used as it is (it must lie in [0, 1]); a smaller one is taken as
-    a raw map and resized by the protocol (:func:`~res2net_det.evaluation.wsol.resize_scoremap`).
+    a raw map and resized by the protocol (:func:`~res2net_det.evaluation.wsol_scoremaps.resize_scoremap`).
     """
     image_id = record.get("wsol_id") or os.path.basename(record["file_name"])
     candidates = [os.path.join(scoremap_dir, image_id + ".npy"),

@@ -233,7 +233,7 @@ class CamExtractor:
         upsample: False returns each raw map at its target layer's resolution (the method's
             map after the library's ReLU, not scaled, resized or aligned), for evaluation
             protocols that resize maps their own way
-            (:func:`res2net_det.evaluation.wsol.resize_scoremap`); needs one target layer.
+            (:func:`res2net_det.evaluation.wsol_scoremaps.resize_scoremap`); needs one target layer.
 
     ``extractor(images, classes)`` returns ``(N, H, W)`` float32 maps, each scaled to [0, 1]
     (the library's min-max scaling) at the input's resolution; ``last_logits`` keeps the
