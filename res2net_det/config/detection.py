@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Tuple
 from fvcore.common.config import CfgNode as CN
 
 from ..modeling.anchor_layout import AnchorLayout
-from ..modeling.detection import fpn_level_names
+from ..modeling.fpn_backbone import fpn_level_names
 from ..modeling.res2net import STAGE_NAMES, find_variant, stage_blocks, stage_strides, variant_args
 from .res2net import res2net_kwargs_from_cfg
 

@@ -13,34 +13,44 @@ baseline). Module names follow Detectron2 where weights are shared: the Res2Net 
 engine's checkpoints all fit. The torchvision engine builds its models here; its config keys
 translate to these arguments (``res2net_det.config.detection``).
 
+The feature backbone (:func:`res2net_fpn_backbone`) is :mod:`.fpn_backbone`; the R-CNN parts that
+take Detectron2's options torchvision lacks (aligned RoIAlign, the smooth-L1 beta) are
+:mod:`.rcnn_parts`. This module puts them together into the three detectors.
+
 Unlike torchvision's builders, nothing changes behind the caller's back when no weights are given:
 training from scratch wants ``norm="BN"`` (or ``"GN"`` / ``"SyncBN"``) and ``trainable_backbone_layers=5``.
 """
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Type
 
-import torch
-import torchvision
 from torch import nn
-from torch.nn import functional as F
 from torchvision.models.detection import FasterRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.retinanet import RetinaNetHead
-from torchvision.models.detection.roi_heads import RoIHeads
-from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign, roi_align
-from torchvision.ops import poolers as tv_poolers
-from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
+from torchvision.models.detection.rpn import RPNHead
 
-from .deform import make_stages_deformable
+from .fpn_backbone import (
+    TOP_BLOCKS,
+    Res2NetFPN,
+    Res2NetSingleLevel,
+    disable_unused_stages,
+    fpn_level_names,
+    res2net_fpn_backbone,
+)
 from .norm import NormSpec, get_norm
-from .res2net import STAGE_NAMES, Res2Net, create_model
+from .rcnn_parts import (
+    TORCHVISION_SMOOTH_L1_BETA,
+    AlignedMultiScaleRoIAlign,
+    SmoothL1RoIHeads,
+    SmoothL1RPN,
+    specialise,
+)
+from .res2net import STAGE_NAMES
 from .weights import load_weights
 
 __all__ = [
@@ -58,259 +68,6 @@ __all__ = [
     "SmoothL1RPN",
     "SmoothL1RoIHeads",
 ]
-
-#: The smooth-L1 beta torchvision's RPN and box head hard-code (Detectron2's default is 0: L1).
-TORCHVISION_SMOOTH_L1_BETA = 1.0 / 9
-
-#: FPN top blocks: extra levels above the last input level, and how many.
-TOP_BLOCKS = {"maxpool": 1, "p6p7": 2, "none": 0}
-
-
-def disable_unused_stages(bottom_up: Res2Net) -> None:
-    """Stages after the last output feature never run (``forward_features`` stops there); they keep
-    their weights, so checkpoints keep every key, but take no gradient: DDP and the optimizer
-    would otherwise wait for gradients that never come. Both engines' backbones do this."""
-    last = max(STAGE_NAMES.index(f) for f in bottom_up.out_features)
-    for i in range(last + 1, 4):
-        for p in getattr(bottom_up, f"layer{i + 1}").parameters():
-            p.requires_grad_(False)
-
-
-def fpn_level_names(strides: Sequence[int], top_block: str = "maxpool") -> List[str]:
-    """Names of an FPN's outputs, Detectron2's ``p<log2 stride>``, for its inputs' strides and top block
-    (``[4, 8, 16, 32]`` with ``"maxpool"``: ``p2`` .. ``p6``)."""
-    levels = [int(s).bit_length() - 1 for s in strides]
-    levels += [levels[-1] + i for i in range(1, TOP_BLOCKS[top_block] + 1)]
-    return [f"p{lvl}" for lvl in levels]
-
-
-class Res2NetFPN(nn.Module):
-    """Res2Net + torchvision's FPN, outputs ``{"p2": ..., "p6": ...}`` named by stride as Detectron2's.
-
-    Args:
-        bottom_up: the Res2Net feature extractor; its ``out_features`` feed the FPN.
-        out_channels: FPN channels.
-        top_block: levels above the last input: ``"maxpool"`` (one, max-pooled from the last FPN
-            level: Faster / Mask R-CNN), ``"p6p7"`` (two, convolved from the last input stage,
-            res5: RetinaNet) or ``"none"``.
-    """
-
-    def __init__(self, bottom_up: Res2Net, out_channels: int = 256, top_block: str = "maxpool") -> None:
-        super().__init__()
-        if top_block not in TOP_BLOCKS:
-            raise ValueError(f"top_block must be one of {sorted(TOP_BLOCKS)}, got {top_block!r}")
-        shapes = bottom_up.output_shape()
-        if not shapes:
-            raise ValueError("the Res2Net returns no feature (out_features is empty)")
-        disable_unused_stages(bottom_up)
-        self.bottom_up = bottom_up
-        self.in_features = list(shapes)
-        channels = [c for c, _ in shapes.values()]
-        extra: Optional[ExtraFPNBlock] = None
-        if top_block == "maxpool":
-            extra = LastLevelMaxPool()
-        elif top_block == "p6p7":
-            extra = LastLevelP6P7(channels[-1], out_channels)
-        self.fpn = FeaturePyramidNetwork(channels, out_channels, extra_blocks=extra)
-        self.out_features = fpn_level_names([s for _, s in shapes.values()], top_block)
-        self.out_channels = out_channels
-        self.top_levels = TOP_BLOCKS[top_block]
-        # Every level's feature map must tile the input: pad to the coarsest stride.
-        self.size_divisibility = 2 ** int(self.out_features[-1][1:])
-
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        feats = self.bottom_up.forward_features(x)
-        outs = self.fpn(OrderedDict((f, feats[f]) for f in self.in_features))
-        return OrderedDict(zip(self.out_features, outs.values()))
-
-
-class Res2NetSingleLevel(nn.Module):
-    """Res2Net without FPN: one stage's output is the detector's only feature level (a C4 or C5 head).
-
-    Args:
-        bottom_up: the Res2Net feature extractor, with exactly one ``out_features``.
-    """
-
-    def __init__(self, bottom_up: Res2Net) -> None:
-        super().__init__()
-        shapes = bottom_up.output_shape()
-        if len(shapes) != 1:
-            raise ValueError(f"a backbone without FPN takes exactly one Res2Net output feature, got {list(shapes)}")
-        disable_unused_stages(bottom_up)
-        self.bottom_up = bottom_up
-        (name, (channels, stride)), = shapes.items()
-        self.out_features = [name]
-        self.out_channels = channels
-        self.size_divisibility = stride
-
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        return OrderedDict(self.bottom_up.forward_features(x))
-
-
-class AlignedMultiScaleRoIAlign(MultiScaleRoIAlign):
-    """torchvision's ``MultiScaleRoIAlign`` (FPN level per box, Lin et al.'s eq. 1) with RoIAlign's
-    ``aligned`` flag, which torchvision's class does not pass on (it always pools with
-    ``aligned=False``). ``aligned=True`` is Detectron2's ``ROIAlignV2``: box corners shifted by
-    half a pixel, no minimum box size of one cell."""
-
-    def __init__(self, featmap_names: List[str], output_size, sampling_ratio: int, *, aligned: bool = False,
-                 **kwargs: Any) -> None:
-        super().__init__(featmap_names, output_size, sampling_ratio, **kwargs)
-        self.aligned = aligned
-
-    def forward(self, x: Dict[str, torch.Tensor], boxes: List[torch.Tensor],
-                image_shapes: List[Tuple[int, int]]) -> torch.Tensor:
-        if not self.aligned:
-            return super().forward(x, boxes, image_shapes)
-        features = tv_poolers._filter_input(x, self.featmap_names)
-        if self.scales is None or self.map_levels is None:
-            self.scales, self.map_levels = tv_poolers._setup_scales(
-                features, image_shapes, self.canonical_scale, self.canonical_level)
-        rois = tv_poolers._convert_to_roi_format(boxes)
-        pool = lambda feature, r, scale: roi_align(  # noqa: E731
-            feature, r, self.output_size, spatial_scale=scale, sampling_ratio=self.sampling_ratio, aligned=True)
-        if len(features) == 1:
-            return pool(features[0], rois, self.scales[0])
-        levels = self.map_levels(boxes)
-        result = rois.new_zeros((len(rois), features[0].shape[1]) + self.output_size, dtype=features[0].dtype)
-        per_level = []
-        for level, (feature, scale) in enumerate(zip(features, self.scales)):
-            idx = torch.where(levels == level)[0]
-            pooled = pool(feature, rois[idx], scale).to(result.dtype)
-            if torchvision._is_tracing():
-                per_level.append(pooled)
-            else:
-                result[idx] = pooled
-        return tv_poolers._onnx_merge_levels(levels, per_level) if torchvision._is_tracing() else result
-
-
-class SmoothL1RPN(RegionProposalNetwork):
-    """torchvision's RPN whose box loss takes the smooth-L1 ``smooth_l1_beta`` (torchvision
-    hard-codes 1/9; Detectron2's ``MODEL.RPN.SMOOTH_L1_BETA``, 0 = L1). Nothing else changes."""
-
-    smooth_l1_beta: float = TORCHVISION_SMOOTH_L1_BETA
-
-    def compute_loss(self, objectness, pred_bbox_deltas, labels, regression_targets):
-        # torchvision's RegionProposalNetwork.compute_loss with the beta as an attribute
-        sampled_pos_inds, sampled_neg_inds = self.fg_bg_sampler(labels)
-        sampled_pos_inds = torch.where(torch.cat(sampled_pos_inds, dim=0))[0]
-        sampled_neg_inds = torch.where(torch.cat(sampled_neg_inds, dim=0))[0]
-        sampled_inds = torch.cat([sampled_pos_inds, sampled_neg_inds], dim=0)
-        objectness = objectness.flatten()
-        labels = torch.cat(labels, dim=0)
-        regression_targets = torch.cat(regression_targets, dim=0)
-        box_loss = F.smooth_l1_loss(pred_bbox_deltas[sampled_pos_inds], regression_targets[sampled_pos_inds],
-                                    beta=self.smooth_l1_beta, reduction="sum") / sampled_inds.numel()
-        objectness_loss = F.binary_cross_entropy_with_logits(objectness[sampled_inds], labels[sampled_inds])
-        return objectness_loss, box_loss
-
-
-class SmoothL1RoIHeads(RoIHeads):
-    """torchvision's RoI heads whose box loss takes the smooth-L1 ``box_smooth_l1_beta``
-    (torchvision's ``fastrcnn_loss`` hard-codes 1/9; Detectron2's ``MODEL.ROI_BOX_HEAD.SMOOTH_L1_BETA``).
-    torchvision's forward runs unchanged; with another beta, ``loss_box_reg`` is recomputed from
-    the box predictor's output and the sampled targets of that same forward (same normaliser: the
-    number of sampled RoIs)."""
-
-    box_smooth_l1_beta: float = TORCHVISION_SMOOTH_L1_BETA
-
-    def select_training_samples(self, proposals, targets):
-        sampled = super().select_training_samples(proposals, targets)
-        if self.box_smooth_l1_beta != TORCHVISION_SMOOTH_L1_BETA:
-            self._sampled_targets = (sampled[2], sampled[3])  # labels, regression targets: read once by forward
-        return sampled
-
-    def forward(self, features, proposals, image_shapes, targets=None):
-        if not self.training or self.box_smooth_l1_beta == TORCHVISION_SMOOTH_L1_BETA:
-            return super().forward(features, proposals, image_shapes, targets)
-        predictions: List[Tuple[torch.Tensor, torch.Tensor]] = []
-        hook = self.box_predictor.register_forward_hook(lambda _m, _i, out: predictions.append(out))
-        try:
-            result, losses = super().forward(features, proposals, image_shapes, targets)
-        finally:
-            hook.remove()
-            labels, regression_targets = self.__dict__.pop("_sampled_targets", (None, None))
-        labels = torch.cat(labels, dim=0)
-        regression_targets = torch.cat(regression_targets, dim=0)
-        box_regression = predictions[0][1]
-        positive = torch.where(labels > 0)[0]
-        box_regression = box_regression.reshape(box_regression.shape[0], -1, 4)[positive, labels[positive]]
-        losses["loss_box_reg"] = F.smooth_l1_loss(box_regression, regression_targets[positive],
-                                                  beta=self.box_smooth_l1_beta, reduction="sum") / labels.numel()
-        return result, losses
-
-
-def _specialise(module: nn.Module, cls: type, **attributes: Any) -> nn.Module:
-    """Makes torchvision's ``module`` (which ``FasterRCNN`` builds itself, from its arguments) an
-    instance of ``cls``, a subclass that only overrides methods, and sets ``attributes``."""
-    if not isinstance(module, cls.__mro__[1]):
-        raise TypeError(f"{type(module).__name__} is not a {cls.__mro__[1].__name__}")
-    module.__class__ = cls
-    for name, value in attributes.items():
-        setattr(module, name, value)
-    return module
-
-
-def _freeze_at(trainable_layers: int) -> int:
-    """torchvision's count of trainable stages from the top (5 = all) -> Detectron2's FREEZE_AT."""
-    if not 0 <= trainable_layers <= 5:
-        raise ValueError(f"trainable backbone layers must be in 0..5 (5: all trainable), got {trainable_layers}")
-    return 5 - trainable_layers
-
-
-def res2net_fpn_backbone(
-    variant: str = "res2net50_26w_4s",
-    *,
-    weights_backbone: Optional[str] = None,
-    trainable_layers: int = 3,
-    norm: NormSpec = "FrozenBN",
-    out_features: Sequence[str] = STAGE_NAMES,
-    fpn: bool = True,
-    fpn_channels: int = 256,
-    top_block: str = "maxpool",
-    dilate_last_stage: bool = False,
-    deformable_stages: Sequence[str] = (),
-    deform_modulated: bool = False,
-    deform_groups: int = 1,
-    backbone_kwargs: Optional[Mapping[str, Any]] = None,
-) -> nn.Module:
-    """A Res2Net (+ FPN) feature backbone for torchvision's detectors, like torchvision's ``resnet_fpn_backbone``.
-
-    Args:
-        variant: a Res2Net variant (:func:`res2net_det.list_models`) or alias; ``"resnet50"`` is the baseline.
-        weights_backbone: an ImageNet checkpoint of that variant (official Res2Net, timm, or
-            torchvision's ResNet-50 file, ``.pth`` or ``.safetensors``), or its name
-            (``res2net://<variant>``, ``timm://<name>``, ``torchvision://resnet50``, a URL), loaded
-            before freezing.
-        trainable_layers: stages trained, counted from res5 (torchvision's convention): 5 trains all,
-            3 freezes the stem and res2 (Detectron2's ``FREEZE_AT`` 2), 0 freezes everything.
-        norm: the Res2Net's norm: ``"FrozenBN"``, ``"BN"``, ``"SyncBN"``, ``"GN"`` or ``channels -> module``.
-        out_features: Res2Net stages fed to the FPN (``"res2"`` .. ``"res5"``); later stages never run.
-        fpn: False: no FPN, the single stage in ``out_features`` is the only feature level.
-        fpn_channels: channels of every FPN level.
-        top_block: FPN levels above the last input, see :class:`Res2NetFPN`.
-        dilate_last_stage: res5 with stride 1 and dilation 2 (output stride 16).
-        deformable_stages: stages whose split 3x3 convs become deformable, e.g. ``("res3", "res4", "res5")``.
-        deform_modulated: modulated deformable convs (DCNv2).
-        deform_groups: channel groups with their own offsets.
-        backbone_kwargs: other :class:`~res2net_det.modeling.res2net.Res2Net` arguments over the
-            variant's own (``base_width``, ``scale``, ``layers``, ``stem_width``, ...), e.g. a narrow test model.
-
-    Returns:
-        :class:`Res2NetFPN` (outputs ``p2`` .. ``p6`` by default), or :class:`Res2NetSingleLevel`.
-    """
-    unknown = [s for s in deformable_stages if s not in STAGE_NAMES]
-    if unknown:
-        raise ValueError(f"deformable_stages names {unknown}; choose from {STAGE_NAMES}")
-    freeze_at = _freeze_at(trainable_layers)
-    bottom_up = create_model(
-        variant, weights=weights_backbone, num_classes=0, norm=norm, out_features=tuple(out_features),
-        freeze_at=freeze_at, dilate_last_stage=dilate_last_stage, **dict(backbone_kwargs or {}),
-    )
-    if deformable_stages:
-        make_stages_deformable(bottom_up, [s in deformable_stages for s in STAGE_NAMES], deform_modulated,
-                               deform_groups)
-    return Res2NetFPN(bottom_up, fpn_channels, top_block) if fpn else Res2NetSingleLevel(bottom_up)
 
 
 def _per_level(values: Sequence[Sequence[float]], num_levels: int, name: str) -> Tuple[Tuple[float, ...], ...]:
@@ -395,8 +152,8 @@ def _finish_rcnn(model: FasterRCNN, rpn_bbox_reg_weights: Optional[Sequence[floa
     if rpn_bbox_reg_weights is not None:
         model.rpn.box_coder = det_utils.BoxCoder(weights=tuple(rpn_bbox_reg_weights))
     model.rpn.min_size = rpn_min_size
-    _specialise(model.rpn, SmoothL1RPN, smooth_l1_beta=rpn_smooth_l1_beta)
-    _specialise(model.roi_heads, SmoothL1RoIHeads, box_smooth_l1_beta=box_smooth_l1_beta)
+    specialise(model.rpn, SmoothL1RPN, smooth_l1_beta=rpn_smooth_l1_beta)
+    specialise(model.roi_heads, SmoothL1RoIHeads, box_smooth_l1_beta=box_smooth_l1_beta)
     _load_detector_weights(model, weights)
     return model
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN, RetinaNet
-from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign, roi_align
 
 import res2net_det
 from res2net_det.modeling import detection
@@ -248,7 +248,7 @@ def test_aligned_pooler_is_roi_align_with_the_half_pixel():
     shapes = [(128, 128)]
     plain = detection.AlignedMultiScaleRoIAlign(["p2", "p3"], 7, 2)
     assert torch.equal(plain(features, boxes, shapes),
-                       detection.MultiScaleRoIAlign(["p2", "p3"], 7, 2)(features, boxes, shapes))
+                       MultiScaleRoIAlign(["p2", "p3"], 7, 2)(features, boxes, shapes))
     aligned = detection.AlignedMultiScaleRoIAlign(["p2", "p3"], 7, 2, aligned=True)
     out = aligned(features, boxes, shapes)
     levels = aligned.map_levels(boxes)
@@ -256,6 +256,6 @@ def test_aligned_pooler_is_roi_align_with_the_half_pixel():
     for i, level in enumerate(levels.tolist()):
         name, scale = ("p2", 0.25) if level == 0 else ("p3", 0.125)
         rois = torch.cat([torch.zeros(1, 1), boxes[0][i:i + 1]], dim=1)
-        expected = detection.roi_align(features[name], rois, 7, spatial_scale=scale, sampling_ratio=2, aligned=True)
+        expected = roi_align(features[name], rois, 7, spatial_scale=scale, sampling_ratio=2, aligned=True)
         assert torch.allclose(out[i:i + 1], expected)
     assert not torch.allclose(out, plain(features, boxes, shapes))
