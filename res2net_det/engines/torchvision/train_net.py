@@ -10,7 +10,7 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
-from ...config.defaults import check_torchvision_support, get_cfg, merge_config_file, merge_config_list
+from ...config.defaults import get_cfg, merge_config_file, merge_config_list
 from ...config.from_scratch import check_initial_weights
 from ...config.weights import check_weights_preprocessing
 from ...data.builtin import register_datasets_from_cfg
@@ -19,6 +19,7 @@ from ...utils.logger import setup_logger
 from .. import check_eval_only_weights
 from .checkpoint import Checkpointer
 from .registry import get_task
+from .support import check_torchvision_support
 from .trainer import Trainer, model_device
 
 logger = logging.getLogger(__name__)
