@@ -16,6 +16,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections import defaultdict
 from contextlib import nullcontext
 from typing import Any, Dict, Iterable, Iterator, List, Optional
@@ -36,7 +37,7 @@ from .registry import Task
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Trainer",
+    "TaskLoopTrainer",
     "build_lr_scheduler",
     "LR_SCHEDULERS",
     "lr_factor_at",
@@ -233,7 +234,7 @@ class _MetricsWriter:
             self.tb.close()
 
 
-class Trainer:
+class TaskLoopTrainer:
     """Trains ``task``'s model on ``cfg``; see the module docstring for the features.
 
     Args:
@@ -500,3 +501,13 @@ class Trainer:
         if len(results) == 1:
             results = next(iter(results.values()))
         return results
+
+
+def __getattr__(name: str) -> Any:
+    # The class was called Trainer up to 0.1 (docs/engines.md named it), like the Detectron2 engine's
+    # detection trainer: the old name still imports, with a warning, until 0.3.
+    if name == "Trainer":
+        warnings.warn("res2net_det.engines.torchvision.trainer.Trainer is now TaskLoopTrainer; the old name "
+                      "goes away in 0.3", DeprecationWarning, stacklevel=2)
+        return TaskLoopTrainer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ For each leaf key of ``res2net_det.config.get_cfg()`` (the torchvision engine's 
   engine builds or runs, seen by a probe: ``model`` (the task's model: its modules and their
   arguments, their attributes, which parameters train, its initial weights), ``data`` (the training
   and test loaders: items, batch size, sampler), ``evaluator``, ``run`` (a short training run of a
-  stub task through the real ``Trainer``: files written, metrics lines, final weights, warnings),
+  stub task through the real ``TaskLoopTrainer``: files written, metrics lines, final weights, warnings),
   ``runtime`` (torch threads, cuDNN), ``catalog`` (data sets registered), ``engine`` (the engine
   picked), ``weights`` (what ``--eval-only`` loads) or ``device``;
 * **refused**: ``check_torchvision_support`` rejects a value other than the supported ones,
@@ -49,7 +49,7 @@ from res2net_det.engines.torchvision.support import (
     check_torchvision_support,
 )
 from res2net_det.engines.torchvision.train_net import apply_runtime_settings
-from res2net_det.engines.torchvision.trainer import Trainer, images_per_process, model_device
+from res2net_det.engines.torchvision.trainer import TaskLoopTrainer, images_per_process, model_device
 from tests.engines.test_trainer_keys import _task_opts
 from tests.helpers import REPO, FileServer
 
@@ -462,7 +462,7 @@ class _Warnings(logging.Handler):
 
 
 def _probe_run(cfg, world) -> Dict[str, Any]:
-    """A short run of the real Trainer on a stub task, in a fresh folder (OUTPUT_DIR is relative)."""
+    """A short run of the real TaskLoopTrainer on a stub task, in a fresh folder (OUTPUT_DIR is relative)."""
     folder = os.path.join(world.root, f"run{next(world._runs)}")
     os.makedirs(folder)
     cwd, warnings = os.getcwd(), _Warnings()
@@ -470,7 +470,7 @@ def _probe_run(cfg, world) -> Dict[str, Any]:
     os.chdir(folder)
     try:
         torch.manual_seed(0)
-        trainer = Trainer(cfg, STUB_TASK)
+        trainer = TaskLoopTrainer(cfg, STUB_TASK)
         trainer.resume_or_load(resume=False)
         trainer.train()
         files = sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs
