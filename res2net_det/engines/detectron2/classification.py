@@ -17,8 +17,9 @@ from ...config.classification import (
     build_classifier_model,
     classification_dicts_from_cfg,
 )
+from ...config.solver import images_per_micro_batch
 from ...evaluation.classification import ClassificationEvaluator, visualize_classifier
-from .trainer import TaskTrainer, images_per_micro_batch
+from .trainer import TaskTrainer
 
 __all__ = ["Res2NetClassifier", "ClassifierTrainer"]
 

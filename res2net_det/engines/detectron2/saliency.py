@@ -13,10 +13,11 @@ from detectron2.data import build_detection_test_loader, build_detection_train_l
 from detectron2.modeling import META_ARCH_REGISTRY
 
 from ...config.saliency import build_saliency_model
+from ...config.solver import images_per_micro_batch
 from ...data.builtin import register_datasets_from_cfg
 from ...data.saliency import SaliencyDatasetMapper, get_saliency_dicts
 from ...evaluation.saliency import SaliencyEvaluator, visualize_saliency
-from .trainer import TaskTrainer, images_per_micro_batch
+from .trainer import TaskTrainer
 
 __all__ = ["PoolNetSaliency", "SaliencyTrainer"]
 

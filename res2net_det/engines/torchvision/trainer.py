@@ -1,15 +1,14 @@
 """A compact, task-agnostic trainer on torch.distributed, driven by Detectron2's ``SOLVER.*`` keys.
 
 Any task registered in :mod:`.registry` trains with it: SGD (or Adam/AdamW, over the parameter groups
-of :mod:`res2net_det.config.solver`, shared with the Detectron2 engine) with linear warm-up
-and multi-step or cosine decay, gradient accumulation, DDP under ``torchrun``, AMP on GPU, gradient
-clipping, atomic periodic/final checkpoints with ``--resume``, TensorBoard + ``metrics.json``,
-a tqdm bar with ETA, a clear stop on a NaN/Inf loss, and evaluation every ``TEST.EVAL_PERIOD``
-iterations and at the end.
+of :mod:`res2net_det.config.solver`, shared with the Detectron2 engine) with linear warm-up and
+multi-step or cosine decay (the same module's schedule), gradient accumulation, DDP under
+``torchrun``, AMP on GPU, gradient clipping, atomic periodic/final checkpoints with ``--resume``,
+TensorBoard + ``metrics.json``, a tqdm bar with ETA, a clear stop on a NaN/Inf loss, and evaluation
+every ``TEST.EVAL_PERIOD`` iterations and at the end.
 """
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import math
@@ -27,7 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ...config.solver import build_optimizer
+from ...config.solver import build_lr_scheduler, build_optimizer, images_per_micro_batch, lr_factor_at
 from ...utils import comm
 from ...utils.device import resolve_device
 from ...utils.io import strict_json, write_json_file
@@ -38,9 +37,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "TaskLoopTrainer",
-    "build_lr_scheduler",
-    "LR_SCHEDULERS",
-    "lr_factor_at",
     "inference_on_dataset",
     "model_device",
     "images_per_process",
@@ -92,48 +88,8 @@ def model_device(cfg) -> torch.device:
 
 
 def images_per_process(cfg) -> int:
-    """Images of one micro-batch of one process: IMS_PER_BATCH / (processes x GRAD_ACCUM_STEPS)."""
-    world, accum = comm.get_world_size(), cfg.SOLVER.GRAD_ACCUM_STEPS
-    if cfg.SOLVER.IMS_PER_BATCH % (world * accum):
-        raise ValueError(
-            f"SOLVER.IMS_PER_BATCH ({cfg.SOLVER.IMS_PER_BATCH}) must be divisible by the number of "
-            f"processes ({world}) x SOLVER.GRAD_ACCUM_STEPS ({accum})"
-        )
-    return cfg.SOLVER.IMS_PER_BATCH // (world * accum)
-
-
-LR_SCHEDULERS = ("WarmupMultiStepLR", "WarmupCosineLR")
-
-
-def lr_factor_at(cfg, iteration: int) -> float:
-    """The learning-rate factor of Detectron2's ``SOLVER.LR_SCHEDULER_NAME`` at ``iteration``:
-    ``WarmupMultiStepLR`` (x GAMMA at each of STEPS) or ``WarmupCosineLR`` (half a cosine from 1
-    to 0 over MAX_ITER), both times the warm-up factor during the first WARMUP_ITERS."""
-    s = cfg.SOLVER
-    if s.LR_SCHEDULER_NAME == "WarmupMultiStepLR":
-        factor = s.GAMMA ** bisect.bisect_right(sorted(s.STEPS), iteration)
-    elif s.LR_SCHEDULER_NAME == "WarmupCosineLR":
-        factor = 0.5 * (1.0 + math.cos(math.pi * iteration / max(1, s.MAX_ITER)))
-    else:
-        raise ValueError(f"SOLVER.LR_SCHEDULER_NAME must be one of {LR_SCHEDULERS}, got {s.LR_SCHEDULER_NAME!r}")
-    if iteration < s.WARMUP_ITERS:
-        if s.WARMUP_METHOD == "constant":
-            factor *= s.WARMUP_FACTOR
-        else:
-            alpha = iteration / s.WARMUP_ITERS
-            factor *= s.WARMUP_FACTOR * (1 - alpha) + alpha
-    return factor
-
-
-def build_lr_scheduler(cfg, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-    if cfg.SOLVER.LR_SCHEDULER_NAME not in LR_SCHEDULERS:
-        raise ValueError(
-            f"SOLVER.LR_SCHEDULER_NAME must be one of {LR_SCHEDULERS}, got {cfg.SOLVER.LR_SCHEDULER_NAME!r}"
-        )
-    late = [st for st in cfg.SOLVER.STEPS if st > cfg.SOLVER.MAX_ITER]
-    if late and cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupMultiStepLR":
-        logger.warning("SOLVER.STEPS %s lie beyond SOLVER.MAX_ITER %d and never apply", late, cfg.SOLVER.MAX_ITER)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor_at(cfg, it))
+    """Images of one micro-batch of this process: IMS_PER_BATCH / (processes x GRAD_ACCUM_STEPS)."""
+    return images_per_micro_batch(cfg, comm.get_world_size())
 
 
 def flatten_results(results: Dict[str, Any], prefix: str = "") -> Dict[str, float]:
@@ -273,9 +229,7 @@ class TaskLoopTrainer:
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.iter = 0
         self.accum = cfg.SOLVER.GRAD_ACCUM_STEPS
-        if self.accum < 1:
-            raise ValueError(f"SOLVER.GRAD_ACCUM_STEPS must be >= 1, got {self.accum}")
-        images_per_process(cfg)  # fail early on an indivisible batch
+        images_per_process(cfg)  # fail early on a bad GRAD_ACCUM_STEPS or an indivisible batch
 
     # ------------------------------------------------------------------ state
     def resume_or_load(self, resume: bool = True) -> None:

@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 from res2net_det.config import get_cfg
+from res2net_det.config.solver import lr_factor_at
 from res2net_det.engines.torchvision.checkpoint import Checkpointer
 from res2net_det.engines.torchvision.registry import Task, get_task, register_task
-from res2net_det.engines.torchvision.trainer import TaskLoopTrainer, lr_factor_at
+from res2net_det.engines.torchvision.trainer import TaskLoopTrainer
 from res2net_det.modeling.weights import CheckpointError
 
 
