@@ -30,10 +30,9 @@ from ...utils.device import resolve_device
 from .. import check_eval_only_weights
 from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
 from .checkpoint import Res2NetDetectionCheckpointer
-from .classification import ClassifierTrainer
 from .data import register_catalog_in_detectron2
 from .detection import DetectionTrainer
-from .saliency import SaliencyTrainer
+from .tasks import ClassifierTrainer, SaliencyTrainer
 from .trainer import TaskTrainer
 
 logger = logging.getLogger(__name__)

@@ -4,9 +4,9 @@ builders) and a task-agnostic trainer on torch.distributed. Imports nothing beyo
 Modules: ``modeling`` (the builders with Detectron2's dict interface, from a config), ``support`` (the
 values of Detectron2's keys this engine honours, and the check refusing the rest), ``registry`` (tasks by
 META_ARCHITECTURE), ``trainer`` (TaskLoopTrainer, inference_on_dataset), ``checkpoint`` (atomic
-checkpoints, MODEL.WEIGHTS loading), ``data`` (generic loaders), ``detection`` (the detection
-tasks: GeneralizedRCNN, RetinaNet), ``saliency`` and ``classification`` (the PoolNet and Res2Net
-classifier tasks), ``predictor`` (single-image inference), ``train_net`` (tools/train_net.py's job).
+checkpoints, MODEL.WEIGHTS loading), ``data`` (generic loaders), ``detection`` (the detection tasks:
+GeneralizedRCNN, RetinaNet), ``tasks`` (the tasks the core describes: saliency, classification),
+``predictor`` (single-image inference), ``train_net`` (tools/train_net.py's job).
 """
 # Importing the task modules registers their META_ARCHITECTUREs (registry.get_task).
-from . import classification, detection, saliency  # noqa: F401,E402
+from . import detection, tasks  # noqa: F401,E402

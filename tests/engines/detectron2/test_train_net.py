@@ -205,8 +205,7 @@ def test_trainer_keys_of_our_config():
 
 
 def test_the_config_picks_the_trainer_of_its_task():
-    from res2net_det.engines.detectron2.classification import ClassifierTrainer
-    from res2net_det.engines.detectron2.saliency import SaliencyTrainer
+    from res2net_det.engines.detectron2.tasks import ClassifierTrainer, SaliencyTrainer
 
     assert trainer_class(build_config("configs/faster_rcnn_r2_50.yaml")) is DetectionTrainer
     sod = build_config("configs/sod/poolnet_r2_50_duts.yaml")  # GRAD_ACCUM_STEPS 10: its trainer accumulates
