@@ -1,10 +1,12 @@
-"""Reading small files with errors that name the file, and writing strict JSON atomically."""
+"""Reading small files with errors that name the file, and writing files (strict JSON among them)
+atomically."""
 from __future__ import annotations
 
 import json
 import math
 import os
-from typing import Any, Optional, Type
+from contextlib import contextmanager
+from typing import IO, Any, Iterator, Optional, Type
 
 
 def read_json_file(path: str, what: str, error: Type[Exception] = ValueError) -> Any:
@@ -33,11 +35,20 @@ def strict_json(obj: Any) -> Any:
     return obj
 
 
-def write_json_file(path: str, obj: Any, indent: Optional[int] = None) -> None:
-    """Writes ``obj`` as strict JSON (NaN -> null) atomically: a crash never leaves a torn file."""
+@contextmanager
+def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
+    """A file to write ``path`` through: written as ``<path>.tmp.<pid>``, flushed to disk, then
+    renamed over ``path``, so neither a crash nor a power cut leaves a torn ``path``. ``mode`` is
+    ``"w"`` (UTF-8 text) or ``"wb"``."""
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(strict_json(obj), f, indent=indent, allow_nan=False)
+    with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+        yield f
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_json_file(path: str, obj: Any, indent: Optional[int] = None) -> None:
+    """Writes ``obj`` as strict JSON (NaN -> null) atomically: a crash never leaves a torn file."""
+    with atomic_open(path) as f:
+        json.dump(strict_json(obj), f, indent=indent, allow_nan=False)

@@ -19,21 +19,11 @@ from ...config.from_scratch import FROM_SCRATCH_HINT, WEIGHTS_HINT
 from ...modeling.detector_layouts import check_fully_loaded, partial_load_note
 from ...modeling.saliency import OFFICIAL_LAYOUT_CONFIGS
 from ...modeling.weights import CheckpointError, check_safe_to_load, load_checkpoint, load_weights, resolve_weights
+from ...utils.io import atomic_open
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Checkpointer", "load_model_weights", "atomic_save"]
-
-
-def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file, flushed to disk, then renamed: neither a crash nor a
-    power cut leaves a half-written file under ``path``."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+__all__ = ["Checkpointer", "load_model_weights"]
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -139,11 +129,10 @@ class Checkpointer:
         # unsafe unpickling; a state that isn't (a NumPy array, an object) fails here, named.
         check_safe_to_load(data, f"checkpoint {name}")
         path = os.path.join(self.save_dir, f"{name}.pth")
-        atomic_save(data, path)
-        tmp = os.path.join(self.save_dir, f"last_checkpoint.tmp.{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_open(path, "wb") as f:  # a crash never leaves a half-written checkpoint
+            torch.save(data, f)
+        with atomic_open(os.path.join(self.save_dir, "last_checkpoint")) as f:
             f.write(os.path.basename(path))
-        os.replace(tmp, os.path.join(self.save_dir, "last_checkpoint"))
         logger.info("saved checkpoint %s", path)
         self._prune()
         return path
