@@ -21,15 +21,15 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NORM_TYPES", "OPTIMIZERS", "LR_SCHEDULERS", "optimizer_param_groups", "build_optimizer", "lr_factor_at",
-           "build_lr_scheduler", "images_per_micro_batch"]
+__all__ = ["NORM_TYPES", "OPTIMIZERS", "LR_SCHEDULERS", "optimizer_param_groups", "param_group_kwargs",
+           "optimizer_class", "build_optimizer", "lr_factor_at", "build_lr_scheduler", "images_per_micro_batch"]
 
 # Detectron2's norm_module_types (its NaiveSyncBatchNorm subclasses BatchNorm2d).
 NORM_TYPES = (
@@ -72,23 +72,32 @@ def optimizer_param_groups(
     return [{"params": params, "lr": lr, "weight_decay": wd} for (lr, wd), params in groups.items()]
 
 
-def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    """``SOLVER.OPTIMIZER`` over :func:`optimizer_param_groups` of ``SOLVER.*``."""
+def param_group_kwargs(cfg) -> Dict[str, Any]:
+    """The arguments of :func:`optimizer_param_groups` besides the model, from ``SOLVER.*``."""
     s = cfg.SOLVER
-    groups = optimizer_param_groups(
-        model, base_lr=s.BASE_LR, weight_decay=s.WEIGHT_DECAY, weight_decay_norm=s.WEIGHT_DECAY_NORM,
-        bias_lr_factor=s.BIAS_LR_FACTOR, weight_decay_bias=s.WEIGHT_DECAY_BIAS,
-    )
-    if not groups:
-        raise ValueError("the model has no trainable parameter (is MODEL.BACKBONE.FREEZE_AT too high?)")
+    return dict(base_lr=s.BASE_LR, weight_decay=s.WEIGHT_DECAY, weight_decay_norm=s.WEIGHT_DECAY_NORM,
+                bias_lr_factor=s.BIAS_LR_FACTOR, weight_decay_bias=s.WEIGHT_DECAY_BIAS)
+
+
+def optimizer_class(cfg) -> Tuple[Type[torch.optim.Optimizer], Dict[str, Any]]:
+    """The ``torch.optim`` class of ``SOLVER.OPTIMIZER`` and its arguments besides the parameter
+    groups (what :func:`build_optimizer` builds, and the Detectron2 LazyConfig twins write out)."""
+    s = cfg.SOLVER
     name = str(s.OPTIMIZER).upper()
     if name == "SGD":
-        return torch.optim.SGD(groups, lr=s.BASE_LR, momentum=s.MOMENTUM, nesterov=s.NESTEROV)
-    if name == "ADAM":
-        return torch.optim.Adam(groups, lr=s.BASE_LR)
-    if name == "ADAMW":
-        return torch.optim.AdamW(groups, lr=s.BASE_LR)
+        return torch.optim.SGD, dict(lr=s.BASE_LR, momentum=s.MOMENTUM, nesterov=s.NESTEROV)
+    if name in ("ADAM", "ADAMW"):
+        return (torch.optim.Adam if name == "ADAM" else torch.optim.AdamW), dict(lr=s.BASE_LR)
     raise ValueError(f"SOLVER.OPTIMIZER must be one of {', '.join(map(repr, OPTIMIZERS))}, got {s.OPTIMIZER!r}")
+
+
+def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
+    """``SOLVER.OPTIMIZER`` over :func:`optimizer_param_groups` of ``SOLVER.*``."""
+    groups = optimizer_param_groups(model, **param_group_kwargs(cfg))
+    if not groups:
+        raise ValueError("the model has no trainable parameter (is MODEL.BACKBONE.FREEZE_AT too high?)")
+    optimizer, kwargs = optimizer_class(cfg)
+    return optimizer(groups, **kwargs)
 
 
 LR_SCHEDULERS = ("WarmupMultiStepLR", "WarmupCosineLR")
