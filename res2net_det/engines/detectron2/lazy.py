@@ -48,6 +48,7 @@ from fvcore.common.param_scheduler import CosineParamScheduler, MultiStepParamSc
 from omegaconf import DictConfig
 
 from ...config.defaults import get_key
+from ...config.detection import fpn_in_features
 from ...config.solver import optimizer_class, optimizer_param_groups, param_group_kwargs
 from ...modeling.res2net import stage_strides
 from .backbone import last_level_max_pool, res2net_backbone, res2net_backbone_kwargs
@@ -155,10 +156,10 @@ class _Translator:
         m = self.cfg.MODEL
         self.require("MODEL.BACKBONE.NAME", FPN_BACKBONES[m.META_ARCHITECTURE])
         bottom_up = res2net_backbone_kwargs(self.cfg)
-        missing = [f for f in m.FPN.IN_FEATURES if f not in bottom_up["out_features"]]
-        if missing:
-            raise self.fail("MODEL.FPN.IN_FEATURES",
-                            f"asks for {missing}, which MODEL.RES2NET.OUT_FEATURES does not return")
+        try:
+            fpn_in_features(self.cfg)
+        except ValueError as e:
+            raise LazyTranslationError(f"{self.file}: {e}") from None
         if m.META_ARCHITECTURE == "RetinaNet":
             if "res5" not in bottom_up["out_features"]:
                 raise self.fail("MODEL.RES2NET.OUT_FEATURES", "lacks res5, which RetinaNet's P6/P7 are made from")
