@@ -30,6 +30,7 @@ from ..data.builtin import register_datasets_from_cfg
 from ..data.catalog import DatasetCatalog
 from ..data.classification import ClassificationMapper, get_classification_dicts
 from ..data.wsol import IMAGENET_MEAN, IMAGENET_STD
+from ..evaluation.classification import ClassificationEvaluator
 from ..modeling.classification import Res2NetClassifier
 from ..modeling.res2net import Res2Net, stage_blocks
 from ..modeling.weights import load_weights
@@ -46,6 +47,7 @@ __all__ = [
     "build_classifier_model",
     "build_classification_mapper",
     "classification_dicts_from_cfg",
+    "build_classification_evaluator",
     "build_trained_classifier",
     "TrainedClassifier",
     "load_trained_classifier",
@@ -123,6 +125,10 @@ def classification_dicts_from_cfg(cfg: CN, names: Sequence[str]) -> List[dict]:
     ``DATASETS.WSOL_SPLITS``), checked against ``MODEL.CLASSIFIER.NUM_CLASSES``."""
     register_datasets_from_cfg(cfg)
     return get_classification_dicts(names, cfg.MODEL.CLASSIFIER.NUM_CLASSES)
+
+
+def build_classification_evaluator(cfg: CN, dataset_name: str, output_dir: str) -> ClassificationEvaluator:
+    return ClassificationEvaluator(dataset_name, output_dir)
 
 
 def build_trained_classifier(cfg: CN, weights: Optional[str] = None) -> nn.Module:

@@ -3,13 +3,13 @@ keys the torchvision engine reads (plus a few it checks), and ``MODEL.RES2NET.*`
 
 A config file written for Detectron2 merges into this tree unchanged as long as it only uses keys
 listed here; any other key raises :class:`ConfigKeyError` naming the key and the file. Which keys
-each engine honours is documented in ``docs/engines.md``; :func:`check_torchvision_support` refuses
-a config that sets a key the torchvision engine can't honour to a value other than the supported ones.
+each engine honours is documented in ``docs/engines.md``; which values of them the torchvision engine
+can honour is that engine's business (:mod:`res2net_det.engines.torchvision.support`).
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Sequence
 
 import yaml
 from fvcore.common.config import CfgNode as CN
@@ -28,11 +28,8 @@ __all__ = [
     "merge_config_file",
     "config_file_chain",
     "merge_config_list",
-    "check_torchvision_support",
-    "TORCHVISION_UNSUPPORTED",
-    "TORCHVISION_UNSUPPORTED_RETINANET",
-    "TORCHVISION_NOT_APPLICABLE",
-    "DETECTION_ARCHITECTURES",
+    "has_key",
+    "get_key",
 ]
 
 
@@ -297,13 +294,22 @@ def _base_chain(filename: str) -> List[str]:
     return chain + [filename]
 
 
-def _missing_key(cfg: CN, dotted: str) -> bool:
+def has_key(cfg: CN, dotted: str) -> bool:
+    """Whether the config tree has the dotted key, e.g. ``"MODEL.RPN.NMS_THRESH"``."""
     node: Any = cfg
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
-            return True
+            return False
         node = node[part]
-    return False
+    return True
+
+
+def get_key(cfg: CN, dotted: str) -> Any:
+    """The value of the dotted key (``KeyError`` naming the part the tree lacks)."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
 
 
 def config_file_chain(filename: str) -> List[str]:
@@ -332,7 +338,7 @@ def merge_config_file(cfg: CN, filename: str) -> CN:
         if not isinstance(data, dict):
             raise ValueError(f"config file {path} must hold a mapping, got {type(data).__name__}")
         for key in _flat_keys(data):
-            if _missing_key(cfg, key):
+            if not has_key(cfg, key):
                 raise ConfigKeyError(
                     f"config file {path} sets {key}, which this config does not have. "
                     + _unknown_key_hint(key)
@@ -347,7 +353,7 @@ def merge_config_list(cfg: CN, opts: Sequence[str]) -> CN:
     if len(opts) % 2:
         raise ValueError(f"command-line config options must be KEY VALUE pairs, got {opts}")
     for key in opts[0::2]:
-        if _missing_key(cfg, key):
+        if not has_key(cfg, key):
             raise ConfigKeyError(
                 f"command-line option {key} is not a config key. " + _unknown_key_hint(key)
             )
@@ -356,131 +362,9 @@ def merge_config_list(cfg: CN, opts: Sequence[str]) -> CN:
 
 
 def _unknown_key_hint(key: str) -> str:
-    if _missing_key(_C, key):
+    if not has_key(_C, key):
         return (
             "Check the spelling; if it is a Detectron2 key, the torchvision engine does not honour "
             "it (see docs/engines.md) and the config needs ENGINE: detectron2 with Detectron2 installed."
         )
     return "It is added by a task config function that was not applied."
-
-
-# --------------------------------------------------------------------------- torchvision support
-# key -> values the torchvision engine can honour. Anything else must come with Detectron2.
-TORCHVISION_UNSUPPORTED: Dict[str, Tuple[Any, ...]] = {
-    "VERSION": (2,),  # Detectron2 upgrades the keys of older config versions; this tree has version 2's
-    "MODEL.LOAD_PROPOSALS": (False,),
-    "MODEL.KEYPOINT_ON": (False,),
-    "MODEL.BACKBONE.NAME": ("build_res2net_fpn_backbone", "build_res2net_backbone"),
-    "MODEL.FPN.NORM": ("",),
-    "MODEL.FPN.FUSE_TYPE": ("sum",),
-    "MODEL.PROPOSAL_GENERATOR.NAME": ("RPN",),
-    "MODEL.ANCHOR_GENERATOR.NAME": ("DefaultAnchorGenerator",),
-    "MODEL.ANCHOR_GENERATOR.ANGLES": ([[-90, 0, 90]],),
-    "MODEL.ANCHOR_GENERATOR.OFFSET": (0.0,),
-    "MODEL.RPN.HEAD_NAME": ("StandardRPNHead",),
-    "MODEL.RPN.BOUNDARY_THRESH": (-1,),
-    "MODEL.RPN.IOU_LABELS": ([0, -1, 1],),
-    "MODEL.RPN.BBOX_REG_LOSS_TYPE": ("smooth_l1",),
-    "MODEL.RPN.CONV_DIMS": ([-1],),
-    "MODEL.ROI_HEADS.NAME": ("StandardROIHeads",),
-    "MODEL.ROI_HEADS.IOU_LABELS": ([0, 1],),
-    "MODEL.ROI_HEADS.PROPOSAL_APPEND_GT": (True,),
-    "MODEL.ROI_BOX_HEAD.NAME": ("FastRCNNConvFCHead",),
-    "MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE": ("smooth_l1",),
-    "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG": (False,),
-    "MODEL.ROI_BOX_HEAD.TRAIN_ON_PRED_BOXES": (False,),
-    "MODEL.ROI_BOX_HEAD.POOLER_TYPE": ("ROIAlignV2", "ROIAlign"),
-    "MODEL.ROI_MASK_HEAD.POOLER_TYPE": ("ROIAlignV2", "ROIAlign"),
-    "MODEL.ROI_MASK_HEAD.NAME": ("MaskRCNNConvUpsampleHead",),
-    "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK": (False,),
-    "INPUT.MIN_SIZE_TRAIN_SAMPLING": ("choice",),
-    "INPUT.RANDOM_FLIP": ("horizontal", "none"),
-    "INPUT.CROP.ENABLED": (False,),
-    "INPUT.MASK_FORMAT": ("polygon",),
-    "DATASETS.PROPOSAL_FILES_TRAIN": ((),),
-    "DATASETS.PROPOSAL_FILES_TEST": ((),),
-    "DATALOADER.SAMPLER_TRAIN": ("TrainingSampler",),
-    "SOLVER.LR_SCHEDULER_NAME": ("WarmupMultiStepLR", "WarmupCosineLR"),
-    "SOLVER.WARMUP_METHOD": ("linear", "constant"),
-    "SOLVER.REFERENCE_WORLD_SIZE": (0,),
-    "TEST.AUG.ENABLED": (False,),
-    "TEST.PRECISE_BN.ENABLED": (False,),
-    "TEST.EXPECTED_RESULTS": ([],),
-    "VIS_PERIOD": (0,),
-}
-
-
-# Keys of the tree that mean nothing on the torchvision engine as long as the refused key named in
-# the reason keeps its supported value (Detectron2 reads them only then, too); every other key is
-# honoured or refused (tests/engines/torchvision/test_every_key.py walks them all).
-TORCHVISION_NOT_APPLICABLE: Dict[str, str] = {
-    "INPUT.CROP.TYPE": "read only with INPUT.CROP.ENABLED",
-    "INPUT.CROP.SIZE": "read only with INPUT.CROP.ENABLED",
-    "DATASETS.PRECOMPUTED_PROPOSAL_TOPK_TRAIN": "read only with precomputed proposals, DATASETS.PROPOSAL_FILES_TRAIN",
-    "DATASETS.PRECOMPUTED_PROPOSAL_TOPK_TEST": "read only with precomputed proposals, DATASETS.PROPOSAL_FILES_TEST",
-    "DATALOADER.REPEAT_THRESHOLD": "read only by the RepeatFactorTrainingSampler of DATALOADER.SAMPLER_TRAIN",
-    "TEST.PRECISE_BN.NUM_ITER": "read only with TEST.PRECISE_BN.ENABLED",
-}
-
-
-def _get(cfg: CN, dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
-def _same(a: Any, b: Any) -> bool:
-    norm = lambda v: [norm(x) for x in v] if isinstance(v, (list, tuple)) else v  # noqa: E731
-    return norm(a) == norm(b)
-
-
-# RetinaNet (torchvision's) in place of the R-CNN keys above: its focal loss, head depth and box
-# coder are fixed in torchvision; smooth L1 only with beta 0 (L1, Detectron2's RetinaNet recipe).
-TORCHVISION_UNSUPPORTED_RETINANET: Dict[str, Tuple[Any, ...]] = {
-    "MODEL.BACKBONE.NAME": ("build_retinanet_res2net_fpn_backbone",),
-    "MODEL.RETINANET.NUM_CONVS": (4,),
-    "MODEL.RETINANET.IOU_LABELS": ([0, -1, 1],),
-    "MODEL.RETINANET.BBOX_REG_WEIGHTS": ((1.0, 1.0, 1.0, 1.0),),
-    "MODEL.RETINANET.FOCAL_LOSS_GAMMA": (2.0,),
-    "MODEL.RETINANET.FOCAL_LOSS_ALPHA": (0.25,),
-    "MODEL.RETINANET.BBOX_REG_LOSS_TYPE": ("smooth_l1", "giou", "diou", "ciou"),
-    "MODEL.RETINANET.NORM": ("", "GN"),
-}
-# Keys above that only the detection tasks read; other tasks (META_ARCHITECTURE) are not held to them.
-_DETECTION_PREFIXES = ("MODEL.", "INPUT.", "DATASETS.PROPOSAL_FILES")
-# Keys above that only R-CNN reads, and RetinaNet's own table.
-_RCNN_PREFIXES = ("MODEL.BACKBONE.NAME", "MODEL.PROPOSAL_GENERATOR.", "MODEL.RPN.", "MODEL.ROI_")
-DETECTION_ARCHITECTURES = ("GeneralizedRCNN", "RetinaNet")
-
-
-def check_torchvision_support(cfg: CN, config_file: Optional[str] = None) -> None:
-    """Raises ``ValueError`` naming every key the torchvision engine can't honour at its value.
-
-    Model and input keys are checked for the detection tasks (``GeneralizedRCNN``, ``RetinaNet``)
-    only; another task validates its own keys when it builds its model.
-    """
-    arch = cfg.MODEL.META_ARCHITECTURE
-    detection = arch in DETECTION_ARCHITECTURES
-    table = dict(TORCHVISION_UNSUPPORTED)
-    if arch == "RetinaNet":
-        table = {k: v for k, v in table.items() if not k.startswith(_RCNN_PREFIXES)}
-        table.update(TORCHVISION_UNSUPPORTED_RETINANET)
-        if cfg.MODEL.RETINANET.BBOX_REG_LOSS_TYPE == "smooth_l1":
-            table["MODEL.RETINANET.SMOOTH_L1_LOSS_BETA"] = (0.0,)
-    problems = []
-    for key, allowed in table.items():
-        if _missing_key(cfg, key) or (not detection and key.startswith(_DETECTION_PREFIXES)):
-            continue
-        value = _get(cfg, key)
-        if not any(_same(value, a) for a in allowed):
-            problems.append(f"{key} = {value!r} (supported: {', '.join(repr(a) for a in allowed)})")
-    if arch == "GeneralizedRCNN" and cfg.MODEL.BACKBONE.NAME == "build_res2net_backbone" and cfg.MODEL.FPN.IN_FEATURES:
-        problems.append("MODEL.FPN.IN_FEATURES is set but MODEL.BACKBONE.NAME has no FPN")
-    if problems:
-        where = f" in {config_file}" if config_file else ""
-        raise ValueError(
-            f"the torchvision engine can't honour these config values{where}:\n  "
-            + "\n  ".join(problems)
-            + "\nUse ENGINE: detectron2 with Detectron2 installed, or change them (docs/engines.md)."
-        )

@@ -14,11 +14,22 @@ from ..modeling.fpn_backbone import fpn_level_names
 from ..modeling.res2net import STAGE_NAMES, find_variant, stage_blocks, stage_strides, variant_args
 from .res2net import res2net_kwargs_from_cfg
 
-__all__ = ["POOLER_ALIGNED", "anchor_layout_from_cfg", "backbone_args_from_cfg", "rcnn_args_from_cfg",
-           "retinanet_args_from_cfg"]
+__all__ = ["POOLER_ALIGNED", "anchor_layout_from_cfg", "backbone_args_from_cfg", "fpn_in_features",
+           "rcnn_args_from_cfg", "retinanet_args_from_cfg"]
 
 _FPN_BACKBONES = {"build_res2net_fpn_backbone": "maxpool", "build_retinanet_res2net_fpn_backbone": "p6p7"}
 _BACKBONES = (*_FPN_BACKBONES, "build_res2net_backbone")
+
+
+def fpn_in_features(cfg: CN) -> List[str]:
+    """``MODEL.FPN.IN_FEATURES``, checked against the stages the Res2Net returns
+    (``MODEL.RES2NET.OUT_FEATURES``); both engines build their FPN from it."""
+    in_features, out_features = list(cfg.MODEL.FPN.IN_FEATURES), list(cfg.MODEL.RES2NET.OUT_FEATURES)
+    missing = [f for f in in_features if f not in out_features]
+    if missing or not in_features:
+        raise ValueError(f"MODEL.FPN.IN_FEATURES {in_features} names {missing or 'nothing'}, which "
+                         f"MODEL.RES2NET.OUT_FEATURES {out_features} does not produce")
+    return in_features
 
 
 def _variant_from_arch(arch: Dict[str, Any]) -> Dict[str, Any]:
@@ -50,13 +61,7 @@ def backbone_args_from_cfg(cfg: CN) -> Dict[str, Any]:
     arch = res2net_kwargs_from_cfg(cfg)  # validates MODEL.RES2NET.*
     fpn = name in _FPN_BACKBONES
     if fpn:
-        in_features = list(m.FPN.IN_FEATURES)
-        missing = [f for f in in_features if f not in r.OUT_FEATURES]
-        if missing or not in_features:
-            raise ValueError(
-                f"MODEL.FPN.IN_FEATURES {in_features} names {missing or 'nothing'}, which "
-                f"MODEL.RES2NET.OUT_FEATURES {list(r.OUT_FEATURES)} does not produce"
-            )
+        in_features = fpn_in_features(cfg)
     else:
         in_features = list(r.OUT_FEATURES)
         if len(in_features) != 1:

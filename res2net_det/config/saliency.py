@@ -5,12 +5,19 @@ and on our own defaults alike; it imports no engine.
 """
 from __future__ import annotations
 
+import os
+from typing import List, Sequence
+
 from fvcore.common.config import CfgNode as CN
 
+from ..data.builtin import register_datasets_from_cfg
+from ..data.saliency import SaliencyDatasetMapper, get_saliency_dicts
+from ..evaluation.saliency import SaliencyEvaluator
 from ..modeling.saliency import PoolNetSaliency
 from .res2net import build_res2net_from_cfg
 
-__all__ = ["add_saliency_config", "build_saliency_model"]
+__all__ = ["add_saliency_config", "build_saliency_model", "saliency_dicts_from_cfg", "build_saliency_mapper",
+           "build_saliency_evaluator"]
 
 
 def add_saliency_config(cfg: CN) -> CN:
@@ -73,3 +80,19 @@ def build_saliency_model(cfg) -> PoolNetSaliency:
         pixel_std=cfg.MODEL.PIXEL_STD,
         input_format=cfg.INPUT.FORMAT,
     )
+
+
+def saliency_dicts_from_cfg(cfg, names: Sequence[str]) -> List[dict]:
+    """The records of saliency data sets ``names`` (builtin, or ``DATASETS.SALIENCY_FOLDERS``)."""
+    register_datasets_from_cfg(cfg)
+    return get_saliency_dicts(names)
+
+
+def build_saliency_mapper(cfg, is_train: bool) -> SaliencyDatasetMapper:
+    return SaliencyDatasetMapper.from_config(cfg, is_train)
+
+
+def build_saliency_evaluator(cfg, dataset_name: str, output_dir: str) -> SaliencyEvaluator:
+    """The saliency metrics of one test set; the run's folder name labels the method in its tables."""
+    return SaliencyEvaluator(dataset_name, output_dir=output_dir, mask_tolerance=cfg.INPUT.SALIENCY.MASK_TOLERANCE,
+                             method_name=os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)))

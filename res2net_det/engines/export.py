@@ -12,11 +12,11 @@ from typing import Optional, Sequence
 import torch
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
-from ..config.defaults import check_torchvision_support
 from ..modeling.export import ExportSpec, detector_spec, saliency_spec
 from ..modeling.saliency import PoolNetSaliency
 from .torchvision.checkpoint import load_model_weights
 from .torchvision.registry import get_task
+from .torchvision.support import check_torchvision_support
 
 __all__ = ["export_spec_from_config"]
 

@@ -1,13 +1,14 @@
 """``tools/reproduce.py TASK``: the paper's comparison of a task, ResNet-50 against Res2Net-50,
 under identical settings, then the table.
 
-Each run is a subprocess of the task's command (:data:`COMMANDS`: ``tools/train_net.py``, or the
-CAM tool), in its own ``OUTPUT_DIR`` (``<output root>/<task>/<run>``), with the same data,
-schedule and ``SEED``; trailing ``KEY VALUE`` overrides go to both runs. A run that finished
-(``reproduce_run.json`` written after its command succeeded) is skipped, so an interrupted
-reproduction picks up where it stopped; a run that started but did not finish needs
-``--resume`` (continue from its last checkpoint) or a deleted folder. At the end the runs go
-through :func:`res2net_det.evaluation.compare.compare_runs`.
+Each run is a subprocess of the task's command (:data:`COMMANDS`: ``python -m
+res2net_det.engines.train_net``, for CAM then ``python -m res2net_det.engines.cam_eval``; the
+package's modules, not a checkout's ``tools/``, so it works after ``pip install .``), in its own
+``OUTPUT_DIR`` (``<output root>/<task>/<run>``), with the same data, schedule and ``SEED``; trailing
+``KEY VALUE`` overrides go to both runs. A run that finished (``reproduce_run.json`` written after
+its command succeeded) is skipped, so an interrupted reproduction picks up where it stopped; a run
+that started but did not finish needs ``--resume`` (continue from its last checkpoint) or a deleted
+folder. At the end the runs go through :func:`res2net_det.evaluation.compare.compare_runs`.
 
 ``--quick`` runs the same pipeline on the embedded generated data (shapes for detection, in COCO
 or VOC format; the generated saliency and CAM sets) with the tasks' quickstart models on the
@@ -23,6 +24,7 @@ import logging
 import os
 import re
 import shlex
+import site
 import subprocess
 import sys
 import time
@@ -38,13 +40,15 @@ from . import select_engine
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TASKS", "COMMANDS", "ReproTask", "RunPlan", "plan_runs", "reproduce", "FINISHED_MARKER"]
+__all__ = ["TASKS", "COMMANDS", "ReproTask", "RunPlan", "plan_runs", "reproduce", "run_environment", "FINISHED_MARKER"]
 
 # Written into a run's folder once its command succeeded: the run is skipped next time.
 FINISHED_MARKER = "reproduce_run.json"
-# The repository holding tools/ (this package's parent folder in a checkout).
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PACKAGE_PARENT = REPO_ROOT
+# The folder this res2net_det was imported from (a checkout, a worktree or site-packages).
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The modules the runs execute (python -m): tools/train_net.py's and tools/cam_eval.py's jobs.
+TRAIN_NET = "res2net_det.engines.train_net"
+CAM_EVAL = "res2net_det.engines.cam_eval"
 
 
 @dataclass(frozen=True)
@@ -168,16 +172,9 @@ class RunPlan:
     seed: int = 0
 
 
-def _tool(name: str) -> str:
-    path = os.path.join(REPO_ROOT, "tools", name)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: tools/reproduce.py runs the tools of a checkout of the repository")
-    return path
-
-
 def _train_net(plan: RunPlan, args: argparse.Namespace) -> List[List[str]]:
-    """``tools/train_net.py`` under the engine's launcher: Detectron2's own ``launch`` takes
-    ``--num-gpus`` / ``--num-machines``; the torchvision engine runs under ``torchrun``."""
+    """``python -m res2net_det.engines.train_net`` under the engine's launcher: Detectron2's own
+    ``launch`` takes ``--num-gpus`` / ``--num-machines``; the torchvision engine runs under ``torchrun -m``."""
     world = max(args.num_gpus, 1) * args.num_machines
     cmd = ["--config-file", plan.config]
     if args.resume:
@@ -189,18 +186,18 @@ def _train_net(plan: RunPlan, args: argparse.Namespace) -> List[List[str]]:
         launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={max(args.num_gpus, 1)}",
                     f"--nnodes={args.num_machines}", f"--node_rank={args.machine_rank}",
                     f"--master_addr={url.hostname or '127.0.0.1'}", f"--master_port={url.port or 29500}"]
-        return [launcher + [_tool("train_net.py")] + cmd]
+        return [launcher + ["-m", TRAIN_NET] + cmd]
     flags = [f"--num-gpus={args.num_gpus}", f"--num-machines={args.num_machines}",
              f"--machine-rank={args.machine_rank}", f"--dist-url={args.dist_url}"]
-    return [[sys.executable, _tool("train_net.py"), *flags, *cmd]]
+    return [[sys.executable, "-m", TRAIN_NET, *flags, *cmd]]
 
 
 def _cam(plan: RunPlan, args: argparse.Namespace) -> List[List[str]]:
-    """Train the classifier (``tools/train_net.py``, under the launcher), then evaluate its CAMs on
-    the config's test set (``tools/cam_eval.py``, one process; the published protocol's rows plus
-    the aligned-map rows) into ``cam_results.json``."""
+    """Train the classifier (:data:`TRAIN_NET`, under the launcher), then evaluate its CAMs on the
+    config's test set (:data:`CAM_EVAL`, one process; the published protocol's rows plus the
+    aligned-map rows) into ``cam_results.json``."""
     threads = [f"--threads={plan.opts[plan.opts.index('NUM_THREADS') + 1]}"] if "NUM_THREADS" in plan.opts else []
-    evaluate = [sys.executable, _tool("cam_eval.py"), "--config-file", plan.config, "--align-cams",
+    evaluate = [sys.executable, "-m", CAM_EVAL, "--config-file", plan.config, "--align-cams",
                 *(["--faithfulness-images", "16"] if args.quick else []), *threads,
                 "--output", os.path.join(plan.output_dir, "cam_results.json"), *plan.opts,
                 "OUTPUT_DIR", plan.output_dir]
@@ -218,6 +215,20 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_").lower() or "run"
 
 
+def run_environment() -> Dict[str, str]:
+    """The runs' environment: they import the res2net_det this process runs, wherever it lies.
+
+    ``python -m`` puts the working folder first on ``sys.path``, where another checkout's
+    ``res2net_det`` may lie: ``PYTHONSAFEPATH`` leaves it out. A package outside the interpreter's
+    site-packages (a checkout or worktree on ``PYTHONPATH``) goes on the runs' ``PYTHONPATH``; an
+    installed one is found there already (putting site-packages on ``PYTHONPATH`` would rank it
+    above the standard library)."""
+    env = dict(os.environ, PYTHONSAFEPATH="1")
+    if PACKAGE_PARENT not in {*site.getsitepackages(), site.getusersitepackages()}:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def run_seeds(args: argparse.Namespace) -> List[int]:
     """The training seeds: ``--seed``, ``--seed + 1``, ... (``--seeds`` of them)."""
     count = getattr(args, "seeds", 1)
@@ -232,9 +243,7 @@ def plan_runs(task: ReproTask, args: argparse.Namespace) -> List[RunPlan]:
     seed. With one seed a run's folder is ``<root>/<run>``; with several, ``<root>/<run>-seed<N>``."""
     runs = task.quick_runs if args.quick else task.runs
     root = os.path.join(args.output_root, task.name + ("-quick" if args.quick else ""))
-    env = dict(os.environ)
-    # The subprocesses import the same res2net_det as this process (a checkout, or a worktree).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH", "")) if p)
+    env = run_environment()
     seeds = run_seeds(args)
     plans = []
     for seed in seeds:
@@ -402,3 +411,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"table: {result['paths']['markdown']}  json: {result['paths']['json']}  "
           f"figure: {result['paths']['figure']}")
     return 0
+
+
+if __name__ == "__main__":  # python -m res2net_det.engines.reproduce: tools/reproduce.py without a checkout
+    sys.exit(main())

@@ -199,11 +199,16 @@ def _ranked_voc(records, gt, detections, num_classes: int, class_names: Sequence
         pos_arr[:, 0], pos_arr[:, 1], pos_arr[:, 2])
 
 
-def write_voc_per_image(records: Sequence[dict], detections: Sequence[dict], class_names: Sequence[str],
-                        use_07_metric: bool, path: str) -> str:
+def write_voc_per_image(dataset_name: str, detections: Sequence[dict], path: str) -> str:
     """The devkit's matches of ``detections`` (``image_id``, contiguous ``category_id``, ``score``,
-    ``bbox`` XYXY) as ranked detections in ``path``, for an engine whose VOC evaluator keeps no
-    per-image data (Detectron2's); returns ``path``."""
+    ``bbox`` XYXY) on ``dataset_name`` of our catalog (its records keep the difficult flags; the
+    metadata's ``year`` picks the metric, as :class:`PascalVOCEvaluator` does) as ranked detections
+    in ``path``, for an engine whose VOC evaluator keeps no per-image data (Detectron2's); returns ``path``."""
+    if dataset_name not in DatasetCatalog:
+        raise KeyError(f"{dataset_name!r} is not in res2net_det's catalog, whose VOC reader keeps the difficult flags")
+    meta = DatasetCatalog.metadata(dataset_name)
+    records, class_names = DatasetCatalog.get(dataset_name), meta["thing_classes"]
+    use_07_metric = int(meta.get("year", 2007)) == 2007
     by_class: Dict[int, list] = defaultdict(list)
     for d in detections:
         by_class[d["category_id"]].append((d["image_id"], d["score"], d["bbox"]))

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import uuid
 from typing import IO, Any, Iterator, Optional, Type
 
@@ -46,6 +47,11 @@ def temporary_path(path: str, suffix: str = ".tmp") -> str:
     """A fresh name beside ``path`` for writing it: ``<path>.<random hex><suffix>``; unique even
     between the threads of one process, and on the same file system (``os.replace`` needs that)."""
     return f"{path}.{uuid.uuid4().hex}{suffix}"
+
+
+#: The name :func:`temporary_path` gives (default suffix): a process killed while writing leaves
+#: one behind (an error in-process removes it), which a later run may recognise and remove.
+TEMPORARY_NAME = re.compile(r"(?P<target>.+)\.[0-9a-f]{32}\.tmp")
 
 
 @contextlib.contextmanager

@@ -2,7 +2,8 @@
 
 import pytest
 
-from res2net_det.config import check_torchvision_support, get_cfg, merge_config_file
+from res2net_det.config import get_cfg, merge_config_file
+from res2net_det.engines.torchvision.support import check_torchvision_support
 from tests.helpers import REPO
 
 SOD = REPO / "configs" / "sod"

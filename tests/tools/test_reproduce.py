@@ -3,14 +3,25 @@ runs, --resume for started ones, and the table at the end (commands faked: no tr
 import argparse
 import json
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.engines import reproduce
-from res2net_det.engines.reproduce import FINISHED_MARKER, TASKS, add_arguments, parse_args, plan_runs
+from res2net_det.engines.reproduce import (
+    CAM_EVAL,
+    FINISHED_MARKER,
+    TASKS,
+    TRAIN_NET,
+    add_arguments,
+    parse_args,
+    plan_runs,
+)
 from res2net_det.model_zoo import get_config_file
-from tests.helpers import shipped_config
+from tests.helpers import REPO, shipped_config
 
 
 def _args(*argv):
@@ -81,19 +92,19 @@ def test_launcher_follows_the_engine(tmp_path, monkeypatch):
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc_per_node=8"]
     assert "--nnodes=2" in cmd and "--node_rank=1" in cmd
     assert "--master_addr=10.0.0.1" in cmd and "--master_port=1234" in cmd
-    assert cmd[cmd.index("--config-file") - 1].endswith("train_net.py")
+    assert cmd[cmd.index("--config-file") - 2:cmd.index("--config-file")] == ["-m", TRAIN_NET]  # torchrun -m
 
     monkeypatch.setattr(reproduce, "select_engine", lambda _: "detectron2")
     (cmd,) = plan_runs(TASKS["detection-coco"], args)[0].commands
-    assert cmd[1].endswith("train_net.py")
+    assert cmd[:3] == [sys.executable, "-m", TRAIN_NET]
     assert {"--num-gpus=8", "--num-machines=2", "--machine-rank=1", "--dist-url=tcp://10.0.0.1:1234"} <= set(cmd)
 
 
 def test_cam_trains_then_evaluates_the_cams(tmp_path):
     plan = plan_runs(TASKS["cam"], _args("cam", "--quick", "--output-root", str(tmp_path)))[1]
     train, evaluate = plan.commands
-    assert train[1].endswith("train_net.py") and train[-2:] == ["OUTPUT_DIR", plan.output_dir]
-    assert evaluate[1].endswith("cam_eval.py") and evaluate[-2:] == ["OUTPUT_DIR", plan.output_dir]
+    assert train[:3] == [sys.executable, "-m", TRAIN_NET] and train[-2:] == ["OUTPUT_DIR", plan.output_dir]
+    assert evaluate[:3] == [sys.executable, "-m", CAM_EVAL] and evaluate[-2:] == ["OUTPUT_DIR", plan.output_dir]
     assert evaluate[evaluate.index("--output") + 1] == os.path.join(plan.output_dir, "cam_results.json")
     assert evaluate[evaluate.index("--config-file") + 1] == train[train.index("--config-file") + 1]
     assert "--threads=1" in evaluate  # the quick runs' NUM_THREADS
@@ -218,3 +229,68 @@ def test_seeds_run_once_each_then_summarise_mean_std_and_delta(tmp_path, monkeyp
     assert reproduce.main(argv + ["--seeds", "3"]) == 0
     assert len(fake.commands) == 6 and capsys.readouterr().out.count("finished earlier, skipped") == 4
     assert all("-seed2" in cmd[cmd.index("OUTPUT_DIR") + 1] for cmd in fake.commands[4:])
+
+
+# Plans every run of every task (quick and full, and the torchvision engine under torchrun) with the
+# package imported from wherever PYTHONPATH says; prints the package's file and the runs as JSON.
+_PLAN_EVERYTHING = """
+import argparse, json, sys
+import res2net_det
+from res2net_det.engines import reproduce
+runs = []
+for name, task in reproduce.TASKS.items():
+    for extra in ([], ["--quick"], ["--num-gpus", "2", "ENGINE", "torchvision"]):
+        parser = argparse.ArgumentParser()
+        reproduce.add_arguments(parser)
+        args = reproduce.parse_args(parser, [name, "--output-root", sys.argv[1], *extra])
+        runs += [{"commands": p.commands, "config": p.config, "env": p.env} for p in reproduce.plan_runs(task, args)]
+print(json.dumps({"package": res2net_det.__file__, "runs": runs}))
+"""
+
+
+def test_runs_go_through_the_package_not_a_checkout(tmp_path):
+    """A copy of the package outside the repository, as ``pip install .`` leaves it (the configs
+    copied in, no ``tools/``), plans every run: each is ``python -m`` of a module of that copy, and
+    nothing names a path of the checkout; the modules it names start there, and so does
+    ``python -m res2net_det.engines.reproduce``."""
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "res2net_det", site / "res2net_det", ignore=shutil.ignore_patterns("__pycache__"))
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PYTHONPATH=str(site), PYTHONSAFEPATH="1")
+    proc = subprocess.run([sys.executable, "-c", _PLAN_EVERYTHING, str(work / "out")], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    planned = json.loads(proc.stdout)
+    assert planned["package"].startswith(str(site))
+    modules = set()
+    for run in planned["runs"]:
+        assert run["config"].startswith(str(site)), run["config"]
+        assert run["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(site)
+        for cmd in run["commands"]:
+            assert cmd[0] == sys.executable and not [a for a in cmd if str(REPO) in a], cmd
+            module = cmd[cmd.index("-m", 3 if "torch.distributed.run" in cmd else 0) + 1]
+            modules.add(module)
+    assert modules == {TRAIN_NET, CAM_EVAL}
+    for module in sorted(modules):  # the entry points run from the copy
+        out = subprocess.run([sys.executable, "-m", module, "--help"], cwd=work, env=planned["runs"][0]["env"],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and "--config-file" in out.stdout, out.stderr[-3000:]
+    dry = subprocess.run([sys.executable, "-m", "res2net_det.engines.reproduce", "cam", "--quick", "--dry-run"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0 and f"-m {CAM_EVAL} --config-file {site}" in dry.stdout, dry.stderr[-3000:]
+
+
+
+def test_an_installed_package_is_not_put_on_pythonpath(monkeypatch):
+    """Installed (in site-packages), the runs find the package as this process did; site-packages on
+    PYTHONPATH would rank above the standard library. A checkout goes first on PYTHONPATH."""
+    import site
+
+    monkeypatch.setattr(reproduce, "PACKAGE_PARENT", site.getsitepackages()[0])
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    env = reproduce.run_environment()
+    assert env["PYTHONPATH"] == "/elsewhere" and env["PYTHONSAFEPATH"] == "1"
+    monkeypatch.setattr(reproduce, "PACKAGE_PARENT", str(REPO))
+    assert reproduce.run_environment()["PYTHONPATH"] == os.pathsep.join([str(REPO), "/elsewhere"])

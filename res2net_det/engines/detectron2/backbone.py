@@ -26,6 +26,7 @@ from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool, LastLevelP6P7
 from torch import nn
 
+from ...config.detection import fpn_in_features
 from ...config.res2net import res2net_kwargs_from_cfg
 from ...modeling.deform import make_stages_deformable
 from ...modeling.detection import disable_unused_stages
@@ -168,14 +169,8 @@ def last_level_max_pool(in_feature: str = "p5") -> LastLevelMaxPool:
 
 
 def _fpn(cfg, input_shape: ShapeSpec, top_block: Callable[[Res2NetBackbone], nn.Module]) -> FPN:
+    in_features = fpn_in_features(cfg)
     bottom_up = build_res2net_backbone(cfg, input_shape)
-    in_features = list(cfg.MODEL.FPN.IN_FEATURES)
-    missing = [f for f in in_features if f not in bottom_up.out_features]
-    if missing:
-        raise ValueError(
-            f"MODEL.FPN.IN_FEATURES {in_features} asks for {missing}, which "
-            f"MODEL.RES2NET.OUT_FEATURES {list(bottom_up.out_features)} does not return"
-        )
     return FPN(
         bottom_up=bottom_up,
         in_features=in_features,

@@ -20,7 +20,6 @@ from detectron2.evaluation import (
 )
 from detectron2.utils import comm
 
-from ...data.catalog import DatasetCatalog
 from ...evaluation.coco import write_coco_per_image
 from ...evaluation.detection import RESULTS_FILES
 from ...evaluation.per_image import per_image_path
@@ -78,12 +77,7 @@ class ResultsFileWriter(DatasetEvaluator):
     def _write_per_image(self, results, voc: List[dict]) -> None:
         out = per_image_path(self.path)
         if self.kind == "pascal_voc":
-            if self.dataset_name not in DatasetCatalog:
-                raise KeyError(f"{self.dataset_name!r} is not in res2net_det's catalog, whose VOC reader keeps the "
-                               "difficult flags")
-            meta = DatasetCatalog.metadata(self.dataset_name)
-            write_voc_per_image(DatasetCatalog.get(self.dataset_name), voc, meta["thing_classes"],
-                                int(meta.get("year", 2007)) == 2007, out)
+            write_voc_per_image(self.dataset_name, voc, out)
             return
         detections = os.path.join(os.path.dirname(self.path), "coco_instances_results.json")
         json_file = MetadataCatalog.get(self.dataset_name).get("json_file")

@@ -28,7 +28,6 @@ import math
 import os
 from typing import Any, Dict, NamedTuple, Sequence
 
-import torch
 from detectron2 import model_zoo as d2_model_zoo
 from detectron2.config import CfgNode
 from detectron2.config import LazyCall as L
@@ -48,7 +47,9 @@ from detectron2.solver import WarmupParamScheduler
 from fvcore.common.param_scheduler import CosineParamScheduler, MultiStepParamScheduler
 from omegaconf import DictConfig
 
-from ...config.solver import optimizer_param_groups
+from ...config.defaults import get_key
+from ...config.detection import fpn_in_features
+from ...config.solver import optimizer_class, optimizer_param_groups, param_group_kwargs
 from ...modeling.res2net import stage_strides
 from .backbone import last_level_max_pool, res2net_backbone, res2net_backbone_kwargs
 from .evaluation import build_detection_evaluator
@@ -99,13 +100,6 @@ class LazyTwin(NamedTuple):
     train: DictConfig
 
 
-def _get(cfg: CfgNode, dotted: str) -> Any:
-    node = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
 def _lazify(value: Any) -> Any:
     """A value of a ``from_config`` dict as a LazyConfig value: Detectron2's small helper objects
     become ``LazyCall`` nodes of their constructor arguments, containers are converted inside."""
@@ -142,10 +136,10 @@ class _Translator:
         self.file = config_file
 
     def fail(self, key: str, why: str) -> LazyTranslationError:
-        return LazyTranslationError(f"{self.file}: {key}={_get(self.cfg, key)!r} {why}")
+        return LazyTranslationError(f"{self.file}: {key}={get_key(self.cfg, key)!r} {why}")
 
     def require(self, key: str, *allowed: Any) -> None:
-        if _get(self.cfg, key) not in allowed:
+        if get_key(self.cfg, key) not in allowed:
             raise self.fail(key, f"has no LazyConfig translation (supported: {', '.join(map(repr, allowed))}); "
                                  "use the YAML with tools/train_net.py")
 
@@ -162,10 +156,10 @@ class _Translator:
         m = self.cfg.MODEL
         self.require("MODEL.BACKBONE.NAME", FPN_BACKBONES[m.META_ARCHITECTURE])
         bottom_up = res2net_backbone_kwargs(self.cfg)
-        missing = [f for f in m.FPN.IN_FEATURES if f not in bottom_up["out_features"]]
-        if missing:
-            raise self.fail("MODEL.FPN.IN_FEATURES",
-                            f"asks for {missing}, which MODEL.RES2NET.OUT_FEATURES does not return")
+        try:
+            fpn_in_features(self.cfg)
+        except ValueError as e:
+            raise LazyTranslationError(f"{self.file}: {e}") from None
         if m.META_ARCHITECTURE == "RetinaNet":
             if "res5" not in bottom_up["out_features"]:
                 raise self.fail("MODEL.RES2NET.OUT_FEATURES", "lacks res5, which RetinaNet's P6/P7 are made from")
@@ -305,16 +299,12 @@ class _Translator:
         return dl
 
     def optimizer(self) -> DictConfig:
-        s = self.cfg.SOLVER
-        params = L(optimizer_param_groups)(base_lr=s.BASE_LR, weight_decay=s.WEIGHT_DECAY,
-                                           weight_decay_norm=s.WEIGHT_DECAY_NORM, bias_lr_factor=s.BIAS_LR_FACTOR,
-                                           weight_decay_bias=s.WEIGHT_DECAY_BIAS)
-        name = str(s.OPTIMIZER).upper()
-        if name == "SGD":
-            return L(torch.optim.SGD)(params=params, lr=s.BASE_LR, momentum=s.MOMENTUM, nesterov=s.NESTEROV)
-        if name in ("ADAM", "ADAMW"):
-            return L(torch.optim.Adam if name == "ADAM" else torch.optim.AdamW)(params=params, lr=s.BASE_LR)
-        raise self.fail("SOLVER.OPTIMIZER", "is not SGD, Adam or AdamW")
+        """The optimizer and parameter groups of :mod:`res2net_det.config.solver`, as tools/train_net.py builds them."""
+        try:
+            optimizer, kwargs = optimizer_class(self.cfg)
+        except ValueError as e:
+            raise LazyTranslationError(f"{self.file}: {e}") from None
+        return L(optimizer)(params=L(optimizer_param_groups)(**param_group_kwargs(self.cfg)), **kwargs)
 
     def lr_multiplier(self) -> DictConfig:
         """Detectron2's ``build_lr_scheduler`` as a LazyConfig (what ``common/coco_schedule.py`` writes out)."""
@@ -351,7 +341,7 @@ class _Translator:
 
     def check_fixed(self) -> None:
         for key, value in _LAZY_FIXED.items():
-            if _get(self.cfg, key) != value:
+            if get_key(self.cfg, key) != value:
                 raise self.fail(key, f"has no counterpart in Detectron2's LazyConfig training "
                                      f"(lazyconfig_train_net.py runs {value!r}); use the YAML with tools/train_net.py")
 

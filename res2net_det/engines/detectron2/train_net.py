@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from typing import Dict
 
 import torch
 from detectron2.config import CfgNode, get_cfg
-from detectron2.data import DatasetCatalog as D2DatasetCatalog
-from detectron2.data import DatasetMapper, MetadataCatalog
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
@@ -28,66 +25,19 @@ from ...config.defaults import add_res2net_det_config, config_file_chain
 from ...config.from_scratch import check_initial_weights
 from ...config.weights import check_weights_preprocessing
 from ...data.builtin import register_datasets_from_cfg
-from ...evaluation.coco import write_detection_pictures
 from ...model_zoo import resolve_config_file
 from ...utils.device import resolve_device
 from .. import check_eval_only_weights
 from . import backbone as _registers_backbones  # noqa: F401  (fills BACKBONE_REGISTRY)
 from .checkpoint import Res2NetDetectionCheckpointer
-from .classification import ClassifierTrainer
 from .data import register_catalog_in_detectron2
-from .evaluation import build_detection_evaluator
-from .saliency import SaliencyTrainer
+from .detection import DetectionTrainer
+from .tasks import ClassifierTrainer, SaliencyTrainer
 from .trainer import TaskTrainer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "TRAINERS", "trainer_class", "setup", "build_trainer", "main", "launch_main", "build_config"]
-
-
-class Trainer(TaskTrainer):
-    """Detection (``GeneralizedRCNN`` and Detectron2's other detectors): Detectron2's loaders, the
-    COCO evaluator (box AP, and mask AP for Mask R-CNN) and drawn predictions; our trainer keys
-    come from :class:`~.trainer.TaskTrainer`."""
-
-    @classmethod
-    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str = None):
-        if output_folder is None:
-            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        return build_detection_evaluator(dataset_name, output_folder)  # COCO or VOC, by evaluator_type
-
-    @classmethod
-    def visualize(cls, cfg, model, dataset_name: str, output_dir: str, num_images: int):
-        return visualize_predictions(cfg, model, dataset_name, output_dir, num_images)
-
-
-def _instances_dict(instances) -> dict:
-    """Detectron2 ``Instances`` -> the fields :func:`write_detection_pictures` draws."""
-    instances = instances.to("cpu")
-    out = {"pred_boxes": instances.pred_boxes.tensor, "scores": instances.scores,
-           "pred_classes": instances.pred_classes}
-    if instances.has("pred_masks"):
-        out["pred_masks"] = instances.pred_masks
-    return out
-
-
-def visualize_predictions(cfg: CfgNode, model: torch.nn.Module, dataset_name: str, output_dir: str,
-                          num_images: int) -> list:
-    """Draws the predictions on the first ``num_images`` images of a data set as PNGs (the same
-    pictures as the torchvision engine's); returns the paths."""
-    if not comm.is_main_process() or num_images <= 0:
-        return []
-    mapper = DatasetMapper(cfg, is_train=False)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        paths = write_detection_pictures(
-            D2DatasetCatalog.get(dataset_name)[:num_images],
-            lambda record, _image: _instances_dict(model([mapper(record)])[0]["instances"]),
-            output_dir, MetadataCatalog.get(dataset_name).get("thing_classes"),
-        )
-    model.train(was_training)
-    return paths
+__all__ = ["TRAINERS", "trainer_class", "setup", "build_trainer", "main", "launch_main", "build_config"]
 
 
 def build_config(config_file: str = "", opts=()) -> CfgNode:
@@ -132,8 +82,8 @@ TRAINERS: Dict[str, type] = {
 
 
 def trainer_class(cfg: CfgNode) -> type:
-    """The ``TaskTrainer`` of the config's task (:data:`TRAINERS`, else detection's :class:`Trainer`)."""
-    return TRAINERS.get(cfg.MODEL.META_ARCHITECTURE, Trainer)
+    """The ``TaskTrainer`` of the config's task (:data:`TRAINERS`, else :class:`~.detection.DetectionTrainer`)."""
+    return TRAINERS.get(cfg.MODEL.META_ARCHITECTURE, DetectionTrainer)
 
 
 def register_datasets(cfg: CfgNode) -> None:

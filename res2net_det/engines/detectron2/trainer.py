@@ -38,42 +38,22 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
-from ...config.solver import build_optimizer
+from ...config.defaults import has_key
+from ...config.solver import build_optimizer, images_per_micro_batch
 from .checkpoint import Res2NetDetectionCheckpointer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TRAINER_KEYS", "AccumulatingTrainer", "TaskTrainer", "images_per_micro_batch", "micro_batch_cfg"]
+__all__ = ["TRAINER_KEYS", "AccumulatingTrainer", "TaskTrainer", "micro_batch_cfg"]
 
 
 # Our keys this trainer reads (res2net_det.config.defaults.add_trainer_config adds them).
 TRAINER_KEYS = ("SOLVER.OPTIMIZER", "SOLVER.GRAD_ACCUM_STEPS", "SOLVER.LOG_PERIOD", "TEST.VIS_IMAGES", "NUM_THREADS")
 
 
-def _has_key(cfg: CfgNode, dotted: str) -> bool:
-    node = cfg
-    for part in dotted.split("."):
-        if part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def images_per_micro_batch(cfg: CfgNode) -> int:
-    """Images of one micro-batch of all processes: ``IMS_PER_BATCH / GRAD_ACCUM_STEPS``
-    (Detectron2's loaders split that total over the processes)."""
-    accum = cfg.SOLVER.GRAD_ACCUM_STEPS
-    if accum < 1:
-        raise ValueError(f"SOLVER.GRAD_ACCUM_STEPS must be >= 1, got {accum}")
-    if cfg.SOLVER.IMS_PER_BATCH % accum:
-        raise ValueError(
-            f"SOLVER.IMS_PER_BATCH ({cfg.SOLVER.IMS_PER_BATCH}) must be divisible by SOLVER.GRAD_ACCUM_STEPS ({accum})"
-        )
-    return cfg.SOLVER.IMS_PER_BATCH // accum
-
-
 def micro_batch_cfg(cfg: CfgNode) -> CfgNode:
-    """``cfg`` with ``IMS_PER_BATCH`` of one micro-batch, for Detectron2's config-driven loaders."""
+    """``cfg`` with ``IMS_PER_BATCH`` of one micro-batch of all processes (Detectron2's loaders split
+    it over the processes), for Detectron2's config-driven loaders."""
     if cfg.SOLVER.GRAD_ACCUM_STEPS == 1:
         return cfg
     micro = cfg.clone()
@@ -139,7 +119,7 @@ class TaskTrainer(DefaultTrainer):
     evaluation hooks and ``launch`` are Detectron2's."""
 
     def __init__(self, cfg: CfgNode) -> None:
-        missing = [k for k in TRAINER_KEYS if not _has_key(cfg, k)]
+        missing = [k for k in TRAINER_KEYS if not has_key(cfg, k)]
         if missing:
             raise KeyError(f"the config has no {', '.join(missing)}: build it with Detectron2's get_cfg() + "
                            "res2net_det.config.add_res2net_det_config (what train_net.build_config does)")

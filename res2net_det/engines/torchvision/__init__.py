@@ -1,11 +1,12 @@
 """The torchvision engine: torchvision's Faster/Mask R-CNN and RetinaNet on Res2Net + FPN (the core's
 builders) and a task-agnostic trainer on torch.distributed. Imports nothing beyond PyTorch and torchvision.
 
-Modules: ``modeling`` (the builders with Detectron2's dict interface, from a config), ``registry`` (tasks by
-META_ARCHITECTURE), ``trainer`` (Trainer, optimizer/schedule, inference_on_dataset), ``checkpoint`` (atomic
-checkpoints, MODEL.WEIGHTS loading), ``data`` (generic loaders), ``detection`` (the detection
-tasks: GeneralizedRCNN, RetinaNet), ``classification`` (the Res2Net classifier task of the CAM tools), ``predictor``
-(single-image inference), ``train_net`` (tools/train_net.py's job), ``benchmark`` (tools/benchmark.py detector).
+Modules: ``modeling`` (the builders with Detectron2's dict interface, from a config), ``support`` (the
+values of Detectron2's keys this engine honours, and the check refusing the rest), ``registry`` (tasks by
+META_ARCHITECTURE), ``trainer`` (TaskLoopTrainer, inference_on_dataset), ``checkpoint`` (atomic
+checkpoints, MODEL.WEIGHTS loading), ``data`` (generic loaders), ``detection`` (the detection tasks:
+GeneralizedRCNN, RetinaNet), ``tasks`` (the tasks the core describes: saliency, classification),
+``predictor`` (single-image inference), ``train_net`` (tools/train_net.py's job).
 """
 # Importing the task modules registers their META_ARCHITECTUREs (registry.get_task).
-from . import classification, detection, saliency  # noqa: F401,E402
+from . import detection, tasks  # noqa: F401,E402

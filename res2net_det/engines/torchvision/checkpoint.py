@@ -19,21 +19,11 @@ from ...config.from_scratch import FROM_SCRATCH_HINT, WEIGHTS_HINT
 from ...modeling.detector_layouts import check_fully_loaded, partial_load_note
 from ...modeling.saliency import OFFICIAL_LAYOUT_CONFIGS
 from ...modeling.weights import CheckpointError, check_safe_to_load, load_checkpoint, load_weights, resolve_weights
+from ...utils.io import TEMPORARY_NAME, atomic_write
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Checkpointer", "load_model_weights", "atomic_save"]
-
-
-def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file, flushed to disk, then renamed: neither a crash nor a
-    power cut leaves a half-written file under ``path``."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+__all__ = ["Checkpointer", "load_model_weights"]
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -115,7 +105,8 @@ class Checkpointer:
     def _remove_stale_temporaries(self) -> None:
         """Temporary files of a run killed while writing: never complete, never read."""
         for name in os.listdir(self.save_dir):
-            if ".tmp." in name and (name.startswith("last_checkpoint") or name.split(".tmp.")[0].endswith(".pth")):
+            torn = TEMPORARY_NAME.fullmatch(name)
+            if torn and (torn["target"] == "last_checkpoint" or torn["target"].endswith(".pth")):
                 os.remove(os.path.join(self.save_dir, name))
                 logger.info("removed %s, left by an interrupted checkpoint write", name)
 
@@ -139,11 +130,10 @@ class Checkpointer:
         # unsafe unpickling; a state that isn't (a NumPy array, an object) fails here, named.
         check_safe_to_load(data, f"checkpoint {name}")
         path = os.path.join(self.save_dir, f"{name}.pth")
-        atomic_save(data, path)
-        tmp = os.path.join(self.save_dir, f"last_checkpoint.tmp.{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_write(path, "wb", fsync=True) as f:  # a crash never leaves a half-written checkpoint
+            torch.save(data, f)
+        with atomic_write(os.path.join(self.save_dir, "last_checkpoint"), fsync=True) as f:
             f.write(os.path.basename(path))
-        os.replace(tmp, os.path.join(self.save_dir, "last_checkpoint"))
         logger.info("saved checkpoint %s", path)
         self._prune()
         return path

@@ -10,7 +10,7 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
-from ...config.defaults import check_torchvision_support, get_cfg, merge_config_file, merge_config_list
+from ...config.defaults import get_cfg, merge_config_file, merge_config_list
 from ...config.from_scratch import check_initial_weights
 from ...config.weights import check_weights_preprocessing
 from ...data.builtin import register_datasets_from_cfg
@@ -19,7 +19,8 @@ from ...utils.logger import setup_logger
 from .. import check_eval_only_weights
 from .checkpoint import Checkpointer
 from .registry import get_task
-from .trainer import Trainer, model_device
+from .support import check_torchvision_support
+from .trainer import TaskLoopTrainer, model_device
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +64,10 @@ def apply_runtime_settings(cfg) -> None:
     torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
 
 
-def build_trainer(cfg) -> Trainer:
+def build_trainer(cfg) -> TaskLoopTrainer:
     """The trainer of the config's task for a set-up config (:func:`setup`), data sets registered."""
     register_datasets_from_cfg(cfg)
-    return Trainer(cfg, get_task(cfg.MODEL.META_ARCHITECTURE))
+    return TaskLoopTrainer(cfg, get_task(cfg.MODEL.META_ARCHITECTURE))
 
 
 def main(args: argparse.Namespace) -> Dict[str, Any]:
@@ -89,7 +90,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume, allow_partial=cfg.MODEL.WEIGHTS_ALLOW_PARTIAL, inference=True,
             accept_checksum_mismatch=cfg.MODEL.WEIGHTS_ACCEPT_CHECKSUM_MISMATCH)
-        return Trainer.test(cfg, task, model)
+        return TaskLoopTrainer.test(cfg, task, model)
     trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()

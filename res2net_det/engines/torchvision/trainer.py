@@ -1,84 +1,51 @@
 """A compact, task-agnostic trainer on torch.distributed, driven by Detectron2's ``SOLVER.*`` keys.
 
 Any task registered in :mod:`.registry` trains with it: SGD (or Adam/AdamW, over the parameter groups
-of :mod:`res2net_det.config.solver`, shared with the Detectron2 engine) with linear warm-up
-and multi-step or cosine decay, gradient accumulation, DDP under ``torchrun``, AMP on GPU, gradient
-clipping, atomic periodic/final checkpoints with ``--resume``, TensorBoard + ``metrics.json``,
-a tqdm bar with ETA, a clear stop on a NaN/Inf loss, and evaluation every ``TEST.EVAL_PERIOD``
-iterations and at the end.
+of :mod:`res2net_det.config.solver`, shared with the Detectron2 engine) with linear warm-up and
+multi-step or cosine decay (the same module's schedule), gradient accumulation, DDP under
+``torchrun``, AMP on GPU, gradient clipping, atomic periodic/final checkpoints with ``--resume``,
+TensorBoard + ``metrics.json``, a tqdm bar with ETA, a clear stop on a NaN/Inf loss, and evaluation
+every ``TEST.EVAL_PERIOD`` iterations and at the end.
 """
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import math
 import os
-import random
 import time
+import warnings
 from collections import defaultdict
 from contextlib import nullcontext
 from typing import Any, Dict, Iterable, Iterator, List, Optional
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ...config.solver import build_optimizer
+from ...config.solver import build_lr_scheduler, build_optimizer, images_per_micro_batch, lr_factor_at
 from ...utils import comm
 from ...utils.device import resolve_device
-from ...utils.io import strict_json, write_json_file
+from ...utils.events import MetricsWriter, flatten_results
+from ...utils.io import write_json_file
+from ...utils.rng import rng_state, set_rng_state
 from .checkpoint import Checkpointer
 from .registry import Task
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Trainer",
-    "build_lr_scheduler",
-    "LR_SCHEDULERS",
-    "lr_factor_at",
+    "TaskLoopTrainer",
     "inference_on_dataset",
     "model_device",
     "images_per_process",
-    "flatten_results",
-    "rng_state",
-    "set_rng_state",
     "FINAL_RESULTS",
 ]
 
 # Written (atomically) once the final evaluation and pictures are done: a run killed before that
 # redoes them on --resume instead of stopping at "nothing to train".
 FINAL_RESULTS = "final_results.json"
-
-
-def rng_state() -> Dict[str, Any]:
-    """Every random generator a training step draws from (torch's, CUDA's, NumPy's and Python's),
-    as tensors, ints and tuples of ints, which ``torch.load(weights_only=True)`` reads back."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state: Dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Dict[str, Any]) -> None:
-    """Restores what :func:`rng_state` captured."""
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _nonfinite_parameters(model: nn.Module) -> List[str]:
@@ -91,59 +58,8 @@ def model_device(cfg) -> torch.device:
 
 
 def images_per_process(cfg) -> int:
-    """Images of one micro-batch of one process: IMS_PER_BATCH / (processes x GRAD_ACCUM_STEPS)."""
-    world, accum = comm.get_world_size(), cfg.SOLVER.GRAD_ACCUM_STEPS
-    if cfg.SOLVER.IMS_PER_BATCH % (world * accum):
-        raise ValueError(
-            f"SOLVER.IMS_PER_BATCH ({cfg.SOLVER.IMS_PER_BATCH}) must be divisible by the number of "
-            f"processes ({world}) x SOLVER.GRAD_ACCUM_STEPS ({accum})"
-        )
-    return cfg.SOLVER.IMS_PER_BATCH // (world * accum)
-
-
-LR_SCHEDULERS = ("WarmupMultiStepLR", "WarmupCosineLR")
-
-
-def lr_factor_at(cfg, iteration: int) -> float:
-    """The learning-rate factor of Detectron2's ``SOLVER.LR_SCHEDULER_NAME`` at ``iteration``:
-    ``WarmupMultiStepLR`` (x GAMMA at each of STEPS) or ``WarmupCosineLR`` (half a cosine from 1
-    to 0 over MAX_ITER), both times the warm-up factor during the first WARMUP_ITERS."""
-    s = cfg.SOLVER
-    if s.LR_SCHEDULER_NAME == "WarmupMultiStepLR":
-        factor = s.GAMMA ** bisect.bisect_right(sorted(s.STEPS), iteration)
-    elif s.LR_SCHEDULER_NAME == "WarmupCosineLR":
-        factor = 0.5 * (1.0 + math.cos(math.pi * iteration / max(1, s.MAX_ITER)))
-    else:
-        raise ValueError(f"SOLVER.LR_SCHEDULER_NAME must be one of {LR_SCHEDULERS}, got {s.LR_SCHEDULER_NAME!r}")
-    if iteration < s.WARMUP_ITERS:
-        if s.WARMUP_METHOD == "constant":
-            factor *= s.WARMUP_FACTOR
-        else:
-            alpha = iteration / s.WARMUP_ITERS
-            factor *= s.WARMUP_FACTOR * (1 - alpha) + alpha
-    return factor
-
-
-def build_lr_scheduler(cfg, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-    if cfg.SOLVER.LR_SCHEDULER_NAME not in LR_SCHEDULERS:
-        raise ValueError(
-            f"SOLVER.LR_SCHEDULER_NAME must be one of {LR_SCHEDULERS}, got {cfg.SOLVER.LR_SCHEDULER_NAME!r}"
-        )
-    late = [st for st in cfg.SOLVER.STEPS if st > cfg.SOLVER.MAX_ITER]
-    if late and cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupMultiStepLR":
-        logger.warning("SOLVER.STEPS %s lie beyond SOLVER.MAX_ITER %d and never apply", late, cfg.SOLVER.MAX_ITER)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor_at(cfg, it))
-
-
-def flatten_results(results: Dict[str, Any], prefix: str = "") -> Dict[str, float]:
-    """``{"bbox": {"AP": 1}}`` -> ``{"bbox/AP": 1}`` (Detectron2's metric names)."""
-    flat = {}
-    for k, v in results.items():
-        if isinstance(v, dict):
-            flat.update(flatten_results(v, f"{prefix}{k}/"))
-        elif isinstance(v, (int, float)):
-            flat[f"{prefix}{k}"] = float(v)
-    return flat
+    """Images of one micro-batch of this process: IMS_PER_BATCH / (processes x GRAD_ACCUM_STEPS)."""
+    return images_per_micro_batch(cfg, comm.get_world_size())
 
 
 @torch.no_grad()
@@ -181,59 +97,7 @@ def _infinite(loader: Iterable) -> Iterator:
         epoch += 1
 
 
-class _MetricsWriter:
-    """``metrics.json`` (one JSON object a line, Detectron2's format) and TensorBoard, main process only."""
-
-    def __init__(self, output_dir: str, enabled: bool, start_iter: int = 0) -> None:
-        self.enabled = enabled
-        self.json_path = os.path.join(output_dir, "metrics.json")
-        self.tb = None
-        if enabled:
-            from torch.utils.tensorboard import SummaryWriter
-
-            # purge_step drops the events a killed run wrote after its last checkpoint.
-            self.tb = SummaryWriter(output_dir, purge_step=start_iter or None)
-
-    @staticmethod
-    def truncate(output_dir: str, iteration: int) -> None:
-        """Drops the metrics.json lines written after ``iteration`` (by a run killed later than its
-        last checkpoint), so the resumed run does not write them twice."""
-        path = os.path.join(output_dir, "metrics.json")
-        if not os.path.isfile(path):
-            return
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
-        kept = []
-        for line in lines:
-            try:
-                if json.loads(line)["iteration"] <= iteration:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue  # a line torn by the kill
-        if len(kept) < len(lines):
-            logger.info("resume: dropped %d metrics.json lines written after iteration %d",
-                        len(lines) - len(kept), iteration)
-            tmp = f"{path}.tmp.{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.writelines(kept)
-            os.replace(tmp, path)
-
-    def write(self, iteration: int, metrics: Dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        with open(self.json_path, "a", encoding="utf-8") as f:
-            record = strict_json({"iteration": iteration, **metrics})
-            f.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
-        for k, v in metrics.items():
-            self.tb.add_scalar(k, v, iteration)
-        self.tb.flush()
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-class Trainer:
+class TaskLoopTrainer:
     """Trains ``task``'s model on ``cfg``; see the module docstring for the features.
 
     Args:
@@ -272,9 +136,7 @@ class Trainer:
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.iter = 0
         self.accum = cfg.SOLVER.GRAD_ACCUM_STEPS
-        if self.accum < 1:
-            raise ValueError(f"SOLVER.GRAD_ACCUM_STEPS must be >= 1, got {self.accum}")
-        images_per_process(cfg)  # fail early on an indivisible batch
+        images_per_process(cfg)  # fail early on a bad GRAD_ACCUM_STEPS or an indivisible batch
 
     # ------------------------------------------------------------------ state
     def resume_or_load(self, resume: bool = True) -> None:
@@ -407,8 +269,8 @@ class Trainer:
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
         if main:
             # Lines a killed run wrote after its last checkpoint (all of them, when it had none).
-            _MetricsWriter.truncate(cfg.OUTPUT_DIR, self.start_iter - 1)
-        writer = _MetricsWriter(cfg.OUTPUT_DIR, enabled=main, start_iter=self.start_iter)
+            MetricsWriter.truncate(cfg.OUTPUT_DIR, self.start_iter - 1)
+        writer = MetricsWriter(cfg.OUTPUT_DIR, enabled=main, start_iter=self.start_iter)
         try:
             if self.start_iter < self.max_iter:
                 self._train_loop(writer)
@@ -416,7 +278,7 @@ class Trainer:
         finally:
             writer.close()
 
-    def _train_loop(self, writer: "_MetricsWriter") -> None:
+    def _train_loop(self, writer: "MetricsWriter") -> None:
         cfg = self.cfg
         loader = self.task.build_train_loader(self._cfg_with_seed())
         self._skip_consumed(loader)
@@ -464,7 +326,7 @@ class Trainer:
         finally:
             bar.close()
 
-    def _final_evaluation(self, writer: "_MetricsWriter") -> Dict[str, Any]:
+    def _final_evaluation(self, writer: "MetricsWriter") -> Dict[str, Any]:
         """Evaluates and draws after the last iteration, unless a previous run got that far."""
         cfg = self.cfg
         marker = os.path.join(cfg.OUTPUT_DIR, FINAL_RESULTS)
@@ -500,3 +362,13 @@ class Trainer:
         if len(results) == 1:
             results = next(iter(results.values()))
         return results
+
+
+def __getattr__(name: str) -> Any:
+    # The class was called Trainer up to 0.1 (docs/engines.md named it), like the Detectron2 engine's
+    # detection trainer: the old name still imports, with a warning, until 0.3.
+    if name == "Trainer":
+        warnings.warn("res2net_det.engines.torchvision.trainer.Trainer is now TaskLoopTrainer; the old name "
+                      "goes away in 0.3", DeprecationWarning, stacklevel=2)
+        return TaskLoopTrainer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

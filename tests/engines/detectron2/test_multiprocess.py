@@ -17,6 +17,7 @@ from res2net_det.data.builtin import register_builtin_datasets  # noqa: E402
 from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
 from res2net_det.engines import default_argument_parser  # noqa: E402
 from res2net_det.engines.detectron2 import train_net  # noqa: E402
+from res2net_det.engines.detectron2.detection import DetectionTrainer  # noqa: E402
 
 
 class _RecordingLoader:
@@ -36,7 +37,7 @@ def _recording_main(args, seen_dir: str):
     """One worker of ``launch``: tools/train_net.py's ``main`` with the detection trainer's training
     loader recorded per rank (a subclass; nothing of Detectron2 or of the package is changed)."""
 
-    class Recording(train_net.Trainer):
+    class Recording(DetectionTrainer):
         @classmethod
         def build_train_loader(cls, cfg):
             path = os.path.join(seen_dir, f"rank{comm.get_rank()}.jsonl")

@@ -12,7 +12,7 @@ from detectron2.modeling import build_model  # noqa: E402
 
 from res2net_det.config.defaults import add_res2net_det_config  # noqa: E402
 from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
-from res2net_det.engines.detectron2.saliency import SaliencyTrainer  # noqa: E402
+from res2net_det.engines.detectron2.tasks import SaliencyTrainer  # noqa: E402
 from res2net_det.modeling.saliency import PoolNetSaliency as CoreModel  # noqa: E402
 from tests.helpers import write_pair  # noqa: E402
 

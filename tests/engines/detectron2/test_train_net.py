@@ -18,7 +18,8 @@ from detectron2.data import MetadataCatalog as D2MetadataCatalog  # noqa: E402
 
 from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
 from res2net_det.engines.detectron2 import register_catalog_in_detectron2  # noqa: E402
-from res2net_det.engines.detectron2.train_net import Trainer, build_config, launch_main, main, trainer_class  # noqa: E402
+from res2net_det.engines.detectron2.detection import DetectionTrainer  # noqa: E402
+from res2net_det.engines.detectron2.train_net import build_config, launch_main, main, trainer_class  # noqa: E402
 from res2net_det.evaluation.bootstrap import coco_metrics  # noqa: E402
 from res2net_det.evaluation.per_image import load_per_image  # noqa: E402
 
@@ -188,26 +189,25 @@ def test_train_resume_and_eval_only(tiny_set, tmp_path):
 def test_trainer_keys_of_our_config():
     cfg = build_config("configs/faster_rcnn_r2_50.yaml", ["MODEL.WEIGHTS", "", "SOLVER.OPTIMIZER", "AdamW"])
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
-    optimizer = Trainer.build_optimizer(cfg, model)
+    optimizer = DetectionTrainer.build_optimizer(cfg, model)
     assert isinstance(optimizer, torch.optim.AdamW)
     # Detectron2's parameter groups: no weight decay on the norm (WEIGHT_DECAY_NORM 0)
     norm_group = next(g for g in optimizer.param_groups if g["params"][0] is model[1].weight)
     assert norm_group["weight_decay"] == cfg.SOLVER.WEIGHT_DECAY_NORM == 0.0
     sgd = build_config("configs/faster_rcnn_r2_50.yaml", ["MODEL.WEIGHTS", ""])
-    assert isinstance(Trainer.build_optimizer(sgd, model), torch.optim.SGD)
+    assert isinstance(DetectionTrainer.build_optimizer(sgd, model), torch.optim.SGD)
     with pytest.raises(ValueError, match="SOLVER.OPTIMIZER"):
-        Trainer.build_optimizer(build_config("", ["SOLVER.OPTIMIZER", "Lion"]), model)
+        DetectionTrainer.build_optimizer(build_config("", ["SOLVER.OPTIMIZER", "Lion"]), model)
     # accumulation works for detection too (tests/engines/test_trainer_keys.py); a count that does
     # not divide the batch is refused before anything is built
     with pytest.raises(ValueError, match=r"SOLVER.IMS_PER_BATCH \(16\).*SOLVER.GRAD_ACCUM_STEPS \(3\)"):
-        Trainer(build_config("", ["SOLVER.GRAD_ACCUM_STEPS", "3"]))
+        DetectionTrainer(build_config("", ["SOLVER.GRAD_ACCUM_STEPS", "3"]))
 
 
 def test_the_config_picks_the_trainer_of_its_task():
-    from res2net_det.engines.detectron2.classification import ClassifierTrainer
-    from res2net_det.engines.detectron2.saliency import SaliencyTrainer
+    from res2net_det.engines.detectron2.tasks import ClassifierTrainer, SaliencyTrainer
 
-    assert trainer_class(build_config("configs/faster_rcnn_r2_50.yaml")) is Trainer
+    assert trainer_class(build_config("configs/faster_rcnn_r2_50.yaml")) is DetectionTrainer
     sod = build_config("configs/sod/poolnet_r2_50_duts.yaml")  # GRAD_ACCUM_STEPS 10: its trainer accumulates
     assert trainer_class(sod) is SaliencyTrainer
     assert trainer_class(build_config("configs/cam/res2net50_finetune.yaml")) is ClassifierTrainer
@@ -223,4 +223,4 @@ def test_a_config_without_our_trainer_keys_is_refused_by_name():
     from detectron2.config import get_cfg as detectron2_get_cfg
 
     with pytest.raises(KeyError, match="SOLVER.OPTIMIZER.*add_res2net_det_config"):
-        Trainer(detectron2_get_cfg())
+        DetectionTrainer(detectron2_get_cfg())

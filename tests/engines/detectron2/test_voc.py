@@ -15,8 +15,9 @@ from detectron2.data import MetadataCatalog as D2MetadataCatalog  # noqa: E402
 from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator  # noqa: E402
 
 from res2net_det.data.catalog import DatasetCatalog  # noqa: E402
+from res2net_det.engines.detectron2.detection import DetectionTrainer  # noqa: E402
 from res2net_det.engines.detectron2.evaluation import ResultsFileWriter  # noqa: E402
-from res2net_det.engines.detectron2.train_net import Trainer, main  # noqa: E402
+from res2net_det.engines.detectron2.train_net import main  # noqa: E402
 from res2net_det.evaluation.bootstrap import voc_metrics  # noqa: E402
 from res2net_det.evaluation.per_image import load_per_image  # noqa: E402
 
@@ -46,7 +47,7 @@ def test_builtin_voc_names_get_detectron2s_voc_evaluator(tmp_path):
     import detectron2.data.datasets  # noqa: F401  (registers Detectron2's builtin names)
 
     assert D2MetadataCatalog.get("voc_2007_test").evaluator_type == "pascal_voc"
-    evaluator = Trainer.build_evaluator(None, "voc_2007_test", str(tmp_path))
+    evaluator = DetectionTrainer.build_evaluator(None, "voc_2007_test", str(tmp_path))
     assert isinstance(evaluator, ResultsFileWriter) and isinstance(evaluator.evaluator, PascalVOCDetectionEvaluator)
     assert evaluator.path == str(tmp_path / "voc_eval_results.json")
 
@@ -58,7 +59,7 @@ def test_coco_sets_keep_the_coco_evaluator(tmp_path):
     D2DatasetCatalog.register(name, lambda: [])
     D2MetadataCatalog.get(name).set(json_file=str(json_file), evaluator_type="coco", thing_classes=["a"])
     try:
-        evaluator = Trainer.build_evaluator(None, name, str(tmp_path))
+        evaluator = DetectionTrainer.build_evaluator(None, name, str(tmp_path))
         assert isinstance(evaluator.evaluator, COCOEvaluator)
         assert evaluator.path == str(tmp_path / "coco_eval_results.json")
     finally:

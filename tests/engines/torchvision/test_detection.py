@@ -4,9 +4,10 @@ import os
 import pytest
 import torch
 
-from res2net_det.config import check_torchvision_support, get_cfg, merge_config_file, merge_config_list
+from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.engines.torchvision.checkpoint import load_model_weights
 from res2net_det.engines.torchvision.modeling import Res2NetFasterRCNN, Res2NetMaskRCNN, build_rcnn, build_retinanet
+from res2net_det.engines.torchvision.support import check_torchvision_support
 from res2net_det.modeling import build_res2net
 from res2net_det.modeling.detection import fasterrcnn_res2net_fpn, maskrcnn_res2net_fpn, retinanet_res2net_fpn
 from tests.helpers import REPO

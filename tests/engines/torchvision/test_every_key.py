@@ -6,7 +6,7 @@ For each leaf key of ``res2net_det.config.get_cfg()`` (the torchvision engine's 
   engine builds or runs, seen by a probe: ``model`` (the task's model: its modules and their
   arguments, their attributes, which parameters train, its initial weights), ``data`` (the training
   and test loaders: items, batch size, sampler), ``evaluator``, ``run`` (a short training run of a
-  stub task through the real ``Trainer``: files written, metrics lines, final weights, warnings),
+  stub task through the real ``TaskLoopTrainer``: files written, metrics lines, final weights, warnings),
   ``runtime`` (torch threads, cuDNN), ``catalog`` (data sets registered), ``engine`` (the engine
   picked), ``weights`` (what ``--eval-only`` loads) or ``device``;
 * **refused**: ``check_torchvision_support`` rejects a value other than the supported ones,
@@ -35,12 +35,6 @@ import torch
 from torch import nn
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
-from res2net_det.config.defaults import (
-    TORCHVISION_NOT_APPLICABLE,
-    TORCHVISION_UNSUPPORTED,
-    TORCHVISION_UNSUPPORTED_RETINANET,
-    check_torchvision_support,
-)
 from res2net_det.config.weights import check_weights_preprocessing
 from res2net_det.data.builtin import register_datasets_from_cfg
 from res2net_det.data.catalog import DatasetCatalog
@@ -48,8 +42,14 @@ from res2net_det.engines import select_engine
 from res2net_det.engines.torchvision.checkpoint import Checkpointer
 from res2net_det.engines.torchvision.data import MappedDataset, build_batch_test_loader, build_batch_train_loader
 from res2net_det.engines.torchvision.registry import Task, get_task
+from res2net_det.engines.torchvision.support import (
+    TORCHVISION_NOT_APPLICABLE,
+    TORCHVISION_SUPPORTED_VALUES,
+    TORCHVISION_SUPPORTED_VALUES_RETINANET,
+    check_torchvision_support,
+)
 from res2net_det.engines.torchvision.train_net import apply_runtime_settings
-from res2net_det.engines.torchvision.trainer import Trainer, images_per_process, model_device
+from res2net_det.engines.torchvision.trainer import TaskLoopTrainer, images_per_process, model_device
 from tests.engines.test_trainer_keys import _task_opts
 from tests.helpers import REPO, FileServer
 
@@ -462,7 +462,7 @@ class _Warnings(logging.Handler):
 
 
 def _probe_run(cfg, world) -> Dict[str, Any]:
-    """A short run of the real Trainer on a stub task, in a fresh folder (OUTPUT_DIR is relative)."""
+    """A short run of the real TaskLoopTrainer on a stub task, in a fresh folder (OUTPUT_DIR is relative)."""
     folder = os.path.join(world.root, f"run{next(world._runs)}")
     os.makedirs(folder)
     cwd, warnings = os.getcwd(), _Warnings()
@@ -470,7 +470,7 @@ def _probe_run(cfg, world) -> Dict[str, Any]:
     os.chdir(folder)
     try:
         torch.manual_seed(0)
-        trainer = Trainer(cfg, STUB_TASK)
+        trainer = TaskLoopTrainer(cfg, STUB_TASK)
         trainer.resume_or_load(resume=False)
         trainer.train()
         files = sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs
@@ -552,12 +552,12 @@ def _generic_change(value: Any) -> Any:
 
 def _refusal_tables(task: str) -> Dict[str, Tuple[Any, ...]]:
     if task == "retinanet":
-        table = {k: v for k, v in TORCHVISION_UNSUPPORTED.items()
+        table = {k: v for k, v in TORCHVISION_SUPPORTED_VALUES.items()
                  if not k.startswith(("MODEL.BACKBONE.NAME", "MODEL.PROPOSAL_GENERATOR.", "MODEL.RPN.", "MODEL.ROI_"))}
-        table.update(TORCHVISION_UNSUPPORTED_RETINANET)
+        table.update(TORCHVISION_SUPPORTED_VALUES_RETINANET)
         table["MODEL.RETINANET.SMOOTH_L1_LOSS_BETA"] = (0.0,)  # with the smooth_l1 loss of the config
         return table
-    return dict(TORCHVISION_UNSUPPORTED)
+    return dict(TORCHVISION_SUPPORTED_VALUES)
 
 
 def _refused_value(key: str, allowed: Tuple[Any, ...]) -> Any:
@@ -585,7 +585,7 @@ def _assert_honoured(world: World, key: str, alt: Alt) -> None:
     assert after != before, (
         f"{key}: changing it from {_get(base, key)!r} to {value!r} ({task} config) changed nothing the torchvision "
         f"engine builds or runs (probes: {', '.join(probes)}); it is neither refused by check_torchvision_support "
-        "(TORCHVISION_UNSUPPORTED) nor listed in TORCHVISION_NOT_APPLICABLE. Honour it, refuse it, or list it."
+        "(TORCHVISION_SUPPORTED_VALUES) nor listed in TORCHVISION_NOT_APPLICABLE. Honour it, refuse it, or list it."
     )
 
 
@@ -620,7 +620,7 @@ def test_every_key_is_honoured_refused_or_listed(world, key):
         value = _generic_change(_get(world.configs[task], key))
         assert value is not None, (
             f"{key} = {_get(world.configs[task], key)!r}: no decision. Give it an alternative value in "
-            "ALTERNATIVES (and make the torchvision engine honour it), refuse it in TORCHVISION_UNSUPPORTED, "
+            "ALTERNATIVES (and make the torchvision engine honour it), refuse it in TORCHVISION_SUPPORTED_VALUES, "
             "or list it in TORCHVISION_NOT_APPLICABLE."
         )
         alt = Alt(value)
@@ -629,7 +629,7 @@ def test_every_key_is_honoured_refused_or_listed(world, key):
 
 def test_the_decision_tables_name_only_keys_of_the_tree():
     named = [*ALTERNATIVES, *REFUSED_AT_BUILD, *REFUSED_VALUES, *PROBES, *TORCHVISION_NOT_APPLICABLE,
-             *TORCHVISION_UNSUPPORTED, *TORCHVISION_UNSUPPORTED_RETINANET]
+             *TORCHVISION_SUPPORTED_VALUES, *TORCHVISION_SUPPORTED_VALUES_RETINANET]
     assert not [k for k in named if k not in KEYS]
     for alt in ALTERNATIVES.values():
         assert not [k for k in [*alt.context, *alt.extra] if k not in KEYS]

@@ -5,11 +5,12 @@ import math
 import pytest
 import torch
 
-from res2net_det.config import check_torchvision_support, get_cfg, merge_config_file, merge_config_list
+from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.engines import main as train_net_main
 from res2net_det.engines.torchvision.checkpoint import load_model_weights
 from res2net_det.engines.torchvision.modeling import Res2NetRetinaNet, build_retinanet
 from res2net_det.engines.torchvision.registry import get_task
+from res2net_det.engines.torchvision.support import check_torchvision_support
 from tests.helpers import REPO, tiny_retinanet_args
 
 

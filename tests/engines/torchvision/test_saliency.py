@@ -4,7 +4,7 @@ import torch
 
 from res2net_det.data.catalog import DatasetCatalog
 from res2net_det.engines.torchvision.registry import get_task
-from res2net_det.engines.torchvision.trainer import Trainer
+from res2net_det.engines.torchvision.trainer import TaskLoopTrainer
 from tests.helpers import tiny_sod_cfg, write_pair
 
 
@@ -52,7 +52,7 @@ def test_generic_trainer_trains_and_evaluates(cfg):
     cfg.SOLVER.WARMUP_ITERS = 0
     cfg.SOLVER.CHECKPOINT_PERIOD = 0
     cfg.SEED = 0
-    results = Trainer(cfg, get_task("PoolNetSaliency")).train()
+    results = TaskLoopTrainer(cfg, get_task("PoolNetSaliency")).train()
     assert set(results["saliency"]) >= {"MAE", "maxF", "Sm", "maxE", "wF"}
     assert 0 <= results["saliency"]["MAE"] <= 1
 

@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 from res2net_det.config import get_cfg
+from res2net_det.config.solver import lr_factor_at
 from res2net_det.engines.torchvision.checkpoint import Checkpointer
 from res2net_det.engines.torchvision.registry import Task, get_task, register_task
-from res2net_det.engines.torchvision.trainer import Trainer, lr_factor_at
+from res2net_det.engines.torchvision.trainer import TaskLoopTrainer
 from res2net_det.modeling.weights import CheckpointError
 
 
@@ -94,7 +95,7 @@ def test_lr_schedule_is_detectron2s():
 
 def test_training_writes_checkpoints_metrics_and_evaluates(tmp_path):
     cfg = _cfg(tmp_path)
-    trainer = Trainer(cfg, get_task("_Toy"))
+    trainer = TaskLoopTrainer(cfg, get_task("_Toy"))
     trainer.resume_or_load(resume=False)
     results = trainer.train()
     assert "mse" in results["regression"]
@@ -117,14 +118,14 @@ def test_resume_continues_after_the_last_checkpoint(tmp_path):
     # an interrupted run: 5 of 8 iterations, checkpoint at iteration 2 (period 3) ...
     cfg = _cfg(tmp_path)
     cfg.SOLVER.MAX_ITER = 5
-    first = Trainer(cfg, get_task("_Toy"))
+    first = TaskLoopTrainer(cfg, get_task("_Toy"))
     first.train()
     state_after_2 = torch.load(tmp_path / "model_0000002.pth", weights_only=True)
     os.remove(tmp_path / "model_final.pth")
     (tmp_path / "last_checkpoint").write_text("model_0000002.pth")
     # ... resumed with the full schedule
     cfg = _cfg(tmp_path)
-    resumed = Trainer(cfg, get_task("_Toy"))
+    resumed = TaskLoopTrainer(cfg, get_task("_Toy"))
     resumed.resume_or_load(resume=True)
     assert resumed.start_iter == 3
     assert torch.equal(resumed.model.linear.weight, state_after_2["model"]["linear.weight"])
@@ -135,14 +136,14 @@ def test_resume_continues_after_the_last_checkpoint(tmp_path):
     # The lines the first run wrote after its checkpoint (3, 4) are dropped, not repeated.
     assert iterations == [0, 1, 2, 3, 4, 5, 6, 7]
     # without --resume the same folder starts again from 0
-    fresh = Trainer(cfg, get_task("_Toy"))
+    fresh = TaskLoopTrainer(cfg, get_task("_Toy"))
     fresh.resume_or_load(resume=False)
     assert fresh.start_iter == 0
 
 
 def test_nan_loss_stops_naming_the_iteration_and_losses(tmp_path):
     cfg = _cfg(tmp_path)
-    trainer = Trainer(cfg, get_task("_Toy"), model=ToyModel(nan_at_call=4))
+    trainer = TaskLoopTrainer(cfg, get_task("_Toy"), model=ToyModel(nan_at_call=4))
     with pytest.raises(FloatingPointError, match=r"iteration 3: loss_mse=nan, loss_zero=nan"):
         trainer.train()
 
@@ -151,17 +152,17 @@ def test_gradient_accumulation_counts_micro_batches(tmp_path):
     cfg = _cfg(tmp_path, GRAD_ACCUM_STEPS=2, IMS_PER_BATCH=8, MAX_ITER=2)
     cfg.TEST.EVAL_PERIOD = 0
     model = ToyModel()
-    Trainer(cfg, get_task("_Toy"), model=model).train()
+    TaskLoopTrainer(cfg, get_task("_Toy"), model=model).train()
     assert model.calls == 4
     cfg = _cfg(tmp_path, GRAD_ACCUM_STEPS=3, IMS_PER_BATCH=8)
     with pytest.raises(ValueError, match="divisible"):
-        Trainer(cfg, get_task("_Toy"))
+        TaskLoopTrainer(cfg, get_task("_Toy"))
 
 
 def test_adam_and_unknown_optimizer(tmp_path):
-    assert isinstance(Trainer(_cfg(tmp_path, OPTIMIZER="Adam"), get_task("_Toy")).optimizer, torch.optim.Adam)
+    assert isinstance(TaskLoopTrainer(_cfg(tmp_path, OPTIMIZER="Adam"), get_task("_Toy")).optimizer, torch.optim.Adam)
     with pytest.raises(ValueError, match="SOLVER.OPTIMIZER"):
-        Trainer(_cfg(tmp_path, OPTIMIZER="Lion"), get_task("_Toy"))
+        TaskLoopTrainer(_cfg(tmp_path, OPTIMIZER="Lion"), get_task("_Toy"))
 
 
 def test_unknown_meta_architecture():
@@ -182,17 +183,21 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         ck.save("model_0000000", iteration=1)
     monkeypatch.undo()
     assert torch.load(tmp_path / "model_0000000.pth", weights_only=True)["iteration"] == 0
-    # The torn temporary file of the interrupted write is removed when the next run starts.
-    assert [p.name for p in tmp_path.glob("*.tmp.*")]
+    assert not list(tmp_path.glob("*.tmp"))  # an error in-process removes its temporary file
+    # A process killed while writing leaves its temporary files; the next run removes them (and
+    # nothing else).
+    torn = ["model_0000001.pth." + "a" * 32 + ".tmp", "last_checkpoint." + "0" * 32 + ".tmp"]
+    for name in torn + ["notes.tmp"]:
+        (tmp_path / name).write_bytes(b"partial")
     Checkpointer(model, str(tmp_path))
-    assert not list(tmp_path.glob("*.tmp.*"))
+    assert sorted(p.name for p in tmp_path.glob("*.tmp")) == ["notes.tmp"]
 
 
 @pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
 def test_non_finite_weights_are_never_checkpointed(tmp_path):
     cfg = _cfg(tmp_path, CHECKPOINT_PERIOD=2)
     cfg.TEST.EVAL_PERIOD = 0
-    trainer = Trainer(cfg, get_task("_Toy"))
+    trainer = TaskLoopTrainer(cfg, get_task("_Toy"))
     real_step = trainer.optimizer.step
 
     def step_that_blows_up(*args, **kwargs):  # the weights overflow in the step of iteration 5, before its checkpoint
@@ -211,11 +216,11 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path):
 def test_resume_takes_the_configs_learning_rate(tmp_path, caplog):
     cfg = _cfg(tmp_path, MAX_ITER=4, CHECKPOINT_PERIOD=2, WARMUP_ITERS=0, STEPS=(100,))
     cfg.TEST.EVAL_PERIOD = 0
-    first = Trainer(cfg, get_task("_Toy"))
+    first = TaskLoopTrainer(cfg, get_task("_Toy"))
     first.max_iter = 2
     first.train()
     lower = _cfg(tmp_path, MAX_ITER=4, CHECKPOINT_PERIOD=2, WARMUP_ITERS=0, STEPS=(100,), BASE_LR=0.001)
-    resumed = Trainer(lower, get_task("_Toy"))
+    resumed = TaskLoopTrainer(lower, get_task("_Toy"))
     with caplog.at_level("INFO"):
         resumed.resume_or_load(resume=True)
     assert resumed.start_iter == 2
@@ -229,18 +234,18 @@ def test_resume_takes_the_configs_learning_rate(tmp_path, caplog):
 def test_checkpoint_keep_and_a_garbled_last_checkpoint(tmp_path):
     cfg = _cfg(tmp_path, CHECKPOINT_PERIOD=1, CHECKPOINT_KEEP=2)
     cfg.TEST.EVAL_PERIOD = 0
-    Trainer(cfg, get_task("_Toy")).train()
+    TaskLoopTrainer(cfg, get_task("_Toy")).train()
     assert sorted(p.name for p in tmp_path.glob("model_*.pth")) == ["model_0000005.pth", "model_0000006.pth",
                                                                     "model_final.pth"]
     (tmp_path / "last_checkpoint").write_bytes(b"\x00\xffgarbage\n")
     with pytest.raises(CheckpointError, match=r"last_checkpoint is garbled"):
-        Trainer(cfg, get_task("_Toy")).resume_or_load(resume=True)
+        TaskLoopTrainer(cfg, get_task("_Toy")).resume_or_load(resume=True)
 
 
 def test_resuming_another_architectures_checkpoint_names_the_file(tmp_path):
     cfg = _cfg(tmp_path, MAX_ITER=2)
     cfg.TEST.EVAL_PERIOD = 0
-    Trainer(cfg, get_task("_Toy"), model=ToyModel()).train()
+    TaskLoopTrainer(cfg, get_task("_Toy"), model=ToyModel()).train()
 
     class Wider(ToyModel):
         def __init__(self):
@@ -248,14 +253,21 @@ def test_resuming_another_architectures_checkpoint_names_the_file(tmp_path):
             self.linear = nn.Linear(2, 3)
     with pytest.raises(CheckpointError, match=r"model_final.pth was written by another model.*"
                                               r"linear.weight' has shape \(1, 2\) in the checkpoint but \(3, 2\)"):
-        Trainer(cfg, get_task("_Toy"), model=Wider()).resume_or_load(resume=True)
+        TaskLoopTrainer(cfg, get_task("_Toy"), model=Wider()).resume_or_load(resume=True)
 
 
 def test_metrics_json_is_strict(tmp_path):
     cfg = _cfg(tmp_path, MAX_ITER=2)
     cfg.TEST.EVAL_PERIOD = 0
-    Trainer(cfg, get_task("_Toy")).train()
+    TaskLoopTrainer(cfg, get_task("_Toy")).train()
     text = (tmp_path / "metrics.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     for line in text.splitlines():
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+
+
+def test_the_old_name_still_imports_with_a_warning():
+    from res2net_det.engines.torchvision import trainer
+
+    with pytest.warns(DeprecationWarning, match="TaskLoopTrainer"):
+        assert trainer.Trainer is TaskLoopTrainer
