@@ -140,6 +140,7 @@ def rcnn_args_from_cfg(cfg: CN) -> Dict[str, Any]:
         box_smooth_l1_beta=box.SMOOTH_L1_BETA,
         # Detectron2 keeps proposals wider and higher than MIN_SIZE (0: any non-empty one)
         rpn_min_size=float(m.PROPOSAL_GENERATOR.MIN_SIZE) or 1e-3,
+        head_init="detectron2",  # one config, one model: the heads start as Detectron2's do
         # torchvision's FasterRCNN arguments
         rpn_pre_nms_top_n_train=m.RPN.PRE_NMS_TOPK_TRAIN,
         rpn_pre_nms_top_n_test=m.RPN.PRE_NMS_TOPK_TEST,

@@ -60,6 +60,8 @@ __all__ = [
     "Res2NetFPN",
     "Res2NetSingleLevel",
     "res2net_fpn_backbone",
+    "HEAD_INITS",
+    "init_rcnn_heads_like_detectron2",
     "fasterrcnn_res2net_fpn",
     "maskrcnn_res2net_fpn",
     "retinanet_res2net_fpn",
@@ -111,6 +113,34 @@ def _load_detector_weights(model: nn.Module, weights: Optional[str]) -> None:
         load_weights(model, weights, strict=True)
 
 
+#: Initialisations of the R-CNN heads: torchvision's (its modules' defaults) or Detectron2's.
+HEAD_INITS = ("torchvision", "detectron2")
+
+
+def init_rcnn_heads_like_detectron2(model: FasterRCNN) -> None:
+    """Re-initialise what torchvision initialises differently from Detectron2, so that one config
+    starts from the same distribution on both engines: the box head's fully connected layers
+    (Detectron2's ``c2_xavier_fill``: Kaiming-uniform with a=1, zero bias, where ``nn.Linear``
+    draws a three times smaller variance and a random bias), the box predictor (normal std 0.01
+    for the class scores and 0.001 for the deltas, zero biases), the mask logits (normal std
+    0.001) and the bias of the mask up-convolution (zero; torchvision leaves it random). The FPN,
+    the RPN head and the convs of both heads already match.
+    """
+    for layer in model.roi_heads.box_head.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.kaiming_uniform_(layer.weight, a=1)
+            nn.init.zeros_(layer.bias)
+    predictor = model.roi_heads.box_predictor
+    for layer, std in ((predictor.cls_score, 0.01), (predictor.bbox_pred, 0.001)):
+        nn.init.normal_(layer.weight, std=std)
+        nn.init.zeros_(layer.bias)
+    if model.roi_heads.has_mask():
+        logits = model.roi_heads.mask_predictor.mask_fcn_logits
+        nn.init.normal_(logits.weight, std=0.001)
+        nn.init.zeros_(logits.bias)
+        nn.init.zeros_(model.roi_heads.mask_predictor.conv5_mask.bias)
+
+
 def _rcnn_kwargs(
     backbone: nn.Module,
     num_classes: int,
@@ -147,8 +177,12 @@ def _rcnn_kwargs(
 
 
 def _finish_rcnn(model: FasterRCNN, rpn_bbox_reg_weights: Optional[Sequence[float]], weights: Optional[str],
-                 rpn_smooth_l1_beta: float, box_smooth_l1_beta: float, rpn_min_size: float):
+                 rpn_smooth_l1_beta: float, box_smooth_l1_beta: float, rpn_min_size: float, head_init: str):
     # What torchvision's constructor has no argument for.
+    if head_init not in HEAD_INITS:
+        raise ValueError(f"head_init {head_init!r} is not one of {HEAD_INITS}")
+    if head_init == "detectron2":
+        init_rcnn_heads_like_detectron2(model)
     if rpn_bbox_reg_weights is not None:
         model.rpn.box_coder = det_utils.BoxCoder(weights=tuple(rpn_bbox_reg_weights))
     model.rpn.min_size = rpn_min_size
@@ -187,6 +221,7 @@ def fasterrcnn_res2net_fpn(
     rpn_smooth_l1_beta: float = TORCHVISION_SMOOTH_L1_BETA,
     box_smooth_l1_beta: float = TORCHVISION_SMOOTH_L1_BETA,
     rpn_min_size: float = 1e-3,
+    head_init: str = "torchvision",
     model_class: Type[FasterRCNN] = FasterRCNN,
     **kwargs: Any,
 ) -> FasterRCNN:
@@ -222,6 +257,8 @@ def fasterrcnn_res2net_fpn(
         rpn_smooth_l1_beta, box_smooth_l1_beta: smooth-L1 beta of the RPN's and the box head's box
             losses (torchvision's 1/9 by default; 0 is L1, Detectron2's default).
         rpn_min_size: proposals narrower or lower than this (pixels) are dropped (torchvision's 1e-3).
+        head_init: ``"torchvision"`` (its modules' own initialisation) or ``"detectron2"``
+            (:func:`init_rcnn_heads_like_detectron2`, what the torchvision engine builds from a config).
         model_class: ``FasterRCNN`` or a subclass to instantiate (the torchvision engine's takes
             Detectron2's input dicts).
         **kwargs: arguments of torchvision's ``FasterRCNN`` (``min_size``, ``max_size``,
@@ -237,7 +274,8 @@ def fasterrcnn_res2net_fpn(
                          box_pooler_sampling_ratio, box_head_conv_dims, box_head_fc_dims, box_head_norm,
                          box_pooler_aligned)
     model = model_class(backbone, **parts, **kwargs)
-    return _finish_rcnn(model, rpn_bbox_reg_weights, weights, rpn_smooth_l1_beta, box_smooth_l1_beta, rpn_min_size)
+    return _finish_rcnn(model, rpn_bbox_reg_weights, weights, rpn_smooth_l1_beta, box_smooth_l1_beta, rpn_min_size,
+                        head_init)
 
 
 def maskrcnn_res2net_fpn(
@@ -275,6 +313,7 @@ def maskrcnn_res2net_fpn(
     mask_head_norm: Optional[str] = None,
     mask_predictor_dim: int = 256,
     mask_pooler_aligned: bool = False,
+    head_init: str = "torchvision",
     model_class: Type[MaskRCNN] = MaskRCNN,
     **kwargs: Any,
 ) -> MaskRCNN:
@@ -287,8 +326,8 @@ def maskrcnn_res2net_fpn(
             fpn, fpn_channels, dilate_last_stage, deformable_stages, deform_modulated, deform_groups,
             backbone_kwargs, anchor_sizes, aspect_ratios, rpn_bbox_reg_weights, roi_features,
             box_pooler_resolution, box_pooler_sampling_ratio, box_head_conv_dims, box_head_fc_dims,
-            box_head_norm, box_pooler_aligned, rpn_smooth_l1_beta, box_smooth_l1_beta, rpn_min_size:
-            as for :func:`fasterrcnn_res2net_fpn`.
+            box_head_norm, box_pooler_aligned, rpn_smooth_l1_beta, box_smooth_l1_beta, rpn_min_size,
+            head_init: as for :func:`fasterrcnn_res2net_fpn`.
         mask_pooler_resolution: RoIAlign output size of the mask head.
         mask_pooler_sampling_ratio: RoIAlign sampling points per bin (0: adaptive).
         mask_head_conv_dims: the mask head's 3x3 convs.
@@ -320,7 +359,8 @@ def maskrcnn_res2net_fpn(
         **parts,
         **kwargs,
     )
-    return _finish_rcnn(model, rpn_bbox_reg_weights, weights, rpn_smooth_l1_beta, box_smooth_l1_beta, rpn_min_size)
+    return _finish_rcnn(model, rpn_bbox_reg_weights, weights, rpn_smooth_l1_beta, box_smooth_l1_beta, rpn_min_size,
+                        head_init)
 
 
 # torchvision's RetinaNet regression losses (RetinaNetRegressionHead._loss_type).

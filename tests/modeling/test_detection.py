@@ -259,3 +259,30 @@ def test_aligned_pooler_is_roi_align_with_the_half_pixel():
         expected = roi_align(features[name], rois, 7, spatial_scale=scale, sampling_ratio=2, aligned=True)
         assert torch.allclose(out[i:i + 1], expected)
     assert not torch.allclose(out, plain(features, boxes, shapes))
+
+
+@pytest.mark.parametrize("builder", [fasterrcnn_res2net_fpn, maskrcnn_res2net_fpn])
+def test_head_init_detectron2_draws_the_heads_as_detectron2_does(builder):
+    """head_init="detectron2" (what the torchvision engine builds from a config): zero biases and
+    Detectron2's spreads in the box head, predictors and mask logits; the backbone, FPN and RPN
+    are drawn exactly as with torchvision's initialisation. (Against Detectron2 itself, tensor by
+    tensor: tests/engines/detectron2/test_parity.py.)"""
+    torchvision_init = _tiny(builder)
+    detectron2_init = _tiny(builder, head_init="detectron2")
+    heads = detectron2_init.roi_heads
+    fc = heads.box_head[1]
+    assert fc.weight.std().item() == pytest.approx((1 / fc.in_features) ** 0.5, rel=0.05)  # c2_xavier_fill
+    assert heads.box_predictor.cls_score.weight.std().item() == pytest.approx(0.01, rel=0.25)
+    assert heads.box_predictor.bbox_pred.weight.std().item() == pytest.approx(0.001, rel=0.15)
+    biases = [fc.bias, heads.box_predictor.cls_score.bias,
+              heads.box_predictor.bbox_pred.bias]
+    if builder is maskrcnn_res2net_fpn:
+        assert heads.mask_predictor.mask_fcn_logits.weight.std().item() == pytest.approx(0.001, rel=0.5)
+        biases += [heads.mask_predictor.mask_fcn_logits.bias, heads.mask_predictor.conv5_mask.bias]
+    assert all(not b.any() for b in biases)
+    assert fc.weight.std().item() > 1.5 * torchvision_init.roi_heads.box_head[1].weight.std().item()
+    same = {k: v for k, v in torchvision_init.state_dict().items() if not k.startswith("roi_heads.")}
+    for key, value in same.items():
+        assert torch.equal(value, detectron2_init.state_dict()[key]), key
+    with pytest.raises(ValueError, match="head_init 'xavier' is not one of"):
+        _tiny(builder, head_init="xavier")

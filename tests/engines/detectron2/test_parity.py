@@ -30,7 +30,9 @@ from res2net_det.engines.torchvision.registry import get_task  # noqa: E402
 from res2net_det.modeling.detector_layouts import (  # noqa: E402
     DETECTRON2,
     TORCHVISION,
+    convert_detector_state,
     detect_detector_layout,
+    torchvision_anchor_layout,
 )
 from res2net_det.modeling.weights import CheckpointError  # noqa: E402
 from tests.helpers import REPO, randomize_norm_  # noqa: E402
@@ -199,3 +201,33 @@ def test_eval_only_on_detectron2_refuses_a_backbone_only_file(tmp_path, caplog):
         Res2NetDetectionCheckpointer(d2).load(str(path), checkpointables=[])  # training: a note
     assert "is a backbone-only Res2Net file" in caplog.text
     assert "the FPN, RPN, box head, box predictor of this Faster R-CNN (22 tensors) start" in caplog.text
+
+
+@pytest.mark.parametrize("case", ["faster_rcnn", "mask_rcnn"])
+def test_one_config_starts_from_the_same_initialisation_on_both_engines(case):
+    """Fresh from the config, every tensor of the torchvision engine's detector outside the shared
+    backbone module is drawn like its Detectron2 counterpart: the same spread and mean for weights
+    (within four standard errors), the same constants for biases and norms. The heads' fully
+    connected layers and predictors are where torchvision's own initialisation differs."""
+    torch.manual_seed(0)
+    d2, tv = _models(case)
+    d2_as_tv = convert_detector_state(d2.state_dict(), TORCHVISION, anchors=torchvision_anchor_layout(tv))
+    tv_state = tv.state_dict()
+    assert sorted(d2_as_tv) == sorted(tv_state)
+    differing = []
+    for key, theirs in d2_as_tv.items():
+        ours = tv_state[key]
+        if key.startswith("backbone.bottom_up.") or not ours.is_floating_point():
+            continue
+        if key == "roi_heads.box_predictor.bbox_pred.weight":  # Detectron2 has no background deltas
+            ours, theirs = ours[4:], theirs[4:]
+        if theirs.numel() < 64 or theirs.std() == 0:
+            same = torch.equal(ours, theirs)
+        else:
+            spread, tolerance = theirs.std().item(), 4 / (2 * theirs.numel()) ** 0.5
+            same = abs(ours.std().item() / spread - 1) <= tolerance and \
+                abs(ours.mean().item() - theirs.mean().item()) <= 2 * tolerance * spread
+        if not same:
+            differing.append(f"{key}: mean {ours.mean().item():.3g}, std {ours.std().item():.3g}; Detectron2's "
+                             f"{theirs.mean().item():.3g}, {theirs.std().item():.3g}")
+    assert not differing, "initialised unlike Detectron2:\n" + "\n".join(differing)
