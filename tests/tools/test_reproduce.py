@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
+from res2net_det import engines
 from res2net_det.engines import reproduce
 from res2net_det.engines.reproduce import (
     CAM_EVAL,
@@ -47,7 +48,10 @@ def _merged(plan):
     return dict(_flat(shipped_config(plan.config, *plan.opts)))  # Panoptic FPN: Detectron2's tree, or skipped
 
 
-@pytest.mark.parametrize("task", list(TASKS))
+PAPER_TASKS = [name for name in TASKS if name != "engines"]
+
+
+@pytest.mark.parametrize("task", PAPER_TASKS)
 @pytest.mark.parametrize("quick", [False, True])
 def test_both_runs_differ_only_in_the_backbone(task, quick, tmp_path):
     argv = [task, "--output-root", str(tmp_path), "SOLVER.MAX_ITER", "7"] + (["--quick"] if quick else [])
@@ -62,6 +66,23 @@ def test_both_runs_differ_only_in_the_backbone(task, quick, tmp_path):
     if quick:
         assert a["MODEL.DEVICE"] == "cpu" and a["MODEL.WEIGHTS"] == "" and a["MODEL.RES2NET.NORM"] == "BN"
         assert a["MODEL.BACKBONE.FREEZE_AT"] == 0
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_engines_runs_differ_only_in_the_engine(quick, tmp_path, monkeypatch):
+    """`reproduce.py engines --seeds K`: the detection quickstart as shipped on each engine (planned
+    as if Detectron2 were installed; without it the plan stops, naming what to install)."""
+    monkeypatch.setattr(engines, "detectron2_available", lambda: True)
+    argv = ["engines", "--output-root", str(tmp_path), "--seeds", "2"] + (["--quick"] if quick else [])
+    plans = plan_runs(TASKS["engines"], _args(*argv))
+    assert [(p.label, p.seed) for p in plans] == [("torchvision", 0), ("detectron2", 0), ("torchvision", 1),
+                                                  ("detectron2", 1)]
+    tv, d2 = plans[0], plans[1]
+    assert tv.config == d2.config == get_config_file("quickstart.yaml")
+    assert [d2.opts[i] if d2.opts[i - 1] != "ENGINE" else "torchvision" for i in range(len(d2.opts))] == tv.opts
+    assert d2.opts[d2.opts.index("ENGINE") + 1] == "detectron2"
+    a, shipped = _merged(tv), dict(_flat(shipped_config(get_config_file("quickstart.yaml"))))
+    assert {k for k in a if a[k] != shipped[k]} <= {"SEED", "OUTPUT_DIR"}  # the quickstart as shipped
 
 
 def test_quick_detection_voc_trains_and_tests_on_the_voc_copy(tmp_path):
@@ -236,7 +257,10 @@ def test_seeds_run_once_each_then_summarise_mean_std_and_delta(tmp_path, monkeyp
 _PLAN_EVERYTHING = """
 import argparse, json, sys
 import res2net_det
+from res2net_det import engines
 from res2net_det.engines import reproduce
+# Plan the Detectron2 runs too where it is not installed (planning it there stops, naming it).
+engines.detectron2_available = lambda: True
 runs = []
 for name, task in reproduce.TASKS.items():
     for extra in ([], ["--quick"], ["--num-gpus", "2", "ENGINE", "torchvision"]):
