@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det import engines
+from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.engines import reproduce
 from res2net_det.engines.reproduce import (
     CAM_EVAL,
