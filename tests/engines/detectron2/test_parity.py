@@ -10,6 +10,7 @@ permuted. Input sides are multiples of 128: neither engine pads (their FPNs pad 
 torchvision, which infers each level's anchor stride from its feature size, finds the true ones.
 """
 import argparse
+import logging
 
 import pytest
 import torch
@@ -182,7 +183,7 @@ def test_torchvision_checkpoint_gives_the_same_detections_on_detectron2(case, tm
         assert d2_masks.shape == tv_masks.shape and (d2_masks - tv_masks).abs().max() <= 1e-3
 
 
-def test_eval_only_on_detectron2_refuses_a_backbone_only_file(tmp_path, caplog):
+def test_eval_only_on_detectron2_refuses_a_backbone_only_file(tmp_path, caplog, monkeypatch):
     """The Detectron2 engine's --eval-only loads through Res2NetDetectionCheckpointer, which refuses
     a half-loaded detector; in training the same file is said once in the log."""
     d2, _ = _models("faster_rcnn")
@@ -197,6 +198,8 @@ def test_eval_only_on_detectron2_refuses_a_backbone_only_file(tmp_path, caplog):
     with pytest.raises(CheckpointError, match=r"leaves the FPN, RPN, box head, box predictor of this Faster R-CNN "
                                               r"unloaded .* a backbone-only Res2Net file"):
         engines_main(args)
+    # The run above set up the package's log (its own handlers, not propagating to pytest's).
+    monkeypatch.setattr(logging.getLogger("res2net_det"), "propagate", True)
     with caplog.at_level("INFO"):
         Res2NetDetectionCheckpointer(d2).load(str(path), checkpointables=[])  # training: a note
     assert "is a backbone-only Res2Net file" in caplog.text
