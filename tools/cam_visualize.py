@@ -14,9 +14,9 @@ import logging
 import os
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
-from res2net_det.config.classification import load_trained_classifier
 from res2net_det.data.shapes_wsol import ensure_shapes_wsol
 from res2net_det.data.wsol import load_wsol_source, read_class_list, records_for_images
+from res2net_det.engines.trained_classifier import load_trained_classifier
 from res2net_det.evaluation.cam_figure import visualize_cams
 from res2net_det.modeling.cam import CAM_METHODS, parse_model_spec
 

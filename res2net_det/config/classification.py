@@ -1,5 +1,5 @@
 """Keys of the image-classification task (``MODEL.META_ARCHITECTURE: Res2NetClassifier``) and
-the one translation of them into the core's model, mapper, records and pictures, which both
+the one translation of them into the core's model, mapper, records and evaluator, which both
 engines' adapters call.
 
 The network itself is described by the same ``MODEL.RES2NET.*`` keys as the detection backbone
@@ -8,7 +8,7 @@ The network itself is described by the same ``MODEL.RES2NET.*`` keys as the dete
 CAM localisation is not part of training: ``tools/train_net.py`` trains and reports top-1 accuracy
 (plus, with ``TEST.VIS_IMAGES``, each test image's CAM), and ``tools/cam_eval.py`` /
 ``tools/cam_visualize.py --config-file`` evaluate and draw the classifier that run wrote
-(:func:`build_trained_classifier`). Why not a post-training hook in the trainer: the CAM comparison
+(:mod:`res2net_det.engines.trained_classifier`). Why not a post-training hook in the trainer: the CAM comparison
 is an analysis of a finished network, not a training step. It compares the network with other
 models (torchvision ResNets, official Res2Nets) and model-free baselines, with methods whose cost
 differs by orders of magnitude (Grad-CAM vs Score-CAM) and options (alignment, thresholds,
@@ -18,22 +18,17 @@ comparison has one entry point.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 from fvcore.common.config import CfgNode as CN
-from torch import nn
 
 from ..data.builtin import register_datasets_from_cfg
-from ..data.catalog import DatasetCatalog
 from ..data.classification import ClassificationMapper, get_classification_dicts
 from ..data.wsol import IMAGENET_MEAN, IMAGENET_STD
 from ..evaluation.classification import ClassificationEvaluator
 from ..modeling.classification import Res2NetClassifier
 from ..modeling.res2net import Res2Net, stage_blocks
-from ..modeling.weights import load_weights
 from .res2net import res2net_kwargs_from_cfg
 
 # Images per test batch on both engines (every image has INPUT.CLASSIFIER.RESIZE, so they batch).
@@ -48,9 +43,6 @@ __all__ = [
     "build_classification_mapper",
     "classification_dicts_from_cfg",
     "build_classification_evaluator",
-    "build_trained_classifier",
-    "TrainedClassifier",
-    "load_trained_classifier",
 ]
 
 
@@ -129,49 +121,3 @@ def classification_dicts_from_cfg(cfg: CN, names: Sequence[str]) -> List[dict]:
 
 def build_classification_evaluator(cfg: CN, dataset_name: str, output_dir: str) -> ClassificationEvaluator:
     return ClassificationEvaluator(dataset_name, output_dir)
-
-
-def build_trained_classifier(cfg: CN, weights: Optional[str] = None) -> nn.Module:
-    """The network ``tools/train_net.py --config-file`` trained with ``cfg`` (either engine), in
-    eval mode, for the CAM tools.
-
-    Args:
-        weights: a checkpoint of that run; default ``OUTPUT_DIR/model_final.pth``. (Not
-            ``MODEL.WEIGHTS``: that is where training started, e.g. ImageNet weights.)
-    """
-    path = weights or os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no trained classifier at {path}: train it first (tools/train_net.py "
-                                "--config-file ...) or name its checkpoint")
-    model = build_classifier_model(cfg)
-    load_weights(model, path, strict=True)
-    return model.backbone.eval()
-
-
-@dataclass
-class TrainedClassifier:
-    """What the CAM tools need of a classifier trained from a config."""
-
-    label: str
-    net: nn.Module  # in eval mode
-    records: List[dict]  # of the evaluation data set
-    class_names: List[str]
-    image_size: Tuple[int, int]  # INPUT.CLASSIFIER.RESIZE
-
-
-def load_trained_classifier(cfg: CN, label: str, weights: Optional[str] = None,
-                            dataset: Optional[str] = None) -> TrainedClassifier:
-    """The classifier ``tools/train_net.py`` trained with ``cfg`` (:func:`build_trained_classifier`),
-    with the first of its ``DATASETS.TEST`` (or ``dataset``); ``label`` names it in tables."""
-    if cfg.MODEL.META_ARCHITECTURE != "Res2NetClassifier":
-        raise ValueError(f"{label}: MODEL.META_ARCHITECTURE is {cfg.MODEL.META_ARCHITECTURE!r}; "
-                         "CAMs need a classifier (Res2NetClassifier)")
-    name = dataset or (cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else None)
-    if name is None:
-        raise ValueError(f"{label}: DATASETS.TEST is empty; name the data set to evaluate on")
-    records = classification_dicts_from_cfg(cfg, [name])
-    return TrainedClassifier(
-        label=label, net=build_trained_classifier(cfg, weights), records=records,
-        class_names=list(DatasetCatalog.metadata(name)["thing_classes"]),
-        image_size=tuple(int(v) for v in cfg.INPUT.CLASSIFIER.RESIZE),
-    )

@@ -26,7 +26,6 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..config.classification import load_trained_classifier
 from ..config.defaults import get_cfg, merge_config_file, merge_config_list
 from ..data.shapes_wsol import ensure_shapes_wsol
 from ..data.wsol import load_wsol_source
@@ -40,9 +39,10 @@ from ..evaluation.cam_comparison import (
 from ..evaluation.per_image import per_image_path
 from ..evaluation.wsol_scoremaps import PROTOCOLS
 from ..modeling.cam import CAM_METHODS, parse_model_spec
+from .trained_classifier import load_trained_classifier
 
 # It stands with the jobs that read a config (engines/, above config/): --config-file evaluates the
-# classifier a training run of that config wrote (config.classification.load_trained_classifier).
+# classifier a training run of that config wrote (trained_classifier.load_trained_classifier).
 
 __all__ = ["main"]
 

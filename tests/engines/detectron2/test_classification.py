@@ -12,9 +12,9 @@ pytest.importorskip(
 from detectron2.modeling import build_model  # noqa: E402
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list  # noqa: E402
-from res2net_det.config.classification import load_trained_classifier  # noqa: E402
 from res2net_det.engines import default_argument_parser  # noqa: E402
 from res2net_det.engines.detectron2.train_net import build_config, main  # noqa: E402
+from res2net_det.engines.trained_classifier import load_trained_classifier  # noqa: E402
 from res2net_det.modeling.classification import Res2NetClassifier  # noqa: E402
 from tests.helpers import REPO  # noqa: E402
 

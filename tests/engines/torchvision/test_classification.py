@@ -10,12 +10,12 @@ from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.config.classification import (
     build_classifier_model,
     classifier_kwargs_from_cfg,
-    load_trained_classifier,
 )
 from res2net_det.config.solver import build_lr_scheduler, lr_factor_at
 from res2net_det.engines import default_argument_parser, main
 from res2net_det.engines.torchvision.checkpoint import load_model_weights
 from res2net_det.engines.torchvision.registry import get_task
+from res2net_det.engines.trained_classifier import load_trained_classifier
 from res2net_det.modeling.classification import Res2NetClassifier
 from res2net_det.modeling.res2net import Res2Net
 from tests.helpers import REPO
