@@ -14,6 +14,7 @@ from res2net_det.data.saliency import (
     read_mask,
     register_saliency_folder,
     register_saliency_folders_from_cfg,
+    register_standard_saliency_datasets,
 )
 from tests.helpers import tiny_sod_cfg, write_pair
 
@@ -145,7 +146,8 @@ def test_registration_by_path_and_by_name(folder, tmp_path, monkeypatch):
         assert DatasetCatalog.metadata("sod_test_by_path")["evaluator_type"] == "saliency"
     finally:
         DatasetCatalog.remove("sod_test_by_path")
-    # standard names (registered on import) resolve under $DETECTRON2_DATASETS when loaded
+    # standard names (registered with the builtin names) resolve under $DETECTRON2_DATASETS when loaded
+    register_standard_saliency_datasets()
     image_rel, mask_rel = SALIENCY_DATASETS["ecssd"]
     for i in range(2):
         write_pair(tmp_path / "root" / image_rel, tmp_path / "root" / mask_rel, f"e{i}", seed=i)
