@@ -24,7 +24,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from .catalog import datasets_root
-from .synthetic import _exclusive, blend, coverage, paint_background, shape_outline, to_uint8, write_jpeg
+from .synthetic import blend, coverage, generation_lock, paint_background, shape_outline, to_uint8, write_jpeg
 from .wsol import register_wsol_split
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def ensure_shapes_wsol(
         return root
     # Several processes (Detectron2's --num-gpus ranks, torchrun) may ask at once: one writes, the
     # others wait, then find it done. The lock sits beside the data set, which is replaced whole.
-    with _exclusive(os.path.dirname(os.path.abspath(root))):
+    with generation_lock(os.path.dirname(os.path.abspath(root))):
         previous = found()
         if previous == params:
             return root

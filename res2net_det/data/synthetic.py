@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
+from filelock import FileLock
 
 from ..utils.io import atomic_write
 from .catalog import DatasetCatalog, datasets_root
@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKGROUNDS", "SHAPES", "SHAPE_CLASSES", "SHAPES_SPLITS", "blend", "coverage", "fill_flat", "generate_shapes_coco",
-    "hsv_colour", "paint_background", "place", "random_integers", "register_shapes", "shape_outline", "to_uint8",
-    "write_jpeg",
+    "generation_lock", "hsv_colour", "paint_background", "place", "random_integers", "register_shapes",
+    "shape_outline", "to_uint8", "write_jpeg",
 ]
 
 SHAPE_CLASSES = ("circle", "square", "triangle")
@@ -339,22 +339,12 @@ def _make_split(root: str, split: str, num_images: int, seed: int) -> dict:
     }
 
 
-@contextlib.contextmanager
-def _exclusive(root: str):
-    """An inter-process lock on ``root``: several processes (torchrun ranks, data loader workers)
-    may ask for the data at once; one writes, the others wait and then find it complete."""
+def generation_lock(root: str) -> FileLock:
+    """An inter-process lock on the generated data set ``root`` (``root/.lock``): several processes
+    (torchrun ranks, data loader workers, test workers) may ask for the data at once; one writes,
+    the others wait and then find it complete."""
     os.makedirs(root, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, generation is deterministic and renames are atomic
-        yield
-        return
-    with open(os.path.join(root, ".lock"), "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return FileLock(os.path.join(root, ".lock"))
 
 
 def _complete(json_file: str, seed: int) -> bool:
@@ -381,7 +371,7 @@ def generate_shapes_coco(
         out[split] = (json_file, image_root)
         if _complete(json_file, seed + offset):
             continue
-        with _exclusive(root):
+        with generation_lock(root):
             if _complete(json_file, seed + offset):  # another process wrote it while we waited
                 continue
             logger.info("generating %d synthetic shape images for %s under %s", num_images, split, root)

@@ -32,9 +32,9 @@ from .coco import load_coco_json
 from .synthetic import (
     SHAPE_CLASSES,
     _complete,
-    _exclusive,
     coverage,
     fill_flat,
+    generation_lock,
     paint_background,
     shape_outline,
     to_uint8,
@@ -153,7 +153,7 @@ def generate_shapes_panoptic(root: str, seed: int = 0,
         paths = out[split] = _paths(root, split)
         if _complete(paths["panoptic_json"], seed + offset):
             continue
-        with _exclusive(root):
+        with generation_lock(root):
             if _complete(paths["panoptic_json"], seed + offset):
                 continue
             logger.info("generating %d synthetic panoptic images for %s under %s", num_images, split, root)

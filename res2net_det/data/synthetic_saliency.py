@@ -24,7 +24,18 @@ import numpy as np
 
 from .catalog import DatasetCatalog, datasets_root
 from .saliency import load_saliency_folder
-from .synthetic import SHAPES, blend, coverage, hsv_colour, paint_background, place, shape_outline, to_uint8, write_jpeg
+from .synthetic import (
+    SHAPES,
+    blend,
+    coverage,
+    generation_lock,
+    hsv_colour,
+    paint_background,
+    place,
+    shape_outline,
+    to_uint8,
+    write_jpeg,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,34 +93,35 @@ def _draw_sample(seed: int) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def generate_saliency_dataset(root: str, force: bool = False) -> str:
-    """Writes every split of the synthetic data set under ``root`` (once) and returns ``root``."""
+    """Writes every split of the synthetic data set under ``root`` (once) and returns ``root``.
+
+    Several processes may ask at once (DDP ranks, test workers): one writes under the lock beside
+    the set, the others wait and find it complete, so a finished set is never replaced under a reader.
+    """
     marker = os.path.join(root, f"COMPLETE.v{_VERSION}")
     if os.path.exists(marker) and not force:
         return root
     parent = os.path.dirname(os.path.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".sod_synthetic.", dir=parent)
-    try:
-        for split, count, offset in SYNTHETIC_SALIENCY_SPLITS.values():
-            img_dir = os.path.join(tmp, split, f"{split}-Image")
-            mask_dir = os.path.join(tmp, split, f"{split}-Mask")
-            os.makedirs(img_dir)
-            os.makedirs(mask_dir)
-            for i in range(count):
-                img, mask = _draw_sample(seed=offset + i)
-                stem = f"sal_{i:05d}"
-                write_jpeg(os.path.join(img_dir, stem + ".jpg"), img, 92)
-                cv2.imwrite(os.path.join(mask_dir, stem + ".png"), mask)
-        open(os.path.join(tmp, f"COMPLETE.v{_VERSION}"), "w").close()
-        if os.path.exists(root):
-            shutil.rmtree(root)
+    with generation_lock(parent):
+        if os.path.exists(marker) and not force:  # another process wrote it while we waited
+            return root
+        tmp = tempfile.mkdtemp(prefix=".sod_synthetic.", dir=parent)
         try:
+            for split, count, offset in SYNTHETIC_SALIENCY_SPLITS.values():
+                img_dir = os.path.join(tmp, split, f"{split}-Image")
+                mask_dir = os.path.join(tmp, split, f"{split}-Mask")
+                os.makedirs(img_dir)
+                os.makedirs(mask_dir)
+                for i in range(count):
+                    img, mask = _draw_sample(seed=offset + i)
+                    stem = f"sal_{i:05d}"
+                    write_jpeg(os.path.join(img_dir, stem + ".jpg"), img, 92)
+                    cv2.imwrite(os.path.join(mask_dir, stem + ".png"), mask)
+            open(os.path.join(tmp, f"COMPLETE.v{_VERSION}"), "w").close()
+            shutil.rmtree(root, ignore_errors=True)  # an older or unfinished set
             os.replace(tmp, root)
-        except OSError:
-            if not os.path.exists(marker):  # another process may have won the race
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     logger.info("generated the synthetic saliency data set in %s", root)
     return root
 

@@ -44,7 +44,49 @@ def test_train_and_test_differ_and_images_vary_in_size(tmp_path, small_splits):
 
 def test_registered_names_generate_on_first_use(tmp_path, small_splits, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    syn.register_synthetic_saliency()  # as register_builtin_datasets does; the root is read on loading
     assert "sod_synthetic_train" in DatasetCatalog and "sod_synthetic_test" in DatasetCatalog
     assert not (tmp_path / "generated").exists()
     assert len(DatasetCatalog.get("sod_synthetic_test")) == 3
     assert (tmp_path / "generated" / "sod_synthetic" / "DUTS-TE" / "DUTS-TE-Mask").is_dir()
+
+
+_RACER = """
+import os, sys, time
+from res2net_det.data import synthetic_saliency as syn
+root, log, ready, go = sys.argv[1:]
+syn.SYNTHETIC_SALIENCY_SPLITS = {"sod_synthetic_train": ("DUTS-TR", 4, 0), "sod_synthetic_test": ("DUTS-TE", 2, 10**6)}
+draw = syn._draw_sample
+def counted(seed):
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()} {seed}\\n")
+    time.sleep(0.05)
+    return draw(seed)
+syn._draw_sample = counted
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.01)
+syn.generate_saliency_dataset(root)
+"""
+
+
+def test_two_processes_asking_at_once_generate_the_set_once(tmp_path):
+    """DDP ranks or test workers asking for the set together: one writes it, the other waits and
+    takes it, so a finished set is never replaced under a process already reading it."""
+    import subprocess
+    import sys
+    import time
+
+    root, log, go = tmp_path / "sod", tmp_path / "draws.log", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _RACER, str(root), str(log), str(tmp_path / f"ready{i}"), str(go)])
+             for i in range(2)]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a racer did not start"
+        time.sleep(0.05)
+    go.touch()  # both start generating at the same moment
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    draws = log.read_text().split()
+    assert len(set(draws[0::2])) == 1 and len(draws) // 2 == 6  # one process drew the 6 images, once
+    assert (root / "COMPLETE.v1").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".sod_synthetic.")) == []
