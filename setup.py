@@ -44,7 +44,8 @@ setup(
         # onnxruntime row of tools/benchmark.py backbone).
         "export": ["onnx>=1.14", "onnxruntime>=1.16"],
         # timm is the reference implementation the tests compare against; the export tests run
-        # the ONNX round trip; ruff is the lint .ci/run ends with (ruff.toml).
-        "test": ["pytest", "timm", "onnx>=1.14", "onnxruntime>=1.16", "ruff"],
+        # the ONNX round trip; ruff is the lint .ci/run ends with (ruff.toml); pytest-xdist runs
+        # the tests on every core (pytest.ini).
+        "test": ["pytest", "pytest-xdist>=3.2", "timm", "onnx>=1.14", "onnxruntime>=1.16", "ruff"],
     },
 )
