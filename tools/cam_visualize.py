@@ -11,12 +11,10 @@ Examples:
 """
 import argparse
 import logging
-import os
 
-from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.data.shapes_wsol import ensure_shapes_wsol
 from res2net_det.data.wsol import load_wsol_source, read_class_list, records_for_images
-from res2net_det.engines.trained_classifier import load_trained_classifier
+from res2net_det.engines.trained_classifier import trained_classifier_of_config
 from res2net_det.evaluation.cam_figure import visualize_cams
 from res2net_det.modeling.cam import CAM_METHODS, parse_model_spec
 
@@ -48,10 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    trained = None
-    if args.config_file:  # labelled by the config's name
-        cfg = merge_config_list(merge_config_file(get_cfg(), args.config_file), args.opts)
-        trained = load_trained_classifier(cfg, os.path.splitext(os.path.basename(args.config_file))[0], args.weights)
+    trained = trained_classifier_of_config(args.config_file, args.opts, args.weights) if args.config_file else None
     class_names = read_class_list(args.classes) if args.classes else None
     if args.images:
         records = records_for_images(args.images, args.annotations, args.classes)

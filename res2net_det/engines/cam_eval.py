@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from typing import Optional, Sequence
 
 import torch
 
-from ..config.defaults import get_cfg, merge_config_file, merge_config_list
 from ..data.shapes_wsol import ensure_shapes_wsol
 from ..data.wsol import load_wsol_source
 from ..data.wsol_metadata import load_wsol_metadata
@@ -39,10 +37,10 @@ from ..evaluation.cam_comparison import (
 from ..evaluation.per_image import per_image_path
 from ..evaluation.wsol_scoremaps import PROTOCOLS
 from ..modeling.cam import CAM_METHODS, parse_model_spec
-from .trained_classifier import load_trained_classifier
+from .trained_classifier import trained_classifier_of_config
 
 # It stands with the jobs that read a config (engines/, above config/): --config-file evaluates the
-# classifier a training run of that config wrote (trained_classifier.load_trained_classifier).
+# classifier a training run of that config wrote (trained_classifier.trained_classifier_of_config).
 
 __all__ = ["main"]
 
@@ -115,10 +113,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    trained = None
-    if args.config_file:  # labelled by the config's name
-        cfg = merge_config_list(merge_config_file(get_cfg(), args.config_file), args.opts)
-        trained = load_trained_classifier(cfg, os.path.splitext(os.path.basename(args.config_file))[0], args.weights)
+    trained = trained_classifier_of_config(args.config_file, args.opts, args.weights) if args.config_file else None
     records, class_names = load_data(args, trained)
     if args.max_images:
         records = records[: args.max_images]

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from fvcore.common.config import CfgNode as CN
 from torch import nn
 
 from ..config.classification import build_classifier_model, classification_dicts_from_cfg
+from ..config.defaults import get_cfg, merge_config_file, merge_config_list
 from ..data.catalog import DatasetCatalog
 from ..modeling.weights import load_weights
 
-__all__ = ["TrainedClassifier", "build_trained_classifier", "load_trained_classifier"]
+__all__ = ["TrainedClassifier", "build_trained_classifier", "load_trained_classifier", "trained_classifier_of_config"]
 
 
 def build_trained_classifier(cfg: CN, weights: Optional[str] = None) -> nn.Module:
@@ -65,3 +66,12 @@ def load_trained_classifier(cfg: CN, label: str, weights: Optional[str] = None,
         class_names=list(DatasetCatalog.metadata(name)["thing_classes"]),
         image_size=tuple(int(v) for v in cfg.INPUT.CLASSIFIER.RESIZE),
     )
+
+
+def trained_classifier_of_config(config_file: str, opts: Sequence[str] = (),
+                                 weights: Optional[str] = None) -> TrainedClassifier:
+    """:func:`load_trained_classifier` of a config file plus ``KEY VALUE`` overrides (what the CAM
+    jobs' ``--config-file`` takes), labelled by the file's name (``configs/cam/quickstart.yaml`` ->
+    ``quickstart``)."""
+    cfg = merge_config_list(merge_config_file(get_cfg(), config_file), list(opts))
+    return load_trained_classifier(cfg, os.path.splitext(os.path.basename(config_file))[0], weights)

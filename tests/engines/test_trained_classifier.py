@@ -7,7 +7,11 @@ import torch
 
 from res2net_det.config import get_cfg, merge_config_file, merge_config_list
 from res2net_det.config.classification import build_classifier_model
-from res2net_det.engines.trained_classifier import build_trained_classifier, load_trained_classifier
+from res2net_det.engines.trained_classifier import (
+    build_trained_classifier,
+    load_trained_classifier,
+    trained_classifier_of_config,
+)
 from tests.helpers import REPO
 
 
@@ -33,6 +37,13 @@ def test_trained_classifier_comes_back_for_the_cam_tools(tiny_wsol, tmp_path):
     assert torch.allclose(loaded.net(x), trained.backbone.eval()(x), atol=1e-6)
     assert (loaded.label, loaded.image_size, len(loaded.records)) == ("quickstart", (32, 32), 8)
     assert loaded.class_names == ["circle", "square", "triangle", "cross"]
+    # the CAM jobs' --config-file FILE KEY VALUE ...: the same network, labelled by the file's name
+    opts = ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "OUTPUT_DIR", str(tmp_path), "INPUT.CLASSIFIER.RESIZE",
+            "(32, 32)", "DATASETS.WSOL_SPLITS", str([["tiny_cfg_cls_val", tiny_wsol, "val"]]),
+            "DATASETS.TEST", "('tiny_cfg_cls_val',)"]
+    by_file = trained_classifier_of_config(str(REPO / "configs" / "cam" / "quickstart.yaml"), opts)
+    assert (by_file.label, by_file.image_size, len(by_file.records)) == ("quickstart", (32, 32), 8)
+    assert torch.allclose(by_file.net(x), loaded.net(x), atol=1e-6)
     # a checkpoint of another architecture is refused, not half-loaded
     other = _cfg("MODEL.RES2NET.WIDTH_PER_GROUP", "4")
     torch.save({"model": build_classifier_model(other).state_dict()}, os.path.join(tmp_path, "other.pth"))
